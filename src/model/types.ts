@@ -1,0 +1,249 @@
+// The sidecar's internal config model: immutable, decoded from Envoy v3 resources (static bootstrap or ADS).
+// Nothing past xds/ sees a raw proto; everything here is plain frozen data built once per config version.
+
+export interface SocketAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** envoy.config.core.v3.Locality */
+export interface Locality {
+  readonly region: string;
+  readonly zone: string;
+  readonly subZone: string;
+}
+
+/** envoy.config.core.v3.DataSource: where PEM material comes from. Inline values are redacted in dumps. */
+export type DataSource =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'inline'; readonly value: string };
+
+/** envoy.type.matcher.v3.StringMatcher */
+export type StringMatcher =
+  | { readonly kind: 'exact' | 'prefix' | 'suffix' | 'contains'; readonly value: string; readonly ignoreCase: boolean }
+  | { readonly kind: 'regex'; readonly regex: string; readonly ignoreCase: false };
+
+/** envoy.extensions.transport_sockets.tls.v3.TlsCertificate (files or inline) */
+export interface TlsCertificate {
+  readonly certificateChain: DataSource;
+  readonly privateKey: DataSource;
+}
+
+/** envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext (the subset we enforce) */
+export interface ValidationContext {
+  readonly trustedCa: DataSource;
+  /** match_typed_subject_alt_names with san_type URI; empty = any valid SVID of our trust domain. */
+  readonly uriSanMatchers: readonly StringMatcher[];
+}
+
+/** CommonTlsContext. SDS secret names (Istio's `default` / `ROOTCA`) arrive with the identity issue. */
+export interface CommonTls {
+  readonly certificates: readonly TlsCertificate[];
+  readonly validation?: ValidationContext;
+  readonly alpnProtocols: readonly string[];
+}
+
+export interface DownstreamTls {
+  readonly common: CommonTls;
+  readonly requireClientCertificate: boolean;
+}
+
+export interface UpstreamTls {
+  readonly common: CommonTls;
+  readonly sni: string;
+}
+
+/** envoy.config.route.v3.HeaderMatcher */
+export interface HeaderMatcher {
+  readonly name: string;
+  /** 'present' = present_match; otherwise a string matcher on the value (joined with "," if repeated). */
+  readonly match: { readonly kind: 'present'; readonly present: boolean } | { readonly kind: 'string'; readonly matcher: StringMatcher };
+  readonly invert: boolean;
+}
+
+/** envoy.config.route.v3.RouteMatch path specifier */
+export type PathMatch =
+  | { readonly kind: 'prefix'; readonly value: string }
+  | { readonly kind: 'path'; readonly value: string }
+  | { readonly kind: 'regex'; readonly regex: string };
+
+export interface RouteMatch {
+  readonly path: PathMatch;
+  /** RouteMatch.case_sensitive, default true. Applies to prefix and path. */
+  readonly caseSensitive: boolean;
+  readonly headers: readonly HeaderMatcher[];
+}
+
+/** envoy.config.route.v3.RouteAction (subset) */
+export interface RouteAction {
+  readonly cluster: string;
+  /** RouteAction.timeout; Envoy's default is 15 s; 0 disables. */
+  readonly timeoutMs: number;
+  readonly prefixRewrite?: string;
+  readonly hostRewriteLiteral?: string;
+}
+
+export type RouteKind =
+  | { readonly kind: 'route'; readonly action: RouteAction }
+  | { readonly kind: 'direct_response'; readonly status: number; readonly body?: string };
+
+export interface Route {
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly action: RouteKind;
+}
+
+export interface VirtualHost {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly routes: readonly Route[];
+}
+
+/** envoy.config.route.v3.RouteConfiguration */
+export interface RouteConfiguration {
+  readonly name: string;
+  readonly virtualHosts: readonly VirtualHost[];
+}
+
+/** An HCM http_filters entry, decoded by the filter's own decoder (registry keyed by type URL). */
+export interface HttpFilterConfig {
+  readonly name: string;
+  readonly typeUrl: string;
+  readonly optional: boolean;
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
+export type ForwardClientCertDetails =
+  | 'SANITIZE'
+  | 'FORWARD_ONLY'
+  | 'APPEND_FORWARD'
+  | 'SANITIZE_SET'
+  | 'ALWAYS_FORWARD_ONLY';
+
+export interface SetCurrentClientCertDetails {
+  readonly subject: boolean;
+  readonly cert: boolean;
+  readonly chain: boolean;
+  readonly dns: boolean;
+  readonly uri: boolean;
+}
+
+/** envoy.config.core.v3.Http2ProtocolOptions (the sizing knobs we honour) */
+export interface Http2Options {
+  readonly maxConcurrentStreams: number;
+  readonly initialStreamWindowSize: number;
+  readonly initialConnectionWindowSize: number;
+}
+
+/** envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager (subset) */
+export interface HttpConnectionManager {
+  readonly statPrefix: string;
+  readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
+  readonly route: { readonly kind: 'inline'; readonly config: RouteConfiguration } | { readonly kind: 'rds'; readonly name: string };
+  readonly httpFilters: readonly HttpFilterConfig[];
+  readonly forwardClientCertDetails: ForwardClientCertDetails;
+  readonly setCurrentClientCertDetails: SetCurrentClientCertDetails;
+  /** common_http_protocol_options.idle_timeout: downstream connection idle timeout (Envoy default 1 h). */
+  readonly idleTimeoutMs: number;
+  /** stream_idle_timeout (Envoy default 5 min). */
+  readonly streamIdleTimeoutMs: number;
+  /** request_timeout (Envoy default 0 = disabled). */
+  readonly requestTimeoutMs: number;
+  /** max_request_headers_kb (Envoy default 60). */
+  readonly maxRequestHeadersKb: number;
+  readonly http2: Http2Options;
+  /** generate_request_id (default true). */
+  readonly generateRequestId: boolean;
+  /** use_remote_address: when true the peer's address is appended to x-forwarded-for. */
+  readonly useRemoteAddress: boolean;
+}
+
+export interface FilterChain {
+  readonly name: string;
+  readonly hcm: HttpConnectionManager;
+  readonly tls?: DownstreamTls;
+}
+
+/** envoy.config.listener.v3.Listener (one filter chain; filter_chain_match is not supported yet) */
+export interface Listener {
+  readonly name: string;
+  readonly address: SocketAddress;
+  readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
+  readonly filterChain: FilterChain;
+}
+
+export type HealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
+
+export interface LbEndpoint {
+  readonly address: SocketAddress;
+  readonly healthStatus: HealthStatus;
+  /** load_balancing_weight, default 1 */
+  readonly weight: number;
+  readonly hostname: string;
+}
+
+export interface LocalityLbEndpoints {
+  readonly locality: Locality;
+  readonly priority: number;
+  /** load_balancing_weight of the locality; 0 = unset */
+  readonly weight: number;
+  readonly endpoints: readonly LbEndpoint[];
+}
+
+/** envoy.config.endpoint.v3.ClusterLoadAssignment */
+export interface ClusterLoadAssignment {
+  readonly clusterName: string;
+  readonly localities: readonly LocalityLbEndpoints[];
+  /** policy.overprovisioning_factor, percent (Envoy default 140). */
+  readonly overprovisioningFactor: number;
+}
+
+export type LbPolicy = 'ROUND_ROBIN';
+
+/** envoy.config.cluster.v3.Cluster (subset) */
+export interface Cluster {
+  readonly name: string;
+  readonly type: 'STATIC' | 'EDS';
+  /** connect_timeout, Envoy default 5 s */
+  readonly connectTimeoutMs: number;
+  readonly lbPolicy: LbPolicy;
+  /** Inline load_assignment (STATIC) or, for EDS, filled in when the ClusterLoadAssignment arrives. */
+  readonly loadAssignment?: ClusterLoadAssignment;
+  /** From typed_extension_protocol_options envoy.extensions.upstreams.http.v3.HttpProtocolOptions. */
+  readonly protocol: 'HTTP1' | 'HTTP2';
+  readonly http2: Http2Options;
+  /** common_http_protocol_options.idle_timeout for upstream connections (Envoy default 1 h). */
+  readonly idleTimeoutMs: number;
+  readonly tls?: UpstreamTls;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly cluster: string;
+  readonly locality?: Locality;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+export interface AdminConfig {
+  readonly address: SocketAddress;
+}
+
+/** envoy.config.bootstrap.v3.Bootstrap (node, static_resources, admin) */
+export interface Bootstrap {
+  readonly node: NodeInfo;
+  readonly listeners: readonly Listener[];
+  readonly clusters: readonly Cluster[];
+  readonly admin?: AdminConfig;
+}
+
+/**
+ * Used where Http2ProtocolOptions leaves a knob unset. Envoy's own defaults are 256 MiB windows, which
+ * in a single-threaded proxy would let one slow reader pin hundreds of MiB; 1 MiB per stream and 4 MiB
+ * per connection keep a 1 Gbit/s x 10 ms path full while bounding memory per stream. Streams are capped
+ * at 100 per connection, like Envoy's overload-safe recommendation for edge/downstream.
+ */
+export const HTTP2_DEFAULTS: Http2Options = Object.freeze({
+  maxConcurrentStreams: 100,
+  initialStreamWindowSize: 1 << 20,
+  initialConnectionWindowSize: 4 << 20,
+});
