@@ -156,6 +156,11 @@ export interface HttpConnectionManager {
   readonly generateRequestId: boolean;
   /** use_remote_address: when true the peer's address is appended to x-forwarded-for. */
   readonly useRemoteAddress: boolean;
+  /**
+   * upgrade_configs[].upgrade_type of entries with enabled != false, lowercased (e.g. ["websocket"]).
+   * As in Envoy, an Upgrade / extended CONNECT request whose type is not listed is refused (403).
+   */
+  readonly upgradeTypes: readonly string[];
 }
 
 export interface FilterChain {

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// `outrigger <command>`: the only place implementations are wired together. Exit 0 ok, 2 usage/config, 1 runtime.
+import { ConfigError, errorMessage } from '../core/errors.js';
+import { UsageError } from './args.js';
+import { demoMain, DEMO_HELP } from './demo.js';
+import { sidecarMain, SIDECAR_HELP } from './sidecar.js';
+
+const HELP = `Usage: outrigger <command> [options]
+
+Commands:
+  sidecar --config FILE   run a sidecar from an Envoy v3 bootstrap
+  demo                    run the local two-workload mTLS demo (what \`npm start\` runs)
+
+Run \`outrigger <command> --help\` for a command's options.
+`;
+
+const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+  sidecar: { run: sidecarMain, help: SIDECAR_HELP },
+  demo: { run: demoMain, help: DEMO_HELP },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 2;
+  }
+  const c = commands[cmd];
+  if (!c) {
+    process.stderr.write(`outrigger: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await c.run(rest);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`outrigger ${cmd}: invalid configuration:\n${e.issues.map((i) => `  ${i.file ?? ''}${i.line ? `:${i.line}` : ''}${i.file ? ' ' : ''}${i.path}: ${i.message}`).join('\n')}\n`);
+      return 2;
+    }
+    if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      process.stderr.write(`outrigger ${cmd}: ${errorMessage(e)}\n\n${c.help}`);
+      return 2;
+    }
+    if ((e as { code?: string }).code === 'CERT_LOAD_FAILED' || (e as { code?: string }).code === 'KEY_MISMATCH') {
+      process.stderr.write(`outrigger ${cmd}: ${errorMessage(e)}\n`);
+      return 2;
+    }
+    process.stderr.write(`outrigger ${cmd}: ${errorMessage(e)}\n`);
+    return 1;
+  }
+}
+
+const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`outrigger: ${errorMessage(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

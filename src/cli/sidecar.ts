@@ -1,0 +1,165 @@
+// `outrigger sidecar --config FILE`: wires bootstrap, secrets, data plane, admin and signals together.
+import { parseArgs } from 'node:util';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { systemClock } from '../core/clock.js';
+import { ConfigError, errorMessage } from '../core/errors.js';
+import { systemRng } from '../core/rng.js';
+import { SecretStore } from '../identity/secret-store.js';
+import type { Bootstrap } from '../model/types.js';
+import { AdminServer, type CertView, type ClusterView } from '../admin/server.js';
+import { SidecarRuntime } from '../dataplane/sidecar.js';
+import { AccessLog } from '../telemetry/access-log.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
+import { loadBootstrapFile } from '../xds/bootstrap.js';
+import { redactedDump } from '../admin/config-dump.js';
+import { UsageError, durationFlag, numberFlag } from './args.js';
+
+export const SIDECAR_HELP = `Usage: outrigger sidecar --config FILE [options]
+
+Runs one sidecar from an Envoy v3 bootstrap (YAML or JSON, Envoy's field names).
+
+Options:
+  --config FILE             Envoy v3 bootstrap (node, static_resources, admin)
+  --drain-time DURATION     how long in-flight requests may take to finish on SIGTERM (default 5s)
+  --access-log TARGET       stdout (default), stderr, off, or a file path
+  --access-log-sample RATE  fraction of successful requests logged, 0..1 (errors are always logged; default 1)
+  --log-level LEVEL         trace|debug|info|warn|error (default info)
+  -h, --help                this help
+
+Exit codes: 0 clean shutdown, 2 bad usage or config (file, line and field named), 1 runtime failure.
+`;
+
+export interface RunningSidecar {
+  readonly runtime: SidecarRuntime;
+  readonly admin: AdminServer;
+  readonly adminAddress: { host: string; port: number } | undefined;
+  /** Drain and stop; resolves true when in-flight requests finished within the drain time. */
+  shutdown(): Promise<boolean>;
+}
+
+export interface SidecarOptions {
+  bootstrap: Bootstrap;
+  drainMs: number;
+  accessLog: AccessLog;
+  logger: Logger;
+  registry?: Registry;
+  /** Called once shutdown finished (the CLI exits here). */
+  onExit?: (clean: boolean) => void;
+}
+
+/** Starts a sidecar in this process. Used by the CLI, the demo and the end-to-end tests. */
+export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
+  const clock = systemClock;
+  const registry = o.registry ?? new Registry();
+  const secrets = new SecretStore({ clock, logger: o.logger });
+  const runtime = new SidecarRuntime(o.bootstrap, {
+    clock,
+    rng: systemRng,
+    logger: o.logger,
+    registry,
+    accessLog: o.accessLog,
+    materialFor: (common) => secrets.sourceFor(common),
+  });
+  secrets.bindMetrics(runtime.metrics);
+  let shuttingDown: Promise<boolean> | undefined;
+  const admin = new AdminServer({
+    ready: () => runtime.ready && secrets.allLoaded(),
+    registry,
+    configDump: () => redactedDump(o.bootstrap, runtime.listeners.map((l) => ({ name: l.name, address: l.address() }))),
+    clusters: () => clusterViews(runtime),
+    certs: (): CertView[] => secrets.views(clock.now()),
+    quit: () => void shutdown(),
+  });
+  const shutdown = (): Promise<boolean> => {
+    shuttingDown ??= (async () => {
+      o.logger.info({ drainMs: o.drainMs }, 'draining');
+      const clean = await runtime.drain(o.drainMs);
+      secrets.close();
+      await admin.close();
+      o.accessLog.flush();
+      o.logger.info({ clean }, 'stopped');
+      o.onExit?.(clean);
+      return clean;
+    })();
+    return shuttingDown;
+  };
+  try {
+    secrets.start();
+    await runtime.start();
+  } catch (e) {
+    runtime.close();
+    secrets.close();
+    throw e;
+  }
+  const adminAddress = o.bootstrap.admin ? await admin.start(o.bootstrap.admin.address) : undefined;
+  if (adminAddress) o.logger.info({ address: `${adminAddress.host}:${adminAddress.port}` }, 'admin listening');
+  return { runtime, admin, adminAddress, shutdown };
+}
+
+function clusterViews(runtime: SidecarRuntime): ClusterView[] {
+  const out: ClusterView[] = [];
+  for (const c of runtime.clusters.all()) {
+    out.push({
+      name: c.cluster.name,
+      endpoints: c.endpoints.map((e) => {
+        const s = e.pool.stats();
+        return {
+          address: e.hostPort,
+          locality: { region: e.locality.region, zone: e.locality.zone, sub_zone: e.locality.subZone },
+          priority: e.priority,
+          weight: e.endpoint.weight,
+          health_status: e.endpoint.healthStatus,
+          rq_active: e.rqActive,
+          rq_total: e.rqTotal,
+          rq_error: e.rqError,
+          cx_active: s.connections,
+          cx_connect_fail: s.connectFailures,
+        };
+      }),
+    });
+  }
+  return out;
+}
+
+export async function sidecarMain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      'drain-time': { type: 'string' },
+      'access-log': { type: 'string' },
+      'access-log-sample': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(SIDECAR_HELP);
+    return 0;
+  }
+  if (!values.config) throw new UsageError('--config FILE is required (an Envoy v3 bootstrap)');
+  const drainMs = durationFlag('drain-time', values['drain-time'], 5000);
+  const sample = numberFlag('access-log-sample', values['access-log-sample'], 1, 0, 1);
+  const logger = createLogger({ level: values['log-level'] ?? 'info' });
+  const bootstrap = loadBootstrapFile(values.config);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'outrigger_process_' });
+  const accessLog = new AccessLog({ target: values['access-log'] ?? 'stdout', sampleRate: sample }, systemRng);
+  let exit: (code: number) => void = () => {};
+  const exited = new Promise<number>((r) => (exit = r));
+  const running = await startSidecar({ bootstrap, drainMs, accessLog, logger, registry, onExit: () => exit(0) });
+  const onSignal = (sig: string) => {
+    logger.info({ signal: sig }, 'signal received');
+    void running.shutdown();
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  return exited;
+}
+
+export function isConfigError(e: unknown): e is ConfigError {
+  return e instanceof ConfigError;
+}
+
+export { errorMessage };

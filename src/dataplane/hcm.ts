@@ -1,0 +1,464 @@
+// HTTP connection manager runtime: per request, route → cluster → endpoint → pool, streaming both ways,
+// with local replies, timeouts, metrics and the access log. Built once per listener config version.
+import http2 from 'node:http2';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
+import type { Clock } from '../core/clock.js';
+import { uuid4, type Rng } from '../core/rng.js';
+import type { HttpConnectionManager } from '../model/types.js';
+import type { ClusterManager, EndpointRuntime } from '../upstream/cluster-manager.js';
+import { UpstreamError } from '../upstream/errors.js';
+import type { UpstreamStream } from '../upstream/pool.js';
+import type { AccessLog } from '../telemetry/access-log.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { MeshMetrics, RequestRecorder } from '../telemetry/metrics.js';
+import { H1Sink, H2Sink, RequestRecord, type ConnInfo, type DownstreamSink } from './exchange.js';
+import { H1TunnelEnd, H2TunnelEnd, type TunnelEnd } from './tunnel.js';
+import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type ForwardingContext } from './headers.js';
+import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from './local-reply.js';
+import { RouteTable } from './router.js';
+
+export interface HcmDeps {
+  readonly listenerName: string;
+  /** Istio's reporter label: "source" on outbound listeners, "destination" on inbound. */
+  readonly reporter: 'source' | 'destination';
+  readonly clusters: ClusterManager;
+  readonly metrics: MeshMetrics;
+  readonly recorder: RequestRecorder;
+  readonly accessLog: AccessLog;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly rng: Rng;
+  /** Our own SPIFFE ID on this listener, if it has a certificate. */
+  readonly localUri: () => string | undefined;
+}
+
+const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export class HcmRuntime {
+  readonly routes: RouteTable;
+  private readonly streamsGauge;
+  private readonly localRepliesCounter;
+  active = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly cfg: HttpConnectionManager,
+    private readonly d: HcmDeps,
+  ) {
+    if (cfg.route.kind !== 'inline') throw new Error('RDS route configs arrive with the ADS client');
+    this.routes = new RouteTable(cfg.route.config);
+    this.streamsGauge = d.metrics.downstreamStreamsActive.labels({ listener: d.listenerName });
+    this.localRepliesCounter = d.metrics.localReplies;
+  }
+
+  /** Resolves once no request is in flight (drain). */
+  whenIdle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  // ---- downstream entry points -------------------------------------------------------------
+
+  handleH1(req: IncomingMessage, res: ServerResponse, conn: ConnInfo): void {
+    const h = req.headers;
+    const authority = h.host ?? '';
+    const te = h['transfer-encoding'];
+    const cl = h['content-length'];
+    const hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+    const rec = this.newRecord(req.method ?? 'GET', authority, req.url ?? '/', `HTTP/${req.httpVersion}`, h, conn);
+    this.forward(rec, hasBody ? req : null, new H1Sink(res), (fn) => {
+      res.once('close', () => {
+        if (!res.writableFinished) fn();
+      });
+    });
+  }
+
+  handleH2(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, flags: number, conn: ConnInfo): void {
+    const authority = (h[':authority'] as string | undefined) ?? firstValue(h.host) ?? '';
+    const rec = this.newRecord((h[':method'] as string) ?? 'GET', authority, (h[':path'] as string) ?? '/', 'HTTP/2', h, conn);
+    const hasBody = (flags & NGHTTP2_FLAG_END_STREAM) === 0;
+    stream.on('error', () => {
+      /* downstream resets are reported through 'close' */
+    });
+    if (rec.method === 'CONNECT') {
+      const proto = h[':protocol'];
+      const sink = new H2Sink(stream);
+      if (typeof proto !== 'string') return this.localReply(rec, sink, null, Replies.badRequest('CONNECT without :protocol is not supported', 'connect_not_supported'));
+      return this.tunnel(rec, proto.toLowerCase(), new H2TunnelEnd(stream, sink));
+    }
+    this.forward(rec, hasBody ? stream : null, new H2Sink(stream), (fn) => {
+      stream.once('close', () => {
+        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR || !stream.writableFinished) fn();
+      });
+    });
+  }
+
+  /** An HTTP/1.1 Upgrade request (the server's 'upgrade' event). */
+  handleH1Upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, conn: ConnInfo): void {
+    const rec = this.newRecord(req.method ?? 'GET', req.headers.host ?? '', req.url ?? '/', `HTTP/${req.httpVersion}`, req.headers, conn);
+    if (head.length) socket.unshift(head);
+    this.tunnel(rec, String(req.headers.upgrade ?? '').toLowerCase(), new H1TunnelEnd(socket, req.headers));
+  }
+
+  /**
+   * WebSocket in either shape: HTTP/1.1 Upgrade or RFC 8441 extended CONNECT, converted as the upstream
+   * protocol needs. Only upgrade types listed in upgrade_configs are allowed, as in Envoy.
+   */
+  private tunnel(rec: RequestRecord, type: string, down: TunnelEnd): void {
+    this.active++;
+    this.streamsGauge.inc();
+    const refuse = (r: LocalReply) => {
+      rec.status = r.status;
+      rec.flag = r.flag;
+      rec.details = r.details;
+      this.localRepliesCounter.inc({ listener: this.d.listenerName, response_flags: r.flag });
+      down.refuse(renderLocalReply(r, rec.requestId, false));
+      this.complete(rec);
+    };
+    if (type !== 'websocket' || !this.cfg.upgradeTypes.includes(type)) {
+      return refuse({ status: 403, code: 'upgrade_not_allowed', message: `upgrade type ${JSON.stringify(type)} is not enabled in upgrade_configs`, flag: '-', details: 'upgrade_failed' });
+    }
+    const match = this.routes.match(rec.authority, rec.path, (name) => firstValue(rec.headers[name]));
+    if (!match || match.route.action.kind !== 'route') return refuse(Replies.noRoute());
+    const ra = match.route.action.action;
+    rec.routeName = match.route.name || null;
+    rec.virtualHost = match.virtualHost;
+    rec.upstreamCluster = ra.cluster;
+    const cluster = this.d.clusters.get(ra.cluster);
+    if (!cluster) return refuse(Replies.noCluster(ra.cluster));
+    const ep = cluster.pick();
+    if (!ep) return refuse(Replies.noHealthyUpstream());
+    rec.upstreamHost = ep.hostPort;
+    const headers: OutgoingHttpHeaders = {};
+    forwardRequestHeaders(rec.headers, headers, this.forwardingContext(rec), rec.requestId);
+    for (const k of ['sec-websocket-key', 'sec-websocket-version'] as const) {
+      const v = rec.headers[k];
+      if (v !== undefined) headers[k] = v;
+    }
+    ep.rqActive++;
+    ep.rqTotal++;
+    ep.pool.upgrade({ method: 'GET', authority: ra.hostRewriteLiteral ?? rec.authority, path: rec.path, scheme: 'https', headers, endStream: false }).then(
+      (up) => {
+        ep.rqActive--;
+        if (!up.ok) {
+          rec.status = up.status;
+          rec.upstreamPeer = null;
+          down.forwardRefusal(up.status, up.headers, up.body);
+          up.body.once('end', () => this.complete(rec));
+          return;
+        }
+        rec.upstreamPeer = up.peerUri ?? null;
+        rec.status = down.accept(up.headers);
+        if (up.head.length) down.duplex.unshift(up.head);
+        const closeBoth = () => {
+          down.duplex.destroy();
+          up.tunnel.destroy();
+          this.complete(rec);
+        };
+        down.duplex.on('data', (c: Buffer) => (rec.bytesIn += c.length));
+        up.tunnel.on('data', (c: Buffer) => (rec.bytesOut += c.length));
+        down.duplex.pipe(up.tunnel).on('error', closeBoth);
+        up.tunnel.pipe(down.duplex).on('error', closeBoth);
+        down.duplex.once('close', closeBoth);
+        up.tunnel.once('close', closeBoth);
+        down.duplex.on('error', closeBoth);
+        up.tunnel.on('error', closeBoth);
+      },
+      (err: unknown) => {
+        ep.rqActive--;
+        ep.rqError++;
+        const e = err instanceof UpstreamError ? err : new UpstreamError('connect_failure', 'unknown', String(err));
+        rec.upstreamFailure = e.reason;
+        refuse(e.kind === 'reset' ? Replies.upstreamReset(e.reason) : Replies.connectFailure(e.reason));
+      },
+    );
+  }
+
+  private forwardingContext(rec: RequestRecord): ForwardingContext {
+    return {
+      remoteIp: rec.conn.remoteIp,
+      tls: rec.conn.tls,
+      peer: rec.conn.peer,
+      localUri: this.d.localUri(),
+      fcc: this.cfg.forwardClientCertDetails,
+      setCurrent: this.cfg.setCurrentClientCertDetails,
+      appendXff: true,
+    };
+  }
+
+  private newRecord(method: string, authority: string, path: string, protocol: string, h: IncomingHttpHeaders, conn: ConnInfo): RequestRecord {
+    const incomingId = firstValue(h['x-request-id']);
+    const requestId = incomingId || (this.cfg.generateRequestId ? uuid4() : '');
+    return new RequestRecord(this.d.clock.now(), this.d.clock.monotonic(), requestId, method, authority, path, protocol, h, isGrpcContentType(h['content-type']), conn);
+  }
+
+  // ---- the request path --------------------------------------------------------------------
+
+  private forward(rec: RequestRecord, body: Readable | null, sink: DownstreamSink, onDownstreamAbort: (fn: () => void) => void): void {
+    this.active++;
+    this.streamsGauge.inc();
+    if (body) body.on('data', (c: Buffer) => (rec.bytesIn += c.length));
+
+    const match = this.routes.match(rec.authority, rec.path, (name) => {
+      if (name === ':authority' || name === 'host') return rec.authority;
+      if (name === ':path') return rec.path;
+      if (name === ':method') return rec.method;
+      const v = rec.headers[name];
+      return Array.isArray(v) ? v.join(',') : v;
+    });
+    if (!match) return this.localReply(rec, sink, body, Replies.noRoute());
+    rec.routeName = match.route.name || null;
+    rec.virtualHost = match.virtualHost;
+    const action = match.route.action;
+    if (action.kind === 'direct_response') return this.localReply(rec, sink, body, Replies.direct(action.status, action.body ?? ''));
+    const ra = action.action;
+    rec.upstreamCluster = ra.cluster;
+    const cluster = this.d.clusters.get(ra.cluster);
+    if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(ra.cluster));
+
+    const state = { upstream: undefined as UpstreamStream | undefined, finished: false, retried: false, timer: undefined as ReturnType<Clock['setTimeout']> | undefined };
+    const finish = () => {
+      if (state.finished) return;
+      state.finished = true;
+      if (state.timer) this.d.clock.clearTimeout(state.timer);
+      this.complete(rec);
+    };
+    onDownstreamAbort(() => {
+      if (state.finished) return;
+      // The caller went away: stop the upstream exchange too (Envoy flag DC).
+      if (rec.flag === '-') rec.flag = 'DC';
+      if (!rec.status) rec.status = 0;
+      state.upstream?.abort();
+      finish();
+    });
+    if (ra.timeoutMs > 0) {
+      state.timer = this.d.clock.setTimeout(() => {
+        if (state.finished) return;
+        state.upstream?.abort();
+        if (!sink.headersSent) {
+          this.localReply(rec, sink, body, Replies.timeout(), false);
+        } else {
+          rec.flag = 'UT';
+          sink.reset();
+        }
+        finish();
+      }, ra.timeoutMs);
+    }
+
+    const headers: OutgoingHttpHeaders = {};
+    forwardRequestHeaders(rec.headers, headers, this.forwardingContext(rec), rec.requestId);
+    let path = rec.path;
+    if (ra.prefixRewrite !== undefined && match.route.match.path.kind === 'prefix') {
+      path = ra.prefixRewrite + path.slice(match.route.match.path.value.length);
+    }
+    const authority = ra.hostRewriteLiteral ?? rec.authority;
+
+    const attempt = (ep: EndpointRuntime) => {
+      rec.upstreamHost = ep.hostPort;
+      rec.upstreamStartMs = this.d.clock.monotonic();
+      ep.rqActive++;
+      ep.rqTotal++;
+      let epDone = false;
+      const endpointDone = (error: boolean) => {
+        if (epDone) return;
+        epDone = true;
+        ep.rqActive--;
+        if (error) ep.rqError++;
+      };
+      ep.pool
+        .open(
+          { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null },
+          {
+            onResponse: (status, upHeaders, upBody, endStream) => {
+              if (state.finished) {
+                upBody.resume();
+                return;
+              }
+              rec.upstreamServiceMs = this.d.clock.monotonic() - rec.upstreamStartMs;
+              rec.status = status;
+              const out: OutgoingHttpHeaders = {};
+              forwardResponseHeaders(upHeaders, out);
+              if (rec.grpc) {
+                const gs = firstValue(upHeaders['grpc-status'] as string | string[] | undefined);
+                if (gs !== undefined) rec.grpcStatus = gs;
+              }
+              const isH2Upstream = cluster.cluster.protocol === 'HTTP2';
+              sink.respond(status, out, endStream, isH2Upstream);
+              if (endStream) {
+                upBody.resume();
+                endpointDone(false);
+                finish();
+                return;
+              }
+              upBody.on('data', (c: Buffer) => (rec.bytesOut += c.length));
+              upBody.once('end', () => {
+                endpointDone(false);
+                // Ending the sink after trailers were set lets HTTP/2 send them as the final frame.
+                finish();
+              });
+              upBody.pipe(sink.body);
+            },
+            onTrailers: (t) => {
+              const gs = firstValue(t['grpc-status'] as string | string[] | undefined);
+              if (gs !== undefined) rec.grpcStatus = gs;
+              sink.setTrailers(forwardTrailers(t));
+            },
+            onError: (err, responseStarted) => {
+              endpointDone(true);
+              if (state.finished) return;
+              rec.upstreamFailure = err.reason;
+              if (responseStarted || sink.headersSent) {
+                rec.flag = 'UC';
+                sink.reset();
+                finish();
+                return;
+              }
+              this.upstreamFailed(rec, sink, body, err, () => retry(err), finish);
+            },
+          },
+        )
+        .then(
+          (up) => {
+            if (state.finished) {
+              up.abort();
+              endpointDone(false);
+              return;
+            }
+            state.upstream = up;
+            rec.upstreamPeer = up.peerUri ?? null;
+            if (up.sink && body) body.pipe(up.sink);
+          },
+          (err: unknown) => {
+            endpointDone(true);
+            if (state.finished) return;
+            const e = err instanceof UpstreamError ? err : new UpstreamError('connect_failure', 'unknown', String(err), err);
+            rec.upstreamFailure = e.reason;
+            this.upstreamFailed(rec, sink, body, e, () => retry(e), finish);
+          },
+        );
+    };
+
+    /**
+     * A stream refused by a GOAWAY race, or a pooled session that died before the request was sent, never
+     * reached the application; a bodyless request is then retried once on a fresh connection.
+     */
+    const retry = (err: UpstreamError): boolean => {
+      if (state.retried || body !== null || err.kind !== 'refused_stream') return false;
+      state.retried = true;
+      const ep = cluster.pick();
+      if (!ep) return false;
+      attempt(ep);
+      return true;
+    };
+
+    const ep = cluster.pick();
+    if (!ep) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
+    attempt(ep);
+  }
+
+  private upstreamFailed(rec: RequestRecord, sink: DownstreamSink, body: Readable | null, err: UpstreamError, retry: () => boolean, finish: () => void): void {
+    if (retry()) return;
+    if (err.kind === 'connect_failure' || err.kind === 'connect_timeout') {
+      this.d.metrics.upstreamConnectFailures.inc({ cluster: rec.upstreamCluster ?? '', reason: err.reason });
+      if (err.reason === 'peer_identity') {
+        this.d.logger.warn({ cluster: rec.upstreamCluster, upstream: rec.upstreamHost, local: this.d.localUri(), error: err.message }, 'upstream peer identity rejected');
+      }
+      this.localReply(rec, sink, body, Replies.connectFailure(err.reason), false);
+    } else {
+      this.localReply(rec, sink, body, Replies.upstreamReset(err.reason), false);
+    }
+    finish();
+  }
+
+  /** Sends a local reply (JSON or gRPC status) and, unless told otherwise, completes the request. */
+  private localReply(rec: RequestRecord, sink: DownstreamSink, body: Readable | null, r: LocalReply, complete = true): void {
+    rec.status = rec.grpc ? 200 : r.status;
+    rec.flag = r.flag;
+    rec.details = r.details;
+    this.localRepliesCounter.inc({ listener: this.d.listenerName, response_flags: r.flag });
+    const out = renderLocalReply(r, rec.requestId, rec.grpc);
+    if (rec.grpc) rec.grpcStatus = out.headers['grpc-status']!;
+    // Drain, don't forward, whatever body the caller is still sending.
+    body?.resume();
+    if (!sink.destroyed && !sink.headersSent) {
+      const headers: OutgoingHttpHeaders = { ...out.headers };
+      if (out.body) headers['content-length'] = Buffer.byteLength(out.body);
+      if (out.body) {
+        sink.respond(out.status, headers, false, false);
+        sink.body.end(out.body);
+      } else {
+        sink.respond(out.status, headers, true, false);
+      }
+      rec.bytesOut += Buffer.byteLength(out.body);
+    }
+    if (complete) this.complete(rec);
+  }
+
+  // ---- accounting --------------------------------------------------------------------------
+
+  private complete(rec: RequestRecord): void {
+    if (rec.done) return;
+    rec.done = true;
+    this.active--;
+    this.streamsGauge.dec();
+    const durationMs = this.d.clock.monotonic() - rec.startMono;
+    const local = this.d.localUri() ?? 'unknown';
+    const inbound = this.d.reporter === 'destination';
+    this.d.recorder.record(
+      {
+        reporter: this.d.reporter,
+        source_principal: inbound ? rec.conn.peer?.uri ?? 'unknown' : local,
+        destination_principal: inbound ? local : rec.upstreamPeer ?? 'unknown',
+        destination_service: rec.virtualHost ?? 'unknown',
+        destination_cluster: rec.upstreamCluster ?? 'unknown',
+        response_code: String(rec.status),
+        response_flags: rec.flag,
+        request_protocol: rec.grpc ? 'grpc' : 'http',
+        grpc_response_status: rec.grpcStatus,
+        connection_security_policy: inbound ? (rec.conn.tls ? 'mutual_tls' : 'none') : 'unknown',
+      },
+      durationMs,
+      rec.bytesIn,
+      rec.bytesOut,
+    );
+    const isError = rec.status >= 500 || rec.flag !== '-';
+    if (this.d.accessLog.wants(isError)) {
+      const h = rec.headers;
+      this.d.accessLog.write({
+        start_time: new Date(rec.startWall).toISOString(),
+        method: rec.method,
+        path: rec.path,
+        protocol: rec.protocol,
+        response_code: rec.status,
+        response_flags: rec.flag,
+        response_code_details: rec.details,
+        bytes_received: rec.bytesIn,
+        bytes_sent: rec.bytesOut,
+        duration: Math.round(durationMs),
+        upstream_service_time: rec.upstreamServiceMs === null ? null : Math.round(rec.upstreamServiceMs),
+        upstream_host: rec.upstreamHost,
+        upstream_cluster: rec.upstreamCluster,
+        upstream_transport_failure_reason: rec.upstreamFailure,
+        x_forwarded_for: firstValue(h['x-forwarded-for']) ?? null,
+        user_agent: firstValue(h['user-agent']) ?? null,
+        request_id: rec.requestId,
+        authority: rec.authority,
+        downstream_remote_address: `${rec.conn.remoteIp}:${rec.conn.remotePort}`,
+        downstream_peer_uri_san: rec.conn.peer?.uri ?? null,
+        upstream_peer_uri_san: rec.upstreamPeer,
+        route_name: rec.routeName,
+        listener: this.d.listenerName,
+      });
+    }
+    if (this.active === 0 && this.idleWaiters.length) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+}

@@ -1,0 +1,109 @@
+// Replies the proxy makes itself: JSON {code,message,request_id} for HTTP, trailers-only grpc-status for gRPC.
+
+/** Envoy response flags (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage). */
+export type ResponseFlag = '-' | 'NR' | 'UF' | 'UC' | 'UT' | 'UH' | 'UO' | 'RL' | 'DC' | 'URX' | 'DPE' | 'UPE' | 'SI';
+
+export interface LocalReply {
+  readonly status: number;
+  /** Stable machine-readable code, e.g. "no_route", "upstream_connect_failure". */
+  readonly code: string;
+  readonly message: string;
+  readonly flag: ResponseFlag;
+  /** gRPC status for gRPC callers; defaults from the HTTP status (Envoy's mapping). */
+  readonly grpcStatus?: number;
+  /** Envoy's response_code_details for the access log. */
+  readonly details: string;
+}
+
+export const GRPC = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** Envoy's HTTP→gRPC status mapping for local replies (grpc/http_to_grpc in Envoy's Grpc::Utility). */
+export function grpcStatusForHttp(status: number): number {
+  switch (status) {
+    case 400:
+      return GRPC.INTERNAL;
+    case 401:
+      return GRPC.UNAUTHENTICATED;
+    case 403:
+      return GRPC.PERMISSION_DENIED;
+    case 404:
+      return GRPC.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GRPC.UNAVAILABLE;
+    default:
+      return GRPC.UNKNOWN;
+  }
+}
+
+export const Replies = {
+  noRoute: (): LocalReply => ({ status: 404, code: 'no_route', message: 'no route matched the request', flag: 'NR', details: 'route_not_found' }),
+  noCluster: (cluster: string): LocalReply => ({ status: 503, code: 'no_cluster', message: `cluster ${cluster} is not known`, flag: 'NR', details: 'cluster_not_found' }),
+  noHealthyUpstream: (): LocalReply => ({ status: 503, code: 'no_healthy_upstream', message: 'no healthy upstream', flag: 'UH', details: 'no_healthy_upstream' }),
+  connectFailure: (reason: string): LocalReply => ({
+    status: 503,
+    code: 'upstream_connect_failure',
+    message: `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${reason}`,
+    flag: 'UF',
+    details: 'upstream_reset_before_response_started{connection_failure}',
+  }),
+  upstreamReset: (reason: string): LocalReply => ({
+    status: 503,
+    code: 'upstream_reset',
+    message: `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`,
+    flag: 'UC',
+    details: 'upstream_reset_before_response_started{connection_termination}',
+  }),
+  timeout: (): LocalReply => ({ status: 504, code: 'upstream_timeout', message: 'upstream request timeout', flag: 'UT', grpcStatus: GRPC.DEADLINE_EXCEEDED, details: 'upstream_response_timeout' }),
+  badRequest: (message: string, details = 'bad_request'): LocalReply => ({ status: 400, code: 'bad_request', message, flag: 'DPE', details }),
+  headersTooLarge: (): LocalReply => ({ status: 431, code: 'headers_too_large', message: 'request headers too large', flag: 'DPE', details: 'request_headers_too_large' }),
+  direct: (status: number, body: string): LocalReply => ({ status, code: 'direct_response', message: body, flag: '-', details: 'direct_response' }),
+} as const;
+
+export function isGrpcContentType(ct: string | string[] | undefined): boolean {
+  return typeof ct === 'string' && ct.startsWith('application/grpc');
+}
+
+export interface RenderedReply {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** Renders a local reply for an HTTP or a gRPC caller. gRPC gets HTTP 200 with a trailers-only status. */
+export function renderLocalReply(r: LocalReply, requestId: string, grpc: boolean): RenderedReply {
+  if (grpc) {
+    return {
+      status: 200,
+      headers: {
+        'content-type': 'application/grpc',
+        'grpc-status': String(r.grpcStatus ?? grpcStatusForHttp(r.status)),
+        // grpc-message is percent-encoded (gRPC over HTTP/2 spec, "Responses").
+        'grpc-message': encodeURIComponent(r.message),
+        'x-request-id': requestId,
+      },
+      body: '',
+    };
+  }
+  if (r.code === 'direct_response') {
+    return { status: r.status, headers: { 'content-type': 'text/plain', 'x-request-id': requestId }, body: r.message };
+  }
+  return {
+    status: r.status,
+    headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+    body: JSON.stringify({ code: r.code, message: r.message, request_id: requestId }),
+  };
+}

@@ -1,0 +1,93 @@
+// Route table compiled once per RouteConfiguration: virtual host lookup by authority, then first matching route.
+import { compileHeaderMatcher, compileRegex, type HeaderGetter } from '../model/matchers.js';
+import type { Route, RouteConfiguration, VirtualHost } from '../model/types.js';
+
+export interface CompiledRoute {
+  readonly route: Route;
+  readonly virtualHost: string;
+  matches(path: string, pathNoQuery: string, get: HeaderGetter): boolean;
+}
+
+interface CompiledVhost {
+  readonly name: string;
+  readonly routes: readonly CompiledRoute[];
+}
+
+function compileRoute(r: Route, vhost: string): CompiledRoute {
+  const headers = r.match.headers.map(compileHeaderMatcher);
+  const p = r.match.path;
+  let pathOk: (path: string, noQuery: string) => boolean;
+  if (p.kind === 'regex') {
+    // RouteMatch.safe_regex: "the entire path (without the query string) must match the regex".
+    const re = compileRegex(p.regex);
+    pathOk = (_path, noQuery) => re(noQuery);
+  } else if (p.kind === 'path') {
+    const v = r.match.caseSensitive ? p.value : p.value.toLowerCase();
+    pathOk = r.match.caseSensitive ? (_path, nq) => nq === v : (_path, nq) => nq.toLowerCase() === v;
+  } else {
+    const v = r.match.caseSensitive ? p.value : p.value.toLowerCase();
+    pathOk = r.match.caseSensitive ? (path) => path.startsWith(v) : (path) => path.toLowerCase().startsWith(v);
+  }
+  return {
+    route: r,
+    virtualHost: vhost,
+    matches(path, noQuery, get) {
+      if (!pathOk(path, noQuery)) return false;
+      for (const h of headers) if (!h(get)) return false;
+      return true;
+    },
+  };
+}
+
+/**
+ * Envoy's virtual host selection order: exact domain, then the longest suffix wildcard ("*.example.com"),
+ * then the longest prefix wildcard ("example.*"), then "*". Matching is case-insensitive and includes the port.
+ */
+export class RouteTable {
+  private readonly exact = new Map<string, CompiledVhost>();
+  private readonly suffixes: { suffix: string; vh: CompiledVhost }[] = [];
+  private readonly prefixes: { prefix: string; vh: CompiledVhost }[] = [];
+  private readonly any: CompiledVhost | undefined;
+  readonly name: string;
+
+  constructor(rc: RouteConfiguration) {
+    this.name = rc.name;
+    let any: CompiledVhost | undefined;
+    for (const vh of rc.virtualHosts) {
+      const c = this.compileVhost(vh);
+      for (const d of vh.domains) {
+        const dom = d.toLowerCase();
+        if (dom === '*') any = c;
+        else if (dom.startsWith('*')) this.suffixes.push({ suffix: dom.slice(1), vh: c });
+        else if (dom.endsWith('*')) this.prefixes.push({ prefix: dom.slice(0, -1), vh: c });
+        else this.exact.set(dom, c);
+      }
+    }
+    this.suffixes.sort((a, b) => b.suffix.length - a.suffix.length);
+    this.prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+    this.any = any;
+  }
+
+  private compileVhost(vh: VirtualHost): CompiledVhost {
+    return { name: vh.name, routes: vh.routes.map((r) => compileRoute(r, vh.name)) };
+  }
+
+  private vhostFor(authority: string): CompiledVhost | undefined {
+    const host = authority.toLowerCase();
+    const e = this.exact.get(host);
+    if (e) return e;
+    // A wildcard must match at least one character (Envoy: "*.foo.com" does not match ".foo.com").
+    for (const s of this.suffixes) if (host.length > s.suffix.length && host.endsWith(s.suffix)) return s.vh;
+    for (const p of this.prefixes) if (host.length > p.prefix.length && host.startsWith(p.prefix)) return p.vh;
+    return this.any;
+  }
+
+  match(authority: string, path: string, get: HeaderGetter): CompiledRoute | undefined {
+    const vh = this.vhostFor(authority);
+    if (!vh) return undefined;
+    const q = path.indexOf('?');
+    const noQuery = q < 0 ? path : path.slice(0, q);
+    for (const r of vh.routes) if (r.matches(path, noQuery, get)) return r;
+    return undefined;
+  }
+}

@@ -1,0 +1,80 @@
+import t from 'tap';
+import { RouteTable } from '../../src/dataplane/router.js';
+import type { Route, RouteConfiguration } from '../../src/model/types.js';
+
+const route = (name: string, path: Route['match']['path'], extra: Partial<Route['match']> = {}): Route => ({
+  name,
+  match: { path, caseSensitive: true, headers: [], ...extra },
+  action: { kind: 'route', action: { cluster: name, timeoutMs: 15000 } },
+});
+
+const rc: RouteConfiguration = {
+  name: 'rc',
+  virtualHosts: [
+    { name: 'exact', domains: ['api.example.com', 'api.example.com:8080'], routes: [route('exact-api', { kind: 'prefix', value: '/' })] },
+    { name: 'suffix-long', domains: ['*.svc.example.com'], routes: [route('suffix-long', { kind: 'prefix', value: '/' })] },
+    { name: 'suffix', domains: ['*.example.com'], routes: [route('suffix', { kind: 'prefix', value: '/' })] },
+    { name: 'prefix', domains: ['reviews.*'], routes: [route('prefix', { kind: 'prefix', value: '/' })] },
+    {
+      name: 'default',
+      domains: ['*'],
+      routes: [
+        route('exact-path', { kind: 'path', value: '/exact' }),
+        route('nocase', { kind: 'prefix', value: '/CaSe' }, { caseSensitive: false }),
+        route('regex', { kind: 'regex', regex: '/v[0-9]+/items/[a-z]+' }),
+        route('hdr', { kind: 'prefix', value: '/h' }, {
+          headers: [
+            { name: 'x-canary', match: { kind: 'string', matcher: { kind: 'exact', value: 'yes', ignoreCase: false } }, invert: false },
+            { name: 'x-block', match: { kind: 'present', present: true }, invert: true },
+          ],
+        }),
+        route('h-fallback', { kind: 'prefix', value: '/h' }),
+        route('method', { kind: 'prefix', value: '/m' }, { headers: [{ name: ':method', match: { kind: 'string', matcher: { kind: 'exact', value: 'POST', ignoreCase: false } }, invert: false }] }),
+      ],
+    },
+  ],
+};
+
+const table = new RouteTable(rc);
+const m = (authority: string, path: string, headers: Record<string, string> = {}) =>
+  table.match(authority, path, (n) => headers[n])?.route.name;
+
+t.test('virtual host precedence: exact, longest suffix, prefix, then *', (t) => {
+  t.equal(m('api.example.com', '/x'), 'exact-api');
+  t.equal(m('API.Example.com', '/x'), 'exact-api', 'host match is case-insensitive');
+  t.equal(m('api.example.com:8080', '/x'), 'exact-api', 'the port is part of the domain');
+  t.equal(m('a.svc.example.com', '/x'), 'suffix-long');
+  t.equal(m('www.example.com', '/x'), 'suffix');
+  t.equal(m('.example.com', '/exact'), 'exact-path', 'a wildcard needs at least one character, so this falls to *');
+  t.equal(m('reviews.default', '/x'), 'prefix');
+  t.end();
+});
+
+t.test('path matching: exact ignores the query, prefix case rules, RE2 regex on the whole path', (t) => {
+  t.equal(m('other', '/exact'), 'exact-path');
+  t.equal(m('other', '/exact?a=1'), 'exact-path');
+  t.equal(m('other', '/exactly'), undefined);
+  t.equal(m('other', '/case/x'), 'nocase');
+  t.equal(m('other', '/v12/items/abc'), 'regex');
+  t.equal(m('other', '/v12/items/abc?q=1'), 'regex');
+  t.equal(m('other', '/v12/items/abc/more'), undefined, 'regex must match the entire path');
+  t.end();
+});
+
+t.test('header matchers, invert, pseudo-headers, first match wins', (t) => {
+  t.equal(m('other', '/h', { 'x-canary': 'yes' }), 'hdr');
+  t.equal(m('other', '/h', { 'x-canary': 'yes', 'x-block': '1' }), 'h-fallback');
+  t.equal(m('other', '/h', { 'x-canary': 'no' }), 'h-fallback');
+  t.equal(m('other', '/h'), 'h-fallback', 'a missing header never matches a value matcher');
+  t.equal(m('other', '/m', { ':method': 'POST' }), 'method');
+  t.equal(m('other', '/m', { ':method': 'GET' }), undefined);
+  t.end();
+});
+
+t.test('no virtual host and no route both give undefined', (t) => {
+  const only = new RouteTable({ name: 'x', virtualHosts: [{ name: 'a', domains: ['a'], routes: [route('a', { kind: 'path', value: '/a' })] }] });
+  t.equal(only.match('b', '/a', () => undefined), undefined);
+  t.equal(only.match('a', '/b', () => undefined), undefined);
+  t.equal(only.match('a', '/a', () => undefined)?.virtualHost, 'a');
+  t.end();
+});
