@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // `outrigger <command>`: the only place implementations are wired together. Exit 0 ok, 2 usage/config, 1 runtime.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { UsageError } from './args.js';
 import { demoMain, DEMO_HELP } from './demo.js';
@@ -50,7 +52,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+// Run only when executed (bin symlink, node dist/cli/main.js), not when imported by tests.
+const isEntry = !!process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),

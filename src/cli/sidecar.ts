@@ -76,7 +76,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
       const clean = await runtime.drain(o.drainMs);
       secrets.close();
       await admin.close();
-      o.accessLog.flush();
+      await o.accessLog.flush();
       o.logger.info({ clean }, 'stopped');
       o.onExit?.(clean);
       return clean;

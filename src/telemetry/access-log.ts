@@ -63,7 +63,10 @@ export class AccessLog {
     this.out?.info(entry);
   }
 
-  flush(): void {
-    this.out?.flush();
+  /** Resolves once buffered lines are written (shutdown, tests). */
+  flush(): Promise<void> {
+    const out = this.out;
+    if (!out) return Promise.resolve();
+    return new Promise((resolve) => out.flush(() => resolve()));
   }
 }

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { systemRng } from '../../src/core/rng.js';
 import { AccessLog } from '../../src/telemetry/access-log.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
 import { startSidecar, type RunningSidecar } from '../../src/cli/sidecar.js';
 import { decodeBootstrapObject } from './bootstrap.js';
 
@@ -41,6 +42,8 @@ export interface OutboundOpts {
   extraRoutes?: object[];
   extraClusters?: object[];
   connectTimeout?: string;
+  /** upgrade_configs websocket on the outbound HCM (default true). */
+  websocket?: boolean;
 }
 
 /** Sidecar A: plaintext outbound listener routing host "reviews" to sidecar B over mTLS HTTP/2. */
@@ -63,7 +66,7 @@ export function outboundBootstrap(o: OutboundOpts) {
                     '@type': HCM_TYPE,
                     stat_prefix: 'outbound',
                     codec_type: 'AUTO',
-                    upgrade_configs: [{ upgrade_type: 'websocket' }],
+                    ...(o.websocket === false ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }] }),
                     route_config: {
                       name: 'outbound',
                       virtual_hosts: [
@@ -214,12 +217,19 @@ export interface StartedSidecar extends RunningSidecar {
 export async function runSidecar(bootstrap: object, opts: { drainMs?: number } = {}): Promise<StartedSidecar> {
   const registry = new Registry();
   const logs: string[] = [];
+  // Operational logs are kept in memory so tests can assert what a user would read in them.
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString());
+      cb();
+    },
+  });
   const model = decodeBootstrapObject(bootstrap);
   const running = await startSidecar({
     bootstrap: model,
     drainMs: opts.drainMs ?? 2000,
     accessLog: new AccessLog({ target: 'off', sampleRate: 1 }, systemRng),
-    logger: silentLogger(),
+    logger: pino({ level: 'debug', base: undefined }, sink),
     registry,
   });
   return {

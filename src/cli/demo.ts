@@ -1,0 +1,421 @@
+// `outrigger demo` (what `npm start` runs): two workloads, each behind its own sidecar, talking mTLS on loopback.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { systemClock } from '../core/clock.js';
+import { systemRng } from '../core/rng.js';
+import { createRootCa, issueSvid } from '../identity/ca.js';
+import { AccessLog } from '../telemetry/access-log.js';
+import { silentLogger } from '../telemetry/logger.js';
+import { decodeBootstrap } from '../xds/bootstrap.js';
+import { loadEchoService, peerFromXfcc, startEchoGrpc } from './demo-apps.js';
+import { UsageError, numberFlag } from './args.js';
+import { startSidecar, type RunningSidecar } from './sidecar.js';
+
+export const DEMO_HELP = `Usage: outrigger demo [options]    (npm start -- [options])
+
+Two echo workloads, "frontend" and "reviews", each behind its own sidecar process on its own loopback
+address (like two pods), with certificates from a throw-away mesh CA. Requests go
+app → sidecar outbound (15001) → mTLS HTTP/2 → peer sidecar inbound (15006) → app.
+
+Options:
+  --frontend-ip IP   loopback address of the frontend "pod" (default 127.0.10.1)
+  --reviews-ip IP    loopback address of the reviews "pod" (default 127.0.10.2)
+  --rate N           background requests per second after the walkthrough (default 20)
+  --duration SECS    stop after this long; 0 = run until Ctrl-C (default 0)
+  -h, --help         this help
+`;
+
+const TD = 'cluster.local';
+const PORTS = { admin: 15000, outbound: 15001, inbound: 15006, http: 9080, grpc: 9081 };
+
+interface Pod {
+  name: 'frontend' | 'reviews';
+  ip: string;
+  peer: { name: string; ip: string };
+  dir: string;
+}
+
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
+const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const H2_OPTIONS = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+    explicit_http_config: { http2_protocol_options: {} },
+  },
+};
+
+const sa = (name: string) => `spiffe://${TD}/ns/default/sa/${name}`;
+const addr = (ip: string, port: number) => ({ socket_address: { address: ip, port_value: port } });
+const staticCluster = (name: string, ip: string, port: number, extra: object = {}) => ({
+  name,
+  type: 'STATIC',
+  connect_timeout: '1s',
+  load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: addr(ip, port) } }] }] },
+  ...extra,
+});
+
+/** The Envoy v3 bootstrap of one pod's sidecar; written to disk so users can read what the demo runs. */
+export function podBootstrap(p: Pod) {
+  const tls = (matchers: object[], alpn: string[]) => ({
+    alpn_protocols: alpn,
+    tls_certificates: [{ certificate_chain: { filename: 'cert-chain.pem' }, private_key: { filename: 'key.pem' } }],
+    validation_context: { trusted_ca: { filename: 'root-cert.pem' }, match_typed_subject_alt_names: matchers.map((matcher) => ({ san_type: 'URI', matcher })) },
+  });
+  const peerHost = p.peer.name;
+  return {
+    node: { id: `${p.name}-1`, cluster: p.name, locality: { region: 'local', zone: 'local-a' } },
+    admin: { address: addr(p.ip, PORTS.admin) },
+    static_resources: {
+      listeners: [
+        {
+          name: 'outbound',
+          traffic_direction: 'OUTBOUND',
+          address: addr(p.ip, PORTS.outbound),
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type': HCM,
+                    stat_prefix: 'outbound',
+                    upgrade_configs: [{ upgrade_type: 'websocket' }],
+                    route_config: {
+                      name: 'outbound',
+                      virtual_hosts: [
+                        {
+                          name: peerHost,
+                          domains: [peerHost, `${peerHost}:${PORTS.http}`, `${peerHost}.default.svc.cluster.local`, `${peerHost}.default.svc.cluster.local:${PORTS.http}`],
+                          routes: [{ match: { prefix: '/' }, route: { cluster: `outbound|${PORTS.http}||${peerHost}`, timeout: '5s' } }],
+                        },
+                      ],
+                    },
+                    http_filters: [ROUTER],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+        {
+          name: 'inbound',
+          traffic_direction: 'INBOUND',
+          address: addr(p.ip, PORTS.inbound),
+          filter_chains: [
+            {
+              transport_socket: {
+                name: 'envoy.transport_sockets.tls',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+                  require_client_certificate: true,
+                  common_tls_context: tls([{ prefix: `spiffe://${TD}/` }], ['h2', 'http/1.1']),
+                },
+              },
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type': HCM,
+                    stat_prefix: 'inbound',
+                    forward_client_cert_details: 'SANITIZE_SET',
+                    set_current_client_cert_details: { uri: true },
+                    upgrade_configs: [{ upgrade_type: 'websocket' }],
+                    route_config: {
+                      name: 'inbound',
+                      virtual_hosts: [
+                        {
+                          name: 'inbound',
+                          domains: ['*'],
+                          routes: [
+                            // gRPC goes to the app's gRPC port, everything else to its HTTP port.
+                            {
+                              name: 'grpc',
+                              match: { prefix: '/', headers: [{ name: 'content-type', string_match: { prefix: 'application/grpc' } }] },
+                              route: { cluster: `inbound|${PORTS.grpc}||`, timeout: '0s' },
+                            },
+                            { name: 'http', match: { prefix: '/' }, route: { cluster: `inbound|${PORTS.http}||`, timeout: '0s' } },
+                          ],
+                        },
+                      ],
+                    },
+                    http_filters: [ROUTER],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters: [
+        staticCluster(`outbound|${PORTS.http}||${peerHost}`, p.peer.ip, PORTS.inbound, {
+          typed_extension_protocol_options: H2_OPTIONS,
+          transport_socket: {
+            name: 'envoy.transport_sockets.tls',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+              sni: `outbound_.${PORTS.http}_._.${peerHost}`,
+              common_tls_context: tls([{ exact: sa(peerHost) }], ['h2']),
+            },
+          },
+        }),
+        staticCluster(`inbound|${PORTS.http}||`, p.ip, PORTS.http),
+        staticCluster(`inbound|${PORTS.grpc}||`, p.ip, PORTS.grpc, { typed_extension_protocol_options: H2_OPTIONS }),
+      ],
+    },
+  };
+}
+
+/** The workload itself: an HTTP echo app that also calls its peer through its own sidecar on /call. */
+function startHttpApp(p: Pod): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    let n = 0;
+    req.on('data', (c: Buffer) => (n += c.length));
+    req.on('end', () => {
+      const body = JSON.stringify({
+        served_by: p.name,
+        path: req.url,
+        http_version: req.httpVersion,
+        caller: peerFromXfcc(req.headers['x-forwarded-client-cert'] as string | undefined) || null,
+        x_forwarded_client_cert: req.headers['x-forwarded-client-cert'] ?? null,
+        x_request_id: req.headers['x-request-id'] ?? null,
+        body_bytes: n,
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(PORTS.http, p.ip, () => resolve(server));
+  });
+}
+
+function waitReady(ip: string, child: ChildProcess | undefined, timeoutMs: number): Promise<void> {
+  const deadline = systemClock.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const probe = () => {
+      if (child && child.exitCode !== null) return reject(new Error(`sidecar on ${ip} exited with code ${child.exitCode}`));
+      const req = http.get({ host: ip, port: PORTS.admin, path: '/ready', timeout: 500 }, (res) => {
+        res.resume();
+        if (res.statusCode === 200) return resolve();
+        retry();
+      });
+      req.on('error', retry);
+      req.on('timeout', () => req.destroy());
+    };
+    const retry = () => {
+      if (systemClock.now() > deadline) return reject(new Error(`sidecar on ${ip} was not ready within ${timeoutMs} ms`));
+      setTimeout(probe, 100);
+    };
+    probe();
+  });
+}
+
+function get(ip: string, host: string, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: ip, port: PORTS.outbound, path: p, headers: { host }, agent: keepAlive }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+function h2cGet(ip: string, host: string, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const s = http2.connect(`http://${ip}:${PORTS.outbound}`);
+    s.on('error', reject);
+    const r = s.request({ ':path': p, ':authority': host });
+    let body = '';
+    let status = 0;
+    r.setEncoding('utf8');
+    r.on('response', (h) => (status = Number(h[':status'])));
+    r.on('data', (c: string) => (body += c));
+    r.on('end', () => {
+      s.close();
+      resolve({ status, body });
+    });
+    r.on('error', reject);
+  });
+}
+
+function grpcUnary(ip: string, host: string): Promise<{ message: string; peer: string; served_by: string }> {
+  const Echo = loadEchoService();
+  const client = new Echo(`${ip}:${PORTS.outbound}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': host });
+  return new Promise((resolve, reject) => {
+    (client as unknown as { Unary: (r: object, cb: (e: Error | null, v: never) => void) => void }).Unary({ message: 'hello over gRPC' }, (e, v) => {
+      client.close();
+      if (e) reject(e);
+      else resolve(v);
+    });
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export interface DemoOptions {
+  frontendIp: string;
+  reviewsIp: string;
+  rate: number;
+  durationMs: number;
+  /** Run the sidecars inside this process instead of as child processes (tests). */
+  inProcess?: boolean;
+  out?: (line: string) => void;
+}
+
+/** Runs the demo; resolves when it stops (duration elapsed or stop() called). */
+export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<void>; done: Promise<{ sent: number; failed: number }> }> {
+  const say = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const base = mkdtempSync(path.join(os.tmpdir(), 'outrigger-demo-'));
+  const pods: Pod[] = [
+    { name: 'frontend', ip: o.frontendIp, peer: { name: 'reviews', ip: o.reviewsIp }, dir: path.join(base, 'frontend') },
+    { name: 'reviews', ip: o.reviewsIp, peer: { name: 'frontend', ip: o.frontendIp }, dir: path.join(base, 'reviews') },
+  ];
+  say(`Outrigger demo — working directory ${base}`);
+
+  const ca = await createRootCa({ trustDomain: TD, commonName: 'Outrigger demo root', clock: systemClock });
+  for (const p of pods) {
+    mkdirSync(p.dir, { recursive: true });
+    const svid = await issueSvid(ca, { spiffeIds: [sa(p.name)], ttlMs: 24 * 3600_000, clock: systemClock });
+    writeFileSync(path.join(p.dir, 'cert-chain.pem'), svid.chainPem);
+    writeFileSync(path.join(p.dir, 'key.pem'), svid.keyPem, { mode: 0o600 });
+    writeFileSync(path.join(p.dir, 'root-cert.pem'), ca.certPem);
+    writeFileSync(path.join(p.dir, 'bootstrap.json'), JSON.stringify(podBootstrap(p), null, 2));
+    say(`  minted ${sa(p.name)} (ECDSA P-256, 24 h) → ${p.dir}/cert-chain.pem`);
+  }
+
+  const apps: { close(): unknown }[] = [];
+  const children: ChildProcess[] = [];
+  const inproc: RunningSidecar[] = [];
+  const cleanup = async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
+    await Promise.all(inproc.map((s) => s.shutdown()));
+    for (const a of apps) await a.close();
+    keepAlive.destroy();
+    rmSync(base, { recursive: true, force: true });
+  };
+
+  try {
+    for (const p of pods) {
+      apps.push(await startHttpApp(p));
+      apps.push(await startEchoGrpc(p.name, p.ip, PORTS.grpc));
+      const cfg = path.join(p.dir, 'bootstrap.json');
+      if (o.inProcess) {
+        const b = decodeBootstrap(JSON.parse((await import('node:fs')).readFileSync(cfg, 'utf8')), { file: cfg, baseDir: p.dir });
+        inproc.push(await startSidecar({ bootstrap: b, drainMs: 2000, accessLog: new AccessLog({ target: 'off', sampleRate: 1 }, systemRng), logger: silentLogger() }));
+      } else {
+        const main = fileURLToPath(new URL('./main.js', import.meta.url));
+        const log = openSync(path.join(p.dir, 'sidecar.log'), 'a');
+        const child = spawn(process.execPath, [main, 'sidecar', '--config', cfg, '--access-log', path.join(p.dir, 'access.log'), '--drain-time', '2s'], {
+          stdio: ['ignore', log, log],
+        });
+        children.push(child);
+      }
+      await waitReady(p.ip, children.at(-1), 15_000);
+      say(`  ${p.name} sidecar ready: outbound ${p.ip}:${PORTS.outbound}, inbound ${p.ip}:${PORTS.inbound} (mTLS), admin http://${p.ip}:${PORTS.admin}`);
+    }
+  } catch (e) {
+    await cleanup();
+    throw new Error(`demo setup failed: ${(e as Error).message}. If the addresses are busy, pick others with --frontend-ip/--reviews-ip.`);
+  }
+
+  const [fe] = pods;
+  say('');
+  say('Walkthrough: the frontend app calls reviews through its own sidecar');
+  const r1 = await get(fe!.ip, 'reviews:9080', '/hello');
+  const b1 = JSON.parse(r1.body) as { served_by: string; caller: string; x_forwarded_client_cert: string };
+  say(`  HTTP/1.1  GET http://reviews:9080/hello → ${r1.status}, served by ${b1.served_by}`);
+  say(`            reviews saw caller ${b1.caller}`);
+  say(`            x-forwarded-client-cert: ${b1.x_forwarded_client_cert}`);
+  const r2 = await h2cGet(fe!.ip, 'reviews', '/h2c');
+  say(`  h2c       GET http://reviews/h2c → ${r2.status}, served by ${(JSON.parse(r2.body) as { served_by: string }).served_by}`);
+  const g = await grpcUnary(fe!.ip, 'reviews:9080');
+  say(`  gRPC      Echo.Unary → "${g.message}" from ${g.served_by}, caller ${g.peer}`);
+  const r3 = await get(fe!.ip, 'ratings:9080', '/');
+  say(`  no route  GET http://ratings:9080/ → ${r3.status} ${r3.body}`);
+  say('');
+
+  let sent = 0;
+  let failed = 0;
+  let lat: number[] = [];
+  let stopped = false;
+  let finish: (v: { sent: number; failed: number }) => void = () => {};
+  const done = new Promise<{ sent: number; failed: number }>((r) => (finish = r));
+  const interval = Math.max(1, Math.round(1000 / Math.max(1, o.rate)));
+  const loop = setInterval(() => {
+    const t0 = performance.now();
+    sent++;
+    get(fe!.ip, 'reviews', '/load').then(
+      (r) => {
+        if (r.status !== 200) failed++;
+        lat.push(performance.now() - t0);
+      },
+      () => failed++,
+    );
+  }, interval);
+  const report = setInterval(() => {
+    const s = lat.sort((a, b) => a - b);
+    say(`[load] ${sent} sent, ${failed} failed, last 5 s: p50 ${percentile(s, 50).toFixed(1)} ms, p99 ${percentile(s, 99).toFixed(1)} ms (app → sidecar → mTLS h2 → sidecar → app)`);
+    lat = [];
+  }, 5000);
+  say(`Sending ${o.rate} req/s through the mesh; a status line every 5 s. ${o.durationMs ? `Stopping after ${o.durationMs / 1000} s.` : 'Ctrl-C to stop.'}`);
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(loop);
+    clearInterval(report);
+    say('Draining sidecars…');
+    await cleanup();
+    say(`Stopped: ${sent} requests sent, ${failed} failed.`);
+    finish({ sent, failed });
+  };
+  if (o.durationMs > 0) setTimeout(() => void stop(), o.durationMs).unref();
+  return { stop, done };
+}
+
+export async function demoMain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'frontend-ip': { type: 'string' },
+      'reviews-ip': { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(DEMO_HELP);
+    return 0;
+  }
+  const ipOk = (v: string) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v);
+  const frontendIp = values['frontend-ip'] ?? '127.0.10.1';
+  const reviewsIp = values['reviews-ip'] ?? '127.0.10.2';
+  if (!ipOk(frontendIp) || !ipOk(reviewsIp)) throw new UsageError('--frontend-ip/--reviews-ip must be loopback addresses (127.x.y.z)');
+  const demo = await runDemo({
+    frontendIp,
+    reviewsIp,
+    rate: numberFlag('rate', values.rate, 20, 1, 10000),
+    durationMs: numberFlag('duration', values.duration, 0, 0, 86400) * 1000,
+  });
+  process.once('SIGINT', () => void demo.stop());
+  process.once('SIGTERM', () => void demo.stop());
+  const r = await demo.done;
+  return r.failed === 0 ? 0 : 1;
+}
