@@ -202,7 +202,6 @@ export class HcmRuntime {
   private forward(rec: RequestRecord, body: Readable | null, sink: DownstreamSink, onDownstreamAbort: (fn: () => void) => void): void {
     this.active++;
     this.streamsGauge.inc();
-    if (body) body.on('data', (c: Buffer) => (rec.bytesIn += c.length));
 
     const match = this.routes.match(rec.authority, rec.path, (name) => {
       if (name === ':authority' || name === 'host') return rec.authority;
@@ -331,7 +330,11 @@ export class HcmRuntime {
             }
             state.upstream = up;
             rec.upstreamPeer = up.peerUri ?? null;
-            if (up.sink && body) body.pipe(up.sink);
+            if (up.sink && body) {
+              // Counting starts with the pipe: an earlier 'data' listener would let the body flow into nothing.
+              body.on('data', (c: Buffer) => (rec.bytesIn += c.length));
+              body.pipe(up.sink);
+            }
           },
           (err: unknown) => {
             endpointDone(true);

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, xfccFor, type ForwardingContext } from '../../src/dataplane/headers.js';
 import { Replies, grpcStatusForHttp, renderLocalReply } from '../../src/dataplane/local-reply.js';
 
@@ -13,7 +14,7 @@ const base: ForwardingContext = {
 };
 
 t.test('hop-by-hop and Connection-nominated headers are dropped; end-to-end ones kept', (t) => {
-  const out: Record<string, unknown> = {};
+  const out: OutgoingHttpHeaders = {};
   forwardRequestHeaders(
     {
       connection: 'keep-alive, x-secret',
@@ -65,7 +66,7 @@ t.test('XFCC modes follow Envoy', (t) => {
 });
 
 t.test('plaintext hop: x-forwarded-proto http, no XFCC', (t) => {
-  const out: Record<string, unknown> = {};
+  const out: OutgoingHttpHeaders = {};
   forwardRequestHeaders({ 'x-forwarded-client-cert': 'spoof' }, out, { ...base, tls: false, peer: undefined, fcc: 'SANITIZE' }, 'r');
   t.equal(out['x-forwarded-proto'], 'http');
   t.notOk('x-forwarded-client-cert' in out);
@@ -74,7 +75,7 @@ t.test('plaintext hop: x-forwarded-proto http, no XFCC', (t) => {
 });
 
 t.test('response headers and trailers lose connection-specific fields', (t) => {
-  const out: Record<string, unknown> = {};
+  const out: OutgoingHttpHeaders = {};
   forwardResponseHeaders({ ':status': '200', connection: 'close', 'keep-alive': 'x', 'content-type': 'a/b', 'transfer-encoding': 'chunked' } as never, out);
   t.same(out, { 'content-type': 'a/b' });
   t.same(forwardTrailers({ 'grpc-status': '0', 'grpc-message': 'ok', connection: 'x' }), { 'grpc-status': '0', 'grpc-message': 'ok' });

@@ -1,0 +1,94 @@
+// Decodes envoy.config.bootstrap.v3.Bootstrap (node, static_resources, admin) and checks the resources agree.
+import type { FieldIssue } from '../../core/errors.js';
+import type { Result } from '../../core/result.js';
+import type { AdminConfig, Bootstrap, Cluster, Listener, NodeInfo } from '../../model/types.js';
+import type { ProtoObj } from '../canonical.js';
+import { Issues, joinPath, list, locality, msg, num, onlyFields, socketAddress, str, structToPlain } from './common.js';
+import { decodeCluster } from './cluster.js';
+import { decodeListener, listenerClusterRefs } from './listener.js';
+
+export function decodeBootstrapMessage(o: ProtoObj, path: string): Result<Bootstrap, FieldIssue> {
+  const issues = new Issues();
+  onlyFields(o, path, ['node', 'static_resources', 'admin'], issues);
+  const node = decodeNode(msg(o, 'node') ?? {}, joinPath(path, 'node'), issues);
+  const srPath = joinPath(path, 'static_resources');
+  const sr = msg(o, 'static_resources') ?? {};
+  onlyFields(sr, srPath, ['listeners', 'clusters'], issues);
+  const listeners = list(sr, 'listeners').map((l, i) => issues.take(decodeListener(l, `${srPath}.listeners[${i}]`)));
+  const clusters = list(sr, 'clusters').map((c, i) => issues.take(decodeCluster(c, `${srPath}.clusters[${i}]`)));
+  uniqueNames(list(sr, 'listeners'), `${srPath}.listeners`, 'listener', issues);
+  uniqueNames(list(sr, 'clusters'), `${srPath}.clusters`, 'cluster', issues);
+  uniquePorts(list(sr, 'listeners'), `${srPath}.listeners`, issues);
+  // Every route must name a cluster that exists (go-control-plane's Snapshot.Consistent, for the static case).
+  // Names come from the raw clusters so that one broken cluster does not also make its routes "dangling".
+  const clusterNames = new Set(list(sr, 'clusters').map((c) => str(c, 'name')));
+  listeners.forEach((l, i) => {
+    for (const ref of l ? listenerClusterRefs(l, `${srPath}.listeners[${i}]`) : []) {
+      if (!clusterNames.has(ref.cluster)) issues.add(ref.path, `unknown cluster ${JSON.stringify(ref.cluster)} (not in static_resources.clusters)`);
+    }
+  });
+  const a = msg(o, 'admin');
+  const admin = a && decodeAdmin(a, joinPath(path, 'admin'), issues);
+  return issues.result(() => ({
+    node,
+    listeners: listeners as Listener[],
+    clusters: clusters as Cluster[],
+    ...(admin && { admin }),
+  }));
+}
+
+/** Node: identity and locality the sidecar reports; metadata (a Struct) becomes plain data. */
+function decodeNode(o: ProtoObj, path: string, issues: Issues): NodeInfo {
+  onlyFields(o, path, ['id', 'cluster', 'locality', 'metadata'], issues);
+  const l = msg(o, 'locality');
+  const m = msg(o, 'metadata');
+  return {
+    id: str(o, 'id'),
+    cluster: str(o, 'cluster'),
+    ...(l && { locality: locality(l, joinPath(path, 'locality'), issues) }),
+    metadata: m ? structToPlain(m) : {},
+  };
+}
+
+/**
+ * Admin: the admin endpoints can drain and stop the sidecar and dump its config, with no authentication, so
+ * they must only be reachable from the pod itself: a loopback address (127.0.0.0/8 or ::1). No address = no admin.
+ */
+function decodeAdmin(o: ProtoObj, path: string, issues: Issues): AdminConfig | undefined {
+  onlyFields(o, path, ['address'], issues);
+  if (o.address === undefined) return undefined;
+  const address = socketAddress(msg(o, 'address'), joinPath(path, 'address'), issues, { portZeroOk: true });
+  const loopback = address.host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(address.host);
+  if (address.host !== '' && !loopback) {
+    issues.add(joinPath(path, 'address.socket_address.address'), `admin must listen on a loopback address (127.0.0.0/8 or ::1), not ${address.host}`);
+  }
+  return { address };
+}
+
+function uniqueNames(items: readonly ProtoObj[], path: string, what: string, issues: Issues): void {
+  const seen = new Map<string, number>();
+  items.forEach((it, i) => {
+    const name = str(it, 'name');
+    const first = seen.get(name);
+    if (first !== undefined) issues.add(`${path}[${i}].name`, `duplicate ${what} name ${JSON.stringify(name)} (also ${path}[${first}])`);
+    else if (name !== '') seen.set(name, i);
+  });
+}
+
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+
+/**
+ * Two listeners cannot bind one port on the same (or a wildcard) address. Port 0 means "any free port".
+ * Read from the raw listeners so that a conflict is reported even when a listener has other problems.
+ */
+function uniquePorts(listeners: readonly ProtoObj[], path: string, issues: Issues): void {
+  const bound = listeners.map((l) => {
+    const sa = msg(msg(l, 'address') ?? {}, 'socket_address') ?? {};
+    return { host: str(sa, 'address'), port: num(sa, 'port_value') };
+  });
+  bound.forEach((a, i) => {
+    const clash = (b: { host: string; port: number }) => b.port === a.port && (b.host === a.host || UNSPECIFIED.has(b.host) || UNSPECIFIED.has(a.host));
+    const j = a.port === 0 ? -1 : bound.findIndex((b, k) => k < i && clash(b));
+    if (j >= 0) issues.add(`${path}[${i}].address.socket_address.port_value`, `port ${a.port} is already used by ${path}[${j}] (${str(listeners[j]!, 'name')})`);
+  });
+}

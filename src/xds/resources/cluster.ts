@@ -1,0 +1,96 @@
+// Decodes envoy.config.cluster.v3.Cluster (the CDS resource, and static_resources.clusters[]).
+import type { FieldIssue } from '../../core/errors.js';
+import type { Result } from '../../core/result.js';
+import { HTTP2_DEFAULTS, type Cluster, type Http2Options } from '../../model/types.js';
+import { unpackAs, type ProtoObj } from '../canonical.js';
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  Issues,
+  durationMs,
+  enumOf,
+  http2Options,
+  idleTimeoutMs,
+  joinPath,
+  msg,
+  onlyFields,
+  requireOne,
+  required,
+} from './common.js';
+import { decodeClusterLoadAssignment } from './endpoint.js';
+import { UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeTransportSocket, decodeUpstreamTlsContext } from './tls.js';
+
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const HTTP_PROTOCOL_OPTIONS_TYPE_URL = `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`;
+
+/** Cluster.connect_timeout default (Envoy docs: 5 s). */
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+interface UpstreamHttp {
+  readonly protocol: Cluster['protocol'];
+  readonly http2: Http2Options;
+  readonly idleTimeoutMs: number;
+}
+
+export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldIssue> {
+  const issues = new Issues();
+  onlyFields(o, path, ['name', 'type', 'connect_timeout', 'lb_policy', 'load_assignment', 'typed_extension_protocol_options', 'transport_socket'], issues);
+  const name = required(o, 'name', path, issues);
+  // Only STATIC for now: EDS needs the ADS client, DNS types need a resolver loop.
+  if (o.type !== undefined && o.type !== 'STATIC') issues.add(joinPath(path, 'type'), `${String(o.type)} is not supported yet`);
+  const connectTimeoutMs = durationMs(o, 'connect_timeout', path, issues) ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  if (connectTimeoutMs === 0) issues.add(joinPath(path, 'connect_timeout'), 'must be greater than 0');
+  const la = msg(o, 'load_assignment');
+  const loadAssignment = la && issues.take(decodeClusterLoadAssignment(la, joinPath(path, 'load_assignment')));
+  const ts = msg(o, 'transport_socket');
+  const tls = ts && issues.take(decodeTransportSocket(ts, joinPath(path, 'transport_socket'), UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext));
+  const http = upstreamHttp(o, joinPath(path, 'typed_extension_protocol_options'), issues);
+  const lbPolicy = enumOf(o, 'lb_policy', path, ['ROUND_ROBIN'], 'ROUND_ROBIN', issues);
+  return issues.result(() => ({
+    name,
+    type: 'STATIC',
+    connectTimeoutMs,
+    lbPolicy,
+    ...(loadAssignment && { loadAssignment }),
+    ...http,
+    ...(tls && { tls }),
+  }));
+}
+
+/**
+ * typed_extension_protocol_options: only envoy.extensions.upstreams.http.v3.HttpProtocolOptions, with an
+ * explicit HTTP/1.1 or HTTP/2 choice and the upstream idle timeout. Without it Envoy speaks HTTP/1.1.
+ */
+function upstreamHttp(o: ProtoObj, path: string, issues: Issues): UpstreamHttp {
+  const options = (o.typed_extension_protocol_options as Record<string, ProtoObj> | undefined) ?? {};
+  let result: UpstreamHttp = { protocol: 'HTTP1', http2: HTTP2_DEFAULTS, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS };
+  for (const [key, any] of Object.entries(options)) {
+    const p = `${path}[${JSON.stringify(key)}]`;
+    if (key !== HTTP_PROTOCOL_OPTIONS) {
+      issues.add(p, `protocol options ${JSON.stringify(key)} are not supported`);
+      continue;
+    }
+    const opts = issues.take(unpackAs(any, p, HTTP_PROTOCOL_OPTIONS_TYPE_URL));
+    if (opts) result = httpProtocolOptions(opts, p, issues);
+  }
+  return result;
+}
+
+function httpProtocolOptions(o: ProtoObj, path: string, issues: Issues): UpstreamHttp {
+  const clean = onlyFields(o, path, ['common_http_protocol_options', 'explicit_http_config'], issues);
+  requireOne(o, path, ['explicit_http_config'], clean, issues);
+  const explicit = msg(o, 'explicit_http_config') ?? {};
+  const ePath = joinPath(path, 'explicit_http_config');
+  if (o.explicit_http_config !== undefined) {
+    const eClean = onlyFields(explicit, ePath, ['http_protocol_options', 'http2_protocol_options'], issues);
+    requireOne(explicit, ePath, ['http_protocol_options', 'http2_protocol_options'], eClean, issues);
+  }
+  const h1 = msg(explicit, 'http_protocol_options');
+  // Http1ProtocolOptions knobs (header case, absolute URLs, ...) are not implemented.
+  if (h1) onlyFields(h1, joinPath(ePath, 'http_protocol_options'), [], issues);
+  const h2 = msg(explicit, 'http2_protocol_options');
+  return {
+    protocol: h2 ? 'HTTP2' : 'HTTP1',
+    http2: http2Options(h2, joinPath(ePath, 'http2_protocol_options'), issues),
+    idleTimeoutMs: idleTimeoutMs(msg(o, 'common_http_protocol_options'), joinPath(path, 'common_http_protocol_options'), issues),
+  };
+}

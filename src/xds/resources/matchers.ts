@@ -1,0 +1,83 @@
+// Decodes envoy.type.matcher.v3.StringMatcher / RegexMatcher and envoy.config.route.v3.HeaderMatcher.
+import { RE2 } from 're2-wasm';
+import { errorMessage, type FieldIssue } from '../../core/errors.js';
+import type { Result } from '../../core/result.js';
+import type { HeaderMatcher, StringMatcher } from '../../model/types.js';
+import type { ProtoObj } from '../canonical.js';
+import { Issues, bool, joinPath, msg, onlyFields, requireOne, required, str } from './common.js';
+
+/**
+ * RegexMatcher: `regex` in RE2 syntax, checked with RE2 itself (as Envoy and grpc-js-xds do), so a pattern
+ * is refused here rather than at first match. `google_re2: {}` is the deprecated engine marker; Envoy's
+ * max_program_size inside it is not supported.
+ */
+export function decodeRegexMatcher(o: ProtoObj, path: string): Result<string, FieldIssue> {
+  const issues = new Issues();
+  onlyFields(o, path, ['regex', 'google_re2'], issues);
+  const engine = msg(o, 'google_re2');
+  if (engine) onlyFields(engine, joinPath(path, 'google_re2'), [], issues);
+  const regex = required(o, 'regex', path, issues);
+  if (regex !== '') {
+    try {
+      new RE2(regex, 'u');
+    } catch (e) {
+      // re2-wasm says "Invalid regular expression: /<regex>/u: <reason>", with '/' escaped; the reason is what helps.
+      const m = errorMessage(e);
+      const reason = (m.split('/u: ').slice(1).join('/u: ') || m).replace(/\\\//g, '/');
+      issues.add(joinPath(path, 'regex'), `invalid RE2 regex ${JSON.stringify(regex)}: ${reason}`);
+    }
+  }
+  return issues.result(() => regex);
+}
+
+const STRING_KINDS = ['exact', 'prefix', 'suffix', 'contains'] as const;
+
+/** StringMatcher: exact | prefix | suffix | contains | safe_regex, with ignore_case (not for regexes). */
+export function decodeStringMatcher(o: ProtoObj, path: string): Result<StringMatcher, FieldIssue> {
+  const issues = new Issues();
+  const clean = onlyFields(o, path, [...STRING_KINDS, 'safe_regex', 'ignore_case'], issues);
+  requireOne(o, path, [...STRING_KINDS, 'safe_regex'], clean, issues);
+  const ignoreCase = bool(o, 'ignore_case');
+  const re = msg(o, 'safe_regex');
+  if (re) {
+    const regex = issues.take(decodeRegexMatcher(re, joinPath(path, 'safe_regex')));
+    // Envoy documents ignore_case as having no effect on safe_regex; say so instead of dropping it.
+    if (ignoreCase) issues.add(joinPath(path, 'ignore_case'), 'has no effect on safe_regex (use (?i) in the regex)');
+    return issues.result(() => ({ kind: 'regex', regex: regex!, ignoreCase: false }));
+  }
+  const kind = STRING_KINDS.find((k) => o[k] !== undefined);
+  if (kind === undefined) return issues.result(() => ({ kind: 'exact', value: '', ignoreCase }));
+  const value = str(o, kind);
+  // Envoy's validate rules: prefix, suffix and contains need at least one character; exact may be empty.
+  if (kind !== 'exact' && value === '') issues.add(joinPath(path, kind), 'must not be empty');
+  return issues.result(() => ({ kind, value, ignoreCase }));
+}
+
+/** The deprecated one-word HeaderMatcher specifiers, each a case-sensitive StringMatcher. */
+const LEGACY_HEADER = { exact_match: 'exact', prefix_match: 'prefix', suffix_match: 'suffix', contains_match: 'contains' } as const;
+
+/**
+ * HeaderMatcher: string_match | present_match | safe_regex_match | the legacy *_match strings, and invert_match.
+ * No specifier at all means "header is present", as in Envoy.
+ */
+export function decodeHeaderMatcher(o: ProtoObj, path: string): Result<HeaderMatcher, FieldIssue> {
+  const issues = new Issues();
+  onlyFields(o, path, ['name', 'string_match', 'present_match', 'safe_regex_match', 'invert_match', ...Object.keys(LEGACY_HEADER)], issues);
+  const name = required(o, 'name', path, issues);
+  let match: HeaderMatcher['match'] = { kind: 'present', present: true };
+  const legacy = (Object.keys(LEGACY_HEADER) as (keyof typeof LEGACY_HEADER)[]).find((k) => o[k] !== undefined);
+  if (o.string_match !== undefined) {
+    const m = issues.take(decodeStringMatcher(o.string_match as ProtoObj, joinPath(path, 'string_match')));
+    if (m) match = { kind: 'string', matcher: m };
+  } else if (o.present_match !== undefined) {
+    match = { kind: 'present', present: bool(o, 'present_match') };
+  } else if (o.safe_regex_match !== undefined) {
+    const regex = issues.take(decodeRegexMatcher(o.safe_regex_match as ProtoObj, joinPath(path, 'safe_regex_match')));
+    if (regex !== undefined) match = { kind: 'string', matcher: { kind: 'regex', regex, ignoreCase: false } };
+  } else if (legacy) {
+    const value = str(o, legacy);
+    if (legacy !== 'exact_match' && value === '') issues.add(joinPath(path, legacy), 'must not be empty');
+    match = { kind: 'string', matcher: { kind: LEGACY_HEADER[legacy], value, ignoreCase: false } };
+  }
+  return issues.result(() => ({ name, match, invert: bool(o, 'invert_match') }));
+}

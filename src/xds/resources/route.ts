@@ -1,0 +1,127 @@
+// Decodes envoy.config.route.v3.RouteConfiguration (the RDS resource, and HCM's inline route_config).
+import type { FieldIssue } from '../../core/errors.js';
+import type { Result } from '../../core/result.js';
+import type { HeaderMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteKind, RouteMatch, VirtualHost } from '../../model/types.js';
+import type { ProtoObj } from '../canonical.js';
+import { Issues, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings } from './common.js';
+import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
+
+/** RouteAction.timeout default (Envoy docs: 15 s; 0 disables the timeout). */
+const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+
+export function decodeRouteConfiguration(o: ProtoObj, path: string): Result<RouteConfiguration, FieldIssue> {
+  const issues = new Issues();
+  onlyFields(o, path, ['name', 'virtual_hosts'], issues);
+  const vhs = list(o, 'virtual_hosts');
+  const virtualHosts = vhs.map((vh, i) => issues.take(decodeVirtualHost(vh, joinPath(path, `virtual_hosts[${i}]`))));
+  // Envoy refuses a route table where a virtual host name or a domain (case-insensitively) appears twice.
+  const names = new Map<string, number>();
+  const domains = new Map<string, number>();
+  vhs.forEach((vh, i) => {
+    const vhPath = joinPath(path, `virtual_hosts[${i}]`);
+    const name = str(vh, 'name');
+    if (name !== '' && names.has(name)) issues.add(joinPath(vhPath, 'name'), `duplicate virtual host name ${JSON.stringify(name)} (also virtual_hosts[${names.get(name)}])`);
+    names.set(name, i);
+    strings(vh, 'domains').forEach((d, j) => {
+      const key = d.toLowerCase();
+      const other = domains.get(key);
+      if (other !== undefined) issues.add(`${vhPath}.domains[${j}]`, `duplicate domain ${JSON.stringify(d)} (also in virtual_hosts[${other}])`);
+      else domains.set(key, i);
+    });
+  });
+  return issues.result(() => ({ name: str(o, 'name'), virtualHosts: virtualHosts as VirtualHost[] }));
+}
+
+/** Envoy's domain rule: one '*' at most, as the whole domain, a prefix ("*.example.com") or a suffix ("example.*"). */
+function domainProblem(d: string): string | undefined {
+  if (d === '') return 'must not be empty';
+  const stars = d.split('*').length - 1;
+  if (stars > 1) return `${JSON.stringify(d)}: only one wildcard is allowed`;
+  if (stars === 1 && !d.startsWith('*') && !d.endsWith('*')) return `${JSON.stringify(d)}: the wildcard must be at the start or the end`;
+  return undefined;
+}
+
+function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, FieldIssue> {
+  const issues = new Issues();
+  onlyFields(o, path, ['name', 'domains', 'routes'], issues);
+  const name = required(o, 'name', path, issues);
+  const domains = strings(o, 'domains');
+  if (domains.length === 0) issues.add(joinPath(path, 'domains'), 'at least one domain is required');
+  domains.forEach((d, i) => {
+    const problem = domainProblem(d);
+    if (problem) issues.add(`${path}.domains[${i}]`, problem);
+  });
+  const routes = list(o, 'routes').map((r, i) => issues.take(decodeRoute(r, joinPath(path, `routes[${i}]`))));
+  return issues.result(() => ({ name, domains, routes: routes as Route[] }));
+}
+
+function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
+  const issues = new Issues();
+  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response'], issues);
+  requireOne(o, path, ['match'], true, issues);
+  const m = msg(o, 'match');
+  const match = m && issues.take(decodeRouteMatch(m, joinPath(path, 'match')));
+  requireOne(o, path, ['route', 'direct_response'], clean, issues);
+  const route = msg(o, 'route');
+  const direct = msg(o, 'direct_response');
+  let action: RouteKind | undefined;
+  if (route) {
+    const a = issues.take(decodeRouteAction(route, joinPath(path, 'route')));
+    if (a) action = { kind: 'route', action: a };
+  } else if (direct) {
+    action = directResponse(direct, joinPath(path, 'direct_response'), issues);
+  }
+  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action! }));
+}
+
+function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {
+  const issues = new Issues();
+  const clean = onlyFields(o, path, ['prefix', 'path', 'safe_regex', 'case_sensitive', 'headers'], issues);
+  requireOne(o, path, ['prefix', 'path', 'safe_regex'], clean, issues);
+  let pathMatch: PathMatch | undefined;
+  const re = msg(o, 'safe_regex');
+  if (typeof o.prefix === 'string') pathMatch = { kind: 'prefix', value: o.prefix };
+  else if (typeof o.path === 'string') pathMatch = { kind: 'path', value: o.path };
+  else if (re) {
+    const regex = issues.take(decodeRegexMatcher(re, joinPath(path, 'safe_regex')));
+    if (regex !== undefined) pathMatch = { kind: 'regex', regex };
+  }
+  const headers = list(o, 'headers').map((h, i) => issues.take(decodeHeaderMatcher(h, joinPath(path, `headers[${i}]`))));
+  return issues.result(() => ({
+    path: pathMatch!,
+    caseSensitive: boolValue(o, 'case_sensitive') ?? true,
+    headers: headers as HeaderMatcher[],
+  }));
+}
+
+function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
+  const issues = new Issues();
+  const clean = onlyFields(o, path, ['cluster', 'timeout', 'prefix_rewrite', 'host_rewrite_literal'], issues);
+  requireOne(o, path, ['cluster'], clean, issues);
+  const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  return issues.result(() => ({
+    cluster: str(o, 'cluster'),
+    timeoutMs,
+    ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
+    ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
+  }));
+}
+
+/** DirectResponseAction: status in [200, 600) (Envoy's validate rule) and an optional inline body. */
+function directResponse(o: ProtoObj, path: string, issues: Issues): RouteKind {
+  onlyFields(o, path, ['status', 'body'], issues);
+  const status = num(o, 'status');
+  if (status < 200 || status >= 600) issues.add(joinPath(path, 'status'), `${status} is not an HTTP status in [200, 600)`);
+  const body = msg(o, 'body');
+  if (body) onlyFields(body, joinPath(path, 'body'), ['inline_string'], issues);
+  return { kind: 'direct_response', status, ...(body && { body: str(body, 'inline_string') }) };
+}
+
+/** Every cluster a route table names, with the field path of the reference (for "does it exist" checks). */
+export function routeClusterRefs(rc: RouteConfiguration, path: string): { cluster: string; path: string }[] {
+  return rc.virtualHosts.flatMap((vh, v) =>
+    vh.routes.flatMap((r, i) =>
+      r.action.kind === 'route' ? [{ cluster: r.action.action.cluster, path: joinPath(path, `virtual_hosts[${v}].routes[${i}].route.cluster`) }] : [],
+    ),
+  );
+}
