@@ -100,11 +100,14 @@ export async function h2loadFixedRate(url, { rate = 1000, clients = 20, duration
   const measured = span > dur + warm / 2 ? rows.filter((x) => x[0] >= t0 + warm * 1e6) : rows;
   const ok = measured.filter((x) => x[1] >= 200 && x[1] < 300);
   const lat = ok.map((x) => x[2] / 1000).sort((a, b) => a - b);
+  const badStatuses = {};
+  for (const x of measured) if (!(x[1] >= 200 && x[1] < 300)) badStatuses[x[1]] = (badStatuses[x[1]] ?? 0) + 1;
   return {
     ...sum,
     measured: measured.length,
     ok: ok.length,
     bad: measured.length - ok.length,
+    badStatuses: measured.length > ok.length ? badStatuses : undefined,
     achievedRps: measured.length / dur,
     p50_ms: percentile(lat, 50),
     p90_ms: percentile(lat, 90),

@@ -37,7 +37,7 @@ function errorNote(x) {
   const bits = [];
   if (x.non2xx) bits.push(`${x.non2xx} non-2xx`);
   if (x.socketErrors) bits.push(`${x.socketErrors} socket errors`);
-  if (x.bad) bits.push(`${x.bad} failed`);
+  if (x.bad) bits.push(`${x.bad} failed${x.badStatuses ? ` [status ${Object.entries(x.badStatuses).map(([k, v]) => `${k === '0' ? 'none' : k}×${v}`).join(', ')}]` : ''}`);
   if (x.errors && Object.keys(x.errors).length) bits.push(Object.entries(x.errors).map(([k, v]) => `${v} ${k}`).join(', '));
   return bits.length ? ` (${bits.join('; ')})` : '';
 }
@@ -154,7 +154,7 @@ run-to-run noise of ±10–20 % is normal. Rerun before drawing fine conclusions
 - machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memGiB} GiB RAM, kernel ${facts.kernel}, load average at start ${facts.loadavg}
 - node ${facts.node}; ${facts.nginx}; ${facts.haproxy}; ${facts.wrk}; ${facts.h2load}; ${facts.openssl}
 - outrigger: ${facts.outrigger}
-- settings: wrk ${cfg.wrkThreads} threads × ${cfg.wrkConnections} connections for ${cfg.duration} (after ${cfg.warmup} warm-up); h2load ${cfg.rate} req/s fixed rate (${cfg.h2loadClients} clients × ${Math.round(cfg.rate / cfg.h2loadClients)} req/s, one request in flight per client) for ${cfg.duration} after ${cfg.warmup} warm-up; gRPC ${cfg.grpcCalls} unary calls at concurrency ${cfg.grpcConcurrency} on one channel; response body ${cfg.bodyBytes} B; one worker/thread/process per hop
+- settings: wrk ${cfg.wrkThreads} threads × ${cfg.wrkConnections} connections for ${cfg.duration} (after ${cfg.warmup} warm-up); h2load ${cfg.rate} req/s fixed rate (${cfg.h2loadClients} clients × ${Math.round(cfg.rate / cfg.h2loadClients)} req/s, one request in flight per client) for ${cfg.duration} after ${cfg.h2loadWarmup} warm-up; gRPC ${cfg.grpcCalls} unary calls at concurrency ${cfg.grpcConcurrency} on one channel; response body ${cfg.bodyBytes} B; one worker/thread/process per hop
 
 ## Throughput and resources (wrk, closed loop)
 

@@ -216,6 +216,12 @@ export class ListenerRuntime {
         // The HTTP/2 session reads what was already buffered on the socket itself.
         this.toH2(s);
       } else {
+        // The first bytes were read through the JS stream, so the HTTP/1 parser must keep reading that way:
+        // handing it the native handle as well leaves IncomingMessage backpressure with nothing to pause
+        // (measured: a 100 MiB upload was read into memory at once). Marking the handle consumed keeps
+        // Node's parser on the stream path, where pause() stops the socket.
+        const handle = (s as unknown as { _handle?: { _consumed?: boolean } })._handle;
+        if (handle) handle._consumed = true;
         this.h1.emit('connection', s);
         s.resume();
       }

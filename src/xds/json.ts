@@ -40,7 +40,7 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'an object';
-  return JSON.stringify(v) ?? String(v);
+  return JSON.stringify(v);
 }
 
 /** A JSON object: YAML's !!binary (Uint8Array) and the like are not. */
@@ -77,7 +77,7 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /** Well-known types whose JSON form is not an object of their fields (protobuf's JSON mapping table). */
 const SPECIAL_JSON = new Set(
-  ['Any', 'Duration', 'Timestamp', 'FieldMask', 'Struct', 'Value', 'ListValue', 'NullValue']
+  ['Any', 'Duration', 'Timestamp', 'FieldMask', 'Struct', 'Value', 'ListValue']
     .concat(['Double', 'Float', 'Int64', 'UInt64', 'Int32', 'UInt32', 'Bool', 'String', 'Bytes'].map((w) => `${w}Value`))
     .map((n) => `.google.protobuf.${n}`),
 );
@@ -92,6 +92,7 @@ class Converter {
     return undefined;
   }
 
+  /** `skip` is the "@type" key when the message is the payload of an Any written inline. */
   message(type: Type, json: unknown, path: string, skip?: string): PlainMessage | undefined {
     const out = SPECIAL_JSON.has(type.fullName) ? this.wellKnown(type, json, path) : this.fields(type, json, path, skip);
     const hook = this.opts.hooks?.[type.fullName.slice(1)];
@@ -168,7 +169,6 @@ class Converter {
   }
 
   private enumValue(e: Enum, json: unknown, path: string): number | undefined {
-    if (e.fullName === '.google.protobuf.NullValue' && json === null) return 0;
     if (typeof json === 'string' && Object.hasOwn(e.values, json)) return e.values[json];
     if (typeof json === 'number' && Object.hasOwn(e.valuesById, json)) return json;
     return this.issue(path, `${describe(json)} is not a valid ${e.name} (one of ${Object.keys(e.values).join(', ')})`);

@@ -1,0 +1,142 @@
+// Cluster and ClusterLoadAssignment decoders: protocol options, upstream TLS, localities and endpoints.
+import t from 'tap';
+import { HTTP2_DEFAULTS } from '../../src/model/types.js';
+import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL } from '../../src/xds/protos.js';
+import { DOWNSTREAM_TLS, HTTP_OPTIONS, HTTP_OPTIONS_KEY, INLINE_PEM, UPSTREAM_TLS, addr, cluster, problems, viaJson } from './helpers.js';
+
+const decode = (json: unknown) => viaJson(CLUSTER_TYPE_URL, json);
+const decodeCla = (json: unknown) => viaJson(CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, json);
+const withOptions = (options: Record<string, unknown>) => cluster({ typed_extension_protocol_options: { [HTTP_OPTIONS_KEY]: { '@type': HTTP_OPTIONS, ...options } } });
+const O = `typed_extension_protocol_options["${HTTP_OPTIONS_KEY}"]`;
+
+t.test('a STATIC cluster with Envoy defaults: 5 s connect timeout, round robin, HTTP/1.1, 1 h idle', (t) => {
+  const r = decode({ name: 'c' });
+  t.strictSame(r.ok && r.value, { name: 'c', type: 'STATIC', connectTimeoutMs: 5000, lbPolicy: 'ROUND_ROBIN', protocol: 'HTTP1', http2: HTTP2_DEFAULTS, idleTimeoutMs: 3_600_000 });
+  t.end();
+});
+
+t.test('HttpProtocolOptions choose HTTP/1.1 or HTTP/2 and the upstream idle timeout', (t) => {
+  const h2 = decode(withOptions({ common_http_protocol_options: { idle_timeout: '90s' }, explicit_http_config: { http2_protocol_options: { max_concurrent_streams: 16, initial_connection_window_size: 65535 } } }));
+  t.match(h2, { ok: true, value: { protocol: 'HTTP2', idleTimeoutMs: 90_000, http2: { ...HTTP2_DEFAULTS, maxConcurrentStreams: 16, initialConnectionWindowSize: 65535 } } });
+  t.match(decode(withOptions({ explicit_http_config: { http_protocol_options: {} } })), { ok: true, value: { protocol: 'HTTP1', http2: HTTP2_DEFAULTS } });
+  t.strictSame(problems(decode(withOptions({}))), [`${O}.explicit_http_config: is required`]);
+  t.strictSame(problems(decode(withOptions({ auto_config: {} }))), [`${O}.auto_config: field 'auto_config' is not supported`]);
+  t.strictSame(problems(decode(withOptions({ explicit_http_config: {} }))), [`${O}.explicit_http_config: one of http_protocol_options, http2_protocol_options is required`]);
+  t.strictSame(problems(decode(withOptions({ explicit_http_config: { http3_protocol_options: {} } }))), [`${O}.explicit_http_config.http3_protocol_options: field 'http3_protocol_options' is not supported`]);
+  t.strictSame(problems(decode(withOptions({ explicit_http_config: { http_protocol_options: { accept_http_10: true } }, common_http_protocol_options: { max_headers_count: 10 } }))), [
+    `${O}.explicit_http_config.http_protocol_options.accept_http_10: field 'accept_http_10' is not supported`,
+    `${O}.common_http_protocol_options.max_headers_count: field 'max_headers_count' is not supported`,
+  ]);
+  t.strictSame(problems(decode(cluster({ typed_extension_protocol_options: { 'envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions': { '@type': 'type.googleapis.com/google.protobuf.Empty' } } }))), [
+    'typed_extension_protocol_options["envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions"]: protocol options "envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions" are not supported',
+  ]);
+  t.strictSame(problems(decode(cluster({ typed_extension_protocol_options: { [HTTP_OPTIONS_KEY]: { '@type': 'type.googleapis.com/google.protobuf.Empty' } } }))), [
+    `${O}: expected HttpProtocolOptions, got "type.googleapis.com/google.protobuf.Empty"`,
+  ]);
+  t.end();
+});
+
+t.test('cluster fields outside the subset are refused by name', (t) => {
+  t.strictSame(problems(decode({ type: 'STRICT_DNS', connect_timeout: '0s', lb_policy: 'LEAST_REQUEST', circuit_breakers: {}, outlier_detection: {} })), [
+    "circuit_breakers: field 'circuit_breakers' is not supported",
+    "outlier_detection: field 'outlier_detection' is not supported",
+    'name: is required',
+    'type: STRICT_DNS is not supported yet',
+    'connect_timeout: must be greater than 0',
+    'lb_policy: LEAST_REQUEST is not supported',
+  ]);
+  t.strictSame(problems(decode({ name: 'c', cluster_type: { name: 'custom' } })), ["cluster_type: field 'cluster_type' is not supported"]);
+  t.end();
+});
+
+t.test('UpstreamTlsContext: SNI, optional client certificate, SAN matchers', (t) => {
+  const ts = (ctx: object, type = UPSTREAM_TLS) => ({ transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': type, ...ctx } } });
+  const r = decode(cluster(ts({ sni: 'svc', common_tls_context: { validation_context: { trusted_ca: INLINE_PEM, match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: 'spiffe://td/ns/a/sa/b' } }] } } })));
+  t.match(r, {
+    ok: true,
+    value: { tls: { sni: 'svc', common: { certificates: [], alpnProtocols: [], validation: { trustedCa: { kind: 'inline' }, uriSanMatchers: [{ kind: 'exact', value: 'spiffe://td/ns/a/sa/b' }] } } } },
+  });
+  t.match(decode(cluster(ts({}))), { ok: true, value: { tls: { sni: '', common: { certificates: [], alpnProtocols: [] } } } });
+  t.strictSame(problems(decode(cluster(ts({ allow_renegotiation: true })))), ["transport_socket.typed_config.allow_renegotiation: field 'allow_renegotiation' is not supported"]);
+  t.strictSame(problems(decode(cluster(ts({}, DOWNSTREAM_TLS)))), [`transport_socket.typed_config: expected UpstreamTlsContext, got "${DOWNSTREAM_TLS}"`]);
+  t.end();
+});
+
+t.test('ClusterLoadAssignment: localities, priorities, weights, health, overprovisioning', (t) => {
+  const r = decodeCla({
+    cluster_name: 'c',
+    endpoints: [
+      {
+        locality: { region: 'aws-us-east-1', zone: 'aws-us-east-1a', sub_zone: 'rack1' },
+        load_balancing_weight: 3,
+        lb_endpoints: [
+          { endpoint: { address: addr('10.0.0.1', 80), hostname: 'a.internal' }, health_status: 'HEALTHY', load_balancing_weight: 5 },
+          { endpoint: { address: addr('::1', 81) }, health_status: 'DRAINING' },
+        ],
+      },
+      { priority: 1, lb_endpoints: [{ endpoint: { address: addr('10.0.1.1', 80) } }] },
+    ],
+    policy: { overprovisioning_factor: 200 },
+  });
+  t.strictSame(r.ok && r.value, {
+    clusterName: 'c',
+    localities: [
+      {
+        locality: { region: 'aws-us-east-1', zone: 'aws-us-east-1a', subZone: 'rack1' },
+        priority: 0,
+        weight: 3,
+        endpoints: [
+          { address: { host: '10.0.0.1', port: 80 }, healthStatus: 'HEALTHY', weight: 5, hostname: 'a.internal' },
+          { address: { host: '::1', port: 81 }, healthStatus: 'DRAINING', weight: 1, hostname: '' },
+        ],
+      },
+      { locality: { region: '', zone: '', subZone: '' }, priority: 1, weight: 0, endpoints: [{ address: { host: '10.0.1.1', port: 80 }, healthStatus: 'UNKNOWN', weight: 1, hostname: '' }] }],
+    overprovisioningFactor: 200,
+  });
+  t.end();
+});
+
+t.test('ClusterLoadAssignment refusals name the endpoint field', (t) => {
+  const E = 'endpoints[0]';
+  t.strictSame(
+    problems(
+      decodeCla({
+        named_endpoints: {},
+        endpoints: [
+          {
+            load_balancing_weight: 0,
+            proximity: 1,
+            lb_endpoints: [
+              { endpoint: { address: addr('10.0.0.1', 0), health_check_config: { port_value: 1 } }, load_balancing_weight: 0, metadata: {} },
+              { endpoint_name: 'x' },
+              { health_status: 'HEALTHY' },
+            ],
+          },
+        ],
+        policy: { overprovisioning_factor: 0, drop_overloads: [{ category: 'x' }] },
+      }),
+    ),
+    [
+      'cluster_name: is required',
+      `${E}.proximity: field 'proximity' is not supported`,
+      `${E}.load_balancing_weight: must be at least 1`,
+      `${E}.lb_endpoints[0].metadata: field 'metadata' is not supported`,
+      `${E}.lb_endpoints[0].endpoint.health_check_config: field 'health_check_config' is not supported`,
+      `${E}.lb_endpoints[0].load_balancing_weight: must be at least 1`,
+      `${E}.lb_endpoints[0].endpoint.address.socket_address.port_value: a port is required`,
+      `${E}.lb_endpoints[1].endpoint_name: field 'endpoint_name' is not supported`,
+      `${E}.lb_endpoints[2].endpoint: is required`,
+      "policy.drop_overloads: field 'drop_overloads' is not supported",
+      'policy.overprovisioning_factor: must be greater than 0',
+    ],
+  );
+  t.strictSame(problems(decodeCla({ cluster_name: 'c', endpoints: [{ locality: { region: 'r', zone: 'z' }, lb_endpoints: [{ endpoint: {} }] }] })), [
+    'endpoints[0].lb_endpoints[0].endpoint.address: is required',
+  ]);
+  t.end();
+});
+
+t.test('a cluster reports its load_assignment problems at their full path', (t) => {
+  t.strictSame(problems(decode(cluster({ load_assignment: { endpoints: [] } }))), ['load_assignment.cluster_name: is required']);
+  t.end();
+});

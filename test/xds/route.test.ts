@@ -1,0 +1,137 @@
+// RouteConfiguration and matcher decoders: match kinds, header matchers, RE2, domains, actions and their refusals.
+import t from 'tap';
+import { ROUTE_CONFIGURATION_TYPE_URL } from '../../src/xds/protos.js';
+import { problems, viaJson } from './helpers.js';
+
+const decode = (json: unknown) => viaJson(ROUTE_CONFIGURATION_TYPE_URL, json);
+const withRoutes = (routes: object[], domains: string[] = ['*']) => ({ name: 'rc', virtual_hosts: [{ name: 'vh', domains, routes }] });
+const routeProblems = (...routes: object[]) => problems(decode(withRoutes(routes)));
+const R = 'virtual_hosts[0].routes';
+const to = { cluster: 'c' };
+
+t.test('route matches, header matchers and actions decode to the model', (t) => {
+  const r = decode(
+    withRoutes([
+      {
+        name: 'api',
+        match: {
+          path: '/api',
+          case_sensitive: false,
+          headers: [
+            { name: 'content-type', string_match: { prefix: 'application/grpc', ignore_case: true } },
+            { name: 'x-debug', present_match: false },
+            { name: 'x-a', exact_match: 'a' },
+            { name: 'x-b', prefix_match: 'b' },
+            { name: 'x-c', suffix_match: 'c' },
+            { name: 'x-d', contains_match: 'd', invert_match: true },
+            { name: 'x-e', safe_regex_match: { regex: '[0-9]+' } },
+            { name: 'x-f' },
+            { name: 'x-g', string_match: { safe_regex: { google_re2: {}, regex: 'v\\d' } } },
+          ],
+        },
+        route: { cluster: 'api', timeout: '0s', prefix_rewrite: '/v2', host_rewrite_literal: 'api.internal' },
+      },
+      { match: { safe_regex: { regex: '/users/[^/]+' } }, direct_response: { status: 204 } },
+      { match: { prefix: '' }, direct_response: { status: 503, body: { inline_string: 'down' } } },
+    ]),
+  );
+  const s = (kind: string, value: string, ignoreCase = false) => ({ kind: 'string', matcher: { kind, value, ignoreCase } });
+  t.strictSame(r.ok && r.value.virtualHosts[0]!.routes, [
+    {
+      name: 'api',
+      match: {
+        path: { kind: 'path', value: '/api' },
+        caseSensitive: false,
+        headers: [
+          { name: 'content-type', match: s('prefix', 'application/grpc', true), invert: false },
+          { name: 'x-debug', match: { kind: 'present', present: false }, invert: false },
+          { name: 'x-a', match: s('exact', 'a'), invert: false },
+          { name: 'x-b', match: s('prefix', 'b'), invert: false },
+          { name: 'x-c', match: s('suffix', 'c'), invert: false },
+          { name: 'x-d', match: s('contains', 'd'), invert: true },
+          { name: 'x-e', match: { kind: 'string', matcher: { kind: 'regex', regex: '[0-9]+', ignoreCase: false } }, invert: false },
+          { name: 'x-f', match: { kind: 'present', present: true }, invert: false },
+          { name: 'x-g', match: { kind: 'string', matcher: { kind: 'regex', regex: 'v\\d', ignoreCase: false } }, invert: false },
+        ],
+      },
+      action: { kind: 'route', action: { cluster: 'api', timeoutMs: 0, prefixRewrite: '/v2', hostRewriteLiteral: 'api.internal' } },
+    },
+    { name: '', match: { path: { kind: 'regex', regex: '/users/[^/]+' }, caseSensitive: true, headers: [] }, action: { kind: 'direct_response', status: 204 } },
+    { name: '', match: { path: { kind: 'prefix', value: '' }, caseSensitive: true, headers: [] }, action: { kind: 'direct_response', status: 503, body: 'down' } },
+  ]);
+  t.end();
+});
+
+t.test('domains follow Envoy: one wildcard at the start or end, unique across virtual hosts', (t) => {
+  const ok = decode({ virtual_hosts: [{ name: 'a', domains: ['*.a.com', 'a.*', '*-b.a.com', 'A.com:80'] }, { name: 'b', domains: ['*'] }] });
+  t.match(ok, { ok: true, value: { name: '', virtualHosts: [{ domains: ['*.a.com', 'a.*', '*-b.a.com', 'A.com:80'], routes: [] }, { domains: ['*'] }] } });
+  t.strictSame(problems(decode({ virtual_hosts: [{ name: 'a', domains: ['', 'a*b.com', '*.a.*', 'x.com', 'X.com'] }, { name: 'a', domains: ['x.COM'] }, { name: 'c' }, { domains: ['y'] }] })), [
+    'virtual_hosts[0].domains[0]: must not be empty',
+    'virtual_hosts[0].domains[1]: "a*b.com": the wildcard must be at the start or the end',
+    'virtual_hosts[0].domains[2]: "*.a.*": only one wildcard is allowed',
+    'virtual_hosts[2].domains: at least one domain is required',
+    'virtual_hosts[3].name: is required',
+    'virtual_hosts[0].domains[4]: duplicate domain "X.com" (also in virtual_hosts[0])',
+    'virtual_hosts[1].name: duplicate virtual host name "a" (also virtual_hosts[0])',
+    'virtual_hosts[1].domains[0]: duplicate domain "x.COM" (also in virtual_hosts[0])',
+  ]);
+  t.strictSame(problems(decode({ virtual_hosts: [], vhds: {}, request_headers_to_add: [] })), ["vhds: field 'vhds' is not supported"]);
+  t.end();
+});
+
+t.test('routes need a match and an action from the supported set', (t) => {
+  t.strictSame(routeProblems({ route: to }, { match: { prefix: '/' } }), [`${R}[0].match: is required`, `${R}[1]: one of route, direct_response is required`]);
+  t.strictSame(routeProblems({ match: { prefix: '/' }, redirect: { path_redirect: '/x' } }), [`${R}[0].redirect: field 'redirect' is not supported`]);
+  t.strictSame(routeProblems({ match: {}, route: to }, { match: { connect_matcher: {} }, route: to }, { match: { prefix: '/', grpc: {} }, route: to }), [
+    `${R}[0].match: one of prefix, path, safe_regex is required`,
+    `${R}[1].match.connect_matcher: field 'connect_matcher' is not supported`,
+    `${R}[2].match.grpc: field 'grpc' is not supported`,
+  ]);
+  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { weighted_clusters: { clusters: [{ name: 'a', weight: 1 }] } } }, { match: { prefix: '/' }, route: {} }), [
+    `${R}[0].route.weighted_clusters: field 'weighted_clusters' is not supported`,
+    `${R}[1].route.cluster: is required`,
+  ]);
+  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { cluster: 'c', timeout: '-1s', retry_policy: {} } }), [
+    `${R}[0].route.retry_policy: field 'retry_policy' is not supported`,
+    `${R}[0].route.timeout: must not be negative`,
+  ]);
+  t.strictSame(routeProblems({ match: { prefix: '/' }, direct_response: { status: 600, body: { filename: '/etc/x' } } }, { match: { prefix: '/' }, direct_response: {} }), [
+    `${R}[0].direct_response.status: 600 is not an HTTP status in [200, 600)`,
+    `${R}[0].direct_response.body.filename: field 'filename' is not supported`,
+    `${R}[1].direct_response.status: 0 is not an HTTP status in [200, 600)`,
+  ]);
+  t.end();
+});
+
+t.test('safe_regex is RE2: what RE2 rejects is rejected with its reason', (t) => {
+  const bad = (regex: string) => routeProblems({ match: { safe_regex: { regex } }, route: to });
+  t.strictSame(bad('(?=lookahead)'), [`${R}[0].match.safe_regex.regex: invalid RE2 regex "(?=lookahead)": invalid perl operator: (?=`]);
+  t.strictSame(bad('(a)\\1'), [`${R}[0].match.safe_regex.regex: invalid RE2 regex "(a)\\\\1": invalid escape sequence: \\1`]);
+  t.match(bad('a{1001}'), [/invalid repetition size/]);
+  t.match(bad('/a/(b'), [/invalid RE2 regex "\/a\/\(b": missing \): \/a\/\(b$/]);
+  t.strictSame(bad('a)|(b'), [`${R}[0].match.safe_regex.regex: invalid RE2 regex "a)|(b": unexpected ): a)|(b`], 'cannot escape the anchors it is wrapped in');
+  t.strictSame(routeProblems({ match: { safe_regex: { regex: '' } }, route: to }), [`${R}[0].match.safe_regex.regex: is required`]);
+  t.strictSame(routeProblems({ match: { safe_regex: { regex: 'a', google_re2: { max_program_size: 100 } } }, route: to }), [
+    `${R}[0].match.safe_regex.google_re2.max_program_size: field 'max_program_size' is not supported`,
+  ]);
+  t.end();
+});
+
+t.test('string and header matchers: required parts, Envoy length rules, unsupported kinds', (t) => {
+  const header = (h: object) => routeProblems({ match: { prefix: '/', headers: [h] }, route: to });
+  const H = `${R}[0].match.headers[0]`;
+  t.strictSame(header({ string_match: { exact: '' } }), [`${H}.name: is required`]);
+  t.strictSame(header({ name: 'a', string_match: {} }), [`${H}.string_match: one of exact, prefix, suffix, contains, safe_regex is required`]);
+  t.strictSame(header({ name: 'a', string_match: { ignore_case: true } }), [`${H}.string_match: one of exact, prefix, suffix, contains, safe_regex is required`]);
+  t.strictSame(header({ name: 'a', string_match: { suffix: '' } }), [`${H}.string_match.suffix: must not be empty`]);
+  t.strictSame(header({ name: 'a', string_match: { custom: { name: 'x' } } }), [`${H}.string_match.custom: field 'custom' is not supported`]);
+  t.strictSame(header({ name: 'a', string_match: { safe_regex: { regex: 'x' }, ignore_case: true } }), [`${H}.string_match.ignore_case: has no effect on safe_regex (use (?i) in the regex)`]);
+  t.strictSame(header({ name: 'a', string_match: { safe_regex: { regex: '(' } } }), [`${H}.string_match.safe_regex.regex: invalid RE2 regex "(": missing ): (`]);
+  t.strictSame(header({ name: 'a', safe_regex_match: { regex: '[' } }), [`${H}.safe_regex_match.regex: invalid RE2 regex "[": missing ]: [`]);
+  t.strictSame(header({ name: 'a', prefix_match: '' }), [`${H}.prefix_match: must not be empty`]);
+  t.strictSame(header({ name: 'a', range_match: { start: 1, end: 2 }, treat_missing_header_as_empty: true }), [
+    `${H}.range_match: field 'range_match' is not supported`,
+    `${H}.treat_missing_header_as_empty: field 'treat_missing_header_as_empty' is not supported`,
+  ]);
+  t.end();
+});
