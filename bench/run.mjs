@@ -34,6 +34,7 @@ const cfg = {
   h2loadClients: Number(env.BENCH_H2LOAD_CLIENTS ?? 20),
   grpcCalls: Number(env.BENCH_GRPC_CALLS ?? 5000),
   grpcConcurrency: Number(env.BENCH_GRPC_CONCURRENCY ?? 16),
+  idleWait: env.BENCH_IDLE_WAIT ?? '60s',
   rounds: Math.max(1, Number(env.BENCH_ROUNDS ?? 2)),
   paths: (env.BENCH_PATHS ?? 'direct,nginx,haproxy,outrigger').split(',').map((s) => s.trim()).filter(Boolean),
   latencyProtos: (env.BENCH_LATENCY_PROTOS ?? 'h2c,h1').split(',').map((s) => s.trim()).filter(Boolean),
@@ -43,6 +44,7 @@ const cfg = {
 seconds(cfg.duration); // validate early
 seconds(cfg.warmup);
 seconds(cfg.h2loadWarmup);
+seconds(cfg.idleWait);
 const TARGET_PROTO = cfg.latencyProtos.includes('h2c') ? 'h2c' : cfg.latencyProtos[0];
 // The Host/:authority every load tool sends: Outrigger's outbound route matches on it (examples/sidecar-a.yaml).
 const AUTHORITY = 'reviews:9080';
@@ -102,6 +104,26 @@ async function machineFacts(sidecar) {
   };
 }
 
+/**
+ * The machine is shared: wait (up to BENCH_IDLE_WAIT) until other programs use less than a quarter of a core
+ * for 3 s in a row, so the run starts quiet. Returns a note for the report.
+ */
+async function waitForQuiet() {
+  const limit = seconds(cfg.idleWait) * 1000;
+  if (limit <= 0) return 'idle wait skipped';
+  const t0 = Date.now();
+  let quiet = 0;
+  let last = null;
+  while (Date.now() - t0 < limit) {
+    const m = procs.foreignCpu([]);
+    await sleep(1000);
+    last = m.end();
+    quiet = last < 0.25 ? quiet + 1 : 0;
+    if (quiet >= 3) return `machine quiet after ${((Date.now() - t0) / 1000).toFixed(0)} s`;
+  }
+  return `machine still busy after waiting ${cfg.idleWait} (other programs at ${last?.toFixed(2)} cores); ran anyway`;
+}
+
 /** All load phases against one started path; fills `res`. */
 async function measure(name, p, ctx, res) {
   const roots = p.hops.map((h) => h.pid);
@@ -113,8 +135,11 @@ async function measure(name, p, ctx, res) {
 
   log(`${name}: wrk ${cfg.wrkThreads}t × ${cfg.wrkConnections}c for ${cfg.duration}`);
   const cpu0 = procs.cpuOfRoots(roots);
+  const foreign = procs.foreignCpu([...roots, ...ctx.backendRoots]);
   res.wrk = await wrk(entryH1, { threads: cfg.wrkThreads, connections: cfg.wrkConnections, duration: cfg.duration, host: AUTHORITY });
   const cpu1 = procs.cpuOfRoots(roots);
+  res.foreignCores = foreign.end();
+  res.loadavg = os.loadavg()[0];
   delete res.wrk.raw;
   if (roots.length && res.wrk.requests) res.cpuPer1k = (cpu1 - cpu0) / (res.wrk.requests / 1000);
   log(`${name}: wrk ${res.wrk.error ?? `${res.wrk.rps?.toFixed(0)} req/s`}`);
@@ -219,7 +244,7 @@ function mergeRounds(rounds) {
     for (const k of new Set(objs.flatMap(Object.keys))) out[k] = merge(objs.map((o) => o[k]), key === 'mem' ? 'mem' : k);
     return out;
   };
-  for (const k of ['wrk', 'latency', 'grpc', 'cpuPer1k', 'cpuFixedPct', 'mem']) base[k] = merge(good.map((r) => r[k]), k);
+  for (const k of ['wrk', 'latency', 'grpc', 'cpuPer1k', 'cpuFixedPct', 'mem', 'foreignCores', 'loadavg']) base[k] = merge(good.map((r) => r[k]), k);
   const range = (f) => {
     const xs = good.map(f).filter((x) => typeof x === 'number');
     return xs.length ? [Math.min(...xs), Math.max(...xs)] : null;
@@ -258,6 +283,11 @@ async function main() {
 
   log('backend: nginx (1 worker, 1 KiB) + grpc-js echo');
   const backend = await startBackend(ctx);
+  ctx.backendRoots = [backend.nginx.pid, backend.grpc.pid];
+  log(`waiting for a quiet machine (up to ${cfg.idleWait})`);
+  facts.idle = await waitForQuiet();
+  log(facts.idle);
+  const runForeign = procs.foreignCpu(ctx.backendRoots);
   const results = [];
   try {
     const bad = await checkEntry(ports.backendH1, { bodyBytes: cfg.bodyBytes });
@@ -280,6 +310,8 @@ async function main() {
   }
 
   const finishedAt = new Date();
+  facts.foreignCores = runForeign.end();
+  facts.loadavgEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const { md, console: text } = buildReport({
     results,
     cfg,

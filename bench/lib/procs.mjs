@@ -310,3 +310,35 @@ export function run(cmd, args, { timeoutMs = 120000, env } = {}) {
     });
   });
 }
+
+/** Machine-wide busy CPU seconds so far (all cores), from /proc/stat. */
+export function machineBusySeconds() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return (user + nice + system + irq + softirq + (steal || 0)) / CLK_TCK;
+}
+
+/** CPU seconds of this process plus all its children that have exited and been reaped (wrk, h2load, ...). */
+export function selfAndReapedSeconds() {
+  const st = readFileSync('/proc/self/stat', 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+}
+
+/**
+ * Measures how much CPU *other* programs on the machine used during a phase: machine busy time minus what
+ * the bench itself used (the given live process trees + this process + its reaped children). Call
+ * begin() before the phase, end() after the phase's tools have exited; returns cores used by others.
+ */
+export function foreignCpu(liveRoots) {
+  const sample = () => ({ busy: machineBusySeconds(), ours: cpuOfRoots(liveRoots) + selfAndReapedSeconds(), t: process.hrtime.bigint() });
+  const a = sample();
+  return {
+    end() {
+      const b = sample();
+      const secs = Number(b.t - a.t) / 1e9;
+      const other = b.busy - a.busy - (b.ours - a.ours);
+      return secs > 0 ? Math.max(0, other / secs) : null;
+    },
+  };
+}

@@ -54,9 +54,9 @@ export function buildReport({ results, cfg, facts, command, startedAt, finishedA
 
   // 1. throughput and resources (wrk)
   const t1 = table(
-    ['path', 'mTLS hop protocol', 'wrk req/s', '× HAProxy', 'wrk p50 / p99 ms', 'CPU-s per 1k req (both hops)', 'CPU % of a core @ fixed rate', 'VmRSS max under fixed-rate load, MB (A + B)', 'VmHWM peak, MB (A + B)'],
+    ['path', 'mTLS hop protocol', 'wrk req/s', '× HAProxy', 'wrk p50 / p99 ms', 'CPU-s per 1k req (both hops)', 'CPU % of a core @ fixed rate', 'VmRSS max under fixed-rate load, MB (A + B)', 'VmHWM peak, MB (A + B)', 'other programs\' CPU during wrk, cores'],
     results.map((r) => {
-      if (r.error && !r.wrk) return [r.label, r.upstreamProto ?? '—', na(r), '', '', '', '', '', ''];
+      if (r.error && !r.wrk) return [r.label, r.upstreamProto ?? '—', na(r), '', '', '', '', '', '', ''];
       const w = r.wrk ?? {};
       const hop = r.mem ? `${f(MB(r.mem.rssFixed.reduce((a, b) => a + b, 0)))} (${r.mem.rssFixed.map((k) => f(MB(k))).join(' + ')})` : '—';
       const hwm = r.mem ? `${f(MB(r.mem.hwm.reduce((a, b) => a + b, 0)))} (${r.mem.hwm.map((k) => f(MB(k))).join(' + ')})` : '—';
@@ -70,6 +70,7 @@ export function buildReport({ results, cfg, facts, command, startedAt, finishedA
         r.cpuFixedPct != null ? f(r.cpuFixedPct, 0) : '—',
         hop,
         hwm,
+        f(r.foreignCores, 2),
       ];
     }),
   );
@@ -151,7 +152,7 @@ run-to-run noise of ±10–20 % is normal. Rerun before drawing fine conclusions
 
 - command: \`${command}\`
 - started: ${startedAt.toISOString()}, finished: ${finishedAt.toISOString()}
-- machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memGiB} GiB RAM, kernel ${facts.kernel}, load average at start ${facts.loadavg}
+- machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memGiB} GiB RAM, kernel ${facts.kernel}, load average ${facts.loadavg} at start, ${facts.loadavgEnd} at end; other programs used ${f(facts.foreignCores, 2)} of the ${facts.nproc} cores on average during the run (machine busy time minus the bench's own processes); before starting: ${facts.idle}
 - node ${facts.node}; ${facts.nginx}; ${facts.haproxy}; ${facts.wrk}; ${facts.h2load}; ${facts.openssl}
 - outrigger: ${facts.outrigger}
 - settings: wrk ${cfg.wrkThreads} threads × ${cfg.wrkConnections} connections for ${cfg.duration} (after ${cfg.warmup} warm-up); h2load ${cfg.rate} req/s fixed rate (${cfg.h2loadClients} clients × ${Math.round(cfg.rate / cfg.h2loadClients)} req/s, one request in flight per client) for ${cfg.duration} after ${cfg.h2loadWarmup} warm-up; gRPC ${cfg.grpcCalls} unary calls at concurrency ${cfg.grpcConcurrency} on one channel; response body ${cfg.bodyBytes} B; one worker/thread/process per hop
@@ -160,7 +161,9 @@ run-to-run noise of ±10–20 % is normal. Rerun before drawing fine conclusions
 
 CPU-seconds are utime+stime of both hops (all processes of each hop) over the measured wrk run, divided by
 requests/1000. VmRSS is the maximum sampled (every 250 ms) during the fixed-rate runs; VmHWM is the kernel's
-peak over the path's whole run. nginx figures include the master process.
+peak over the path's whole run. nginx figures include the master process. The last column is the machine's
+busy CPU during the wrk run minus everything the bench runs (hops, backend, wrk): anything well above 0
+means another program competed for the 2 cores and that row is pessimistic.
 
 ${t1}
 

@@ -33,6 +33,12 @@ export interface IssuedSvid {
   readonly notAfter: number;
 }
 
+/** @peculiar/x509 PEM has no trailing newline; chains are concatenations, so every block must end in one. */
+function pemOf(cert: x509.X509Certificate): string {
+  const pem = cert.toString('pem');
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
+
 async function newKeys(): Promise<CryptoKeyPair> {
   return (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
 }
@@ -74,7 +80,7 @@ export async function createRootCa(o: CaOptions): Promise<CaBundle> {
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${o.trustDomain}` }]),
     ],
   });
-  const pem = cert.toString('pem');
+  const pem = pemOf(cert);
   return { trustDomain: o.trustDomain, cert, certPem: pem, keys, keyPem: await pkcs8Pem(keys.privateKey), chainPems: [], rootPem: pem };
 }
 
@@ -98,7 +104,7 @@ export async function createIntermediateCa(parent: CaBundle, o: Omit<CaOptions, 
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${parent.trustDomain}` }]),
     ],
   });
-  const pem = cert.toString('pem');
+  const pem = pemOf(cert);
   return { trustDomain: parent.trustDomain, cert, certPem: pem, keys, keyPem: await pkcs8Pem(keys.privateKey), chainPems: [pem, ...parent.chainPems], rootPem: parent.rootPem };
 }
 
@@ -141,7 +147,7 @@ export async function issueSvid(ca: CaBundle, o: SvidOptions): Promise<IssuedSvi
       new x509.SubjectAlternativeNameExtension([...o.spiffeIds, ...(o.extraUris ?? [])].map((value) => ({ type: 'url' as const, value })), true),
     ],
   });
-  const certPem = cert.toString('pem');
+  const certPem = pemOf(cert);
   return {
     certPem,
     chainPem: [certPem, ...ca.chainPems].join(''),

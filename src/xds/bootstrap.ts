@@ -38,7 +38,14 @@ export function loadBootstrapFile(file: string): Bootstrap {
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => ({ path: DOCUMENT, message: e.message, file, line: lines.linePos(e.pos[0]).line })));
   }
-  return decode(doc.toJS(), { file }, (p) => lineOf(doc, lines, p));
+  let json: unknown;
+  try {
+    json = doc.toJS();
+  } catch (e) {
+    // yaml refuses documents whose aliases expand excessively ("billion laughs").
+    throw new ConfigError([{ path: DOCUMENT, message: errorMessage(e), file }]);
+  }
+  return decode(json, { file }, (p) => lineOf(doc, lines, p));
 }
 
 function decode(json: unknown, opts: BootstrapOptions, lineOf: (path: string) => number | undefined): Bootstrap {

@@ -17,7 +17,7 @@ import { typeForUrl } from './protos.js';
  */
 export type ProtoObj = Readonly<Record<string, unknown>>;
 
-export const CANONICAL: IConversionOptions = { longs: String, enums: String, defaults: false, oneofs: false };
+const CANONICAL: IConversionOptions = { longs: String, enums: String, defaults: false, oneofs: false };
 
 /** Decodes wire bytes into the canonical shape; throws on malformed input. */
 export function decodeCanonical(type: Type, bytes: Uint8Array): ProtoObj {

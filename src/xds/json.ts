@@ -120,8 +120,9 @@ class Converter {
       }
       writtenAs.set(field.name, key);
       field.resolve();
-      // proto3 JSON: null means "not set", except for google.protobuf.Value where it is a value.
-      if (value === null && field.resolvedType?.fullName !== '.google.protobuf.Value') continue;
+      // proto3 JSON: null means "not set", except for google.protobuf.Value where it is a value. (undefined can
+      // only come from an in-memory object and means the same.)
+      if (value === undefined || (value === null && field.resolvedType?.fullName !== '.google.protobuf.Value')) continue;
       const oneof = field.partOf;
       if (oneof) {
         const other = oneofSetBy.get(oneof.name);

@@ -13,3 +13,14 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/** Asserts fn throws an error satisfying pred (a predicate or a message pattern). */
+export function throwsWhere(t: { ok(v: unknown, msg?: string): unknown; fail(msg?: string): unknown }, fn: () => unknown, pred: ((e: unknown) => boolean) | RegExp, msg?: string): void {
+  try {
+    fn();
+  } catch (e) {
+    t.ok(pred instanceof RegExp ? pred.test((e as Error).message) : pred(e), msg ?? `threw ${(e as Error).message}`);
+    return;
+  }
+  t.fail(msg ? `${msg}: did not throw` : 'did not throw');
+}

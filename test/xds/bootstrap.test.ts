@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, formatIssue } from '../../src/core/errors.js';
 import { HTTP2_DEFAULTS } from '../../src/model/types.js';
 import { decodeBootstrap, loadBootstrapFile } from '../../src/xds/bootstrap.js';
-import { ROUTER_URL, bootstrap, cluster, configIssues, fmt, listener } from './helpers.js';
+import { ROUTER_URL, UPSTREAM_TLS, bootstrap, cluster, configIssues, fmt, hcm, listener } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const example = (name: string) => readFileSync(path.join(ROOT, 'examples', name), 'utf8');
@@ -181,6 +181,7 @@ t.test('malformed YAML, unreadable files and empty documents are ConfigErrors wi
     'dup.yaml': 'node:\n  id: a\n  id: b\n',
     'empty.yaml': '',
     'list.json': '[1, 2]',
+    'laughs.yaml': ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`)].join('\n'),
   });
   const garbled = configIssues(() => loadBootstrapFile(path.join(dir, 'garbled.yaml')));
   t.equal(garbled[0]!.path, '(document)');
@@ -190,6 +191,7 @@ t.test('malformed YAML, unreadable files and empty documents are ConfigErrors wi
   t.match(dup[0], { path: '(document)', line: 3, message: /unique/ });
   t.match(configIssues(() => loadBootstrapFile(path.join(dir, 'empty.yaml')))[0], { path: '(document)', message: /expected an object .*Bootstrap.*got null/ });
   t.match(configIssues(() => loadBootstrapFile(path.join(dir, 'list.json')))[0], { path: '(document)', line: 1, message: /got a list/ });
+  t.match(configIssues(() => loadBootstrapFile(path.join(dir, 'laughs.yaml')))[0], { path: '(document)', message: /alias/i }, 'alias bombs are refused');
   const missing = configIssues(() => loadBootstrapFile(path.join(dir, 'nope.yaml')));
   t.match(missing[0], { path: '(document)', file: path.join(dir, 'nope.yaml'), message: /cannot read the bootstrap: .*ENOENT/ });
   t.end();
@@ -233,6 +235,21 @@ t.test('file DataSources: relative to the bootstrap, made absolute, and checked'
     `static_resources.clusters[1].${p}: file not found: ${path.join(dir, 'conf', 'none.pem')}`,
   ]);
   t.ok(issues.every((i) => i.file === path.join(dir, 'conf', 'b.yaml') && i.line === undefined), 'in-memory: file but no line');
+  t.end();
+});
+
+t.test('a file DataSource that cannot be opened says why', (t) => {
+  const dir = t.testdir({ 'ca.pem': PEM });
+  const b = bootstrap({ clusters: [cluster({ transport_socket: { name: 'tls', typed_config: { '@type': UPSTREAM_TLS, common_tls_context: { validation_context: { trusted_ca: { filename: 'ca.pem/x' } } } } } })] });
+  t.match(configIssues(() => decodeBootstrap(b, { baseDir: dir })).map(fmt), [/trusted_ca\.filename: file not readable: .*ca\.pem\/x \(ENOTDIR\)$/]);
+  t.end();
+});
+
+t.test('routes without a cluster (direct responses, RDS) need no cluster', (t) => {
+  const rds = hcm({ route_config: undefined, rds: { route_config_name: 'r', config_source: { ads: {} } } });
+  const direct = hcm({ route_config: { virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200 } }] }] } });
+  const b = decodeBootstrap(bootstrap({ listeners: [listener({ name: 'a', hcm: rds }), listener({ name: 'b', port: 8081, hcm: direct })], clusters: [] }));
+  t.strictSame(b.listeners.map((l) => l.filterChain.hcm.route.kind), ['rds', 'inline']);
   t.end();
 });
 
