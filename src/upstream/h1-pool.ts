@@ -50,6 +50,7 @@ export class H1Pool implements UpstreamPool {
         agent: this.agent,
         host: endpoint.host,
         port: endpoint.port,
+        noDelay: true,
         method: req.method,
         path: req.path,
         headers,

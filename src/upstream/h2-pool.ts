@@ -74,10 +74,10 @@ export class H2Pool implements UpstreamPool {
         settings: { enablePush: false, initialWindowSize: this.o.http2.initialStreamWindowSize },
         maxSessionMemory: 64,
         createConnection: () => {
+          // Nagle would hold small HEADERS/DATA frames back for the peer's delayed ACK.
           socket = tlsCtx
-            ? tls.connect(tlsCtx.connectOptions(endpoint.host, endpoint.port, ['h2']))
-            : net.connect({ host: endpoint.host, port: endpoint.port });
-          socket.setNoDelay(true);
+            ? tls.connect({ ...tlsCtx.connectOptions(endpoint.host, endpoint.port, ['h2']), noDelay: true })
+            : net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
           return socket;
         },
       });
