@@ -140,6 +140,10 @@ export function buildReport({ results, cfg, facts, command, startedAt, finishedA
   const t4 = table(['Outrigger target', 'measured', 'status'], targetRows);
 
   const notes = results.flatMap((r) => [
+    // Latency at a fixed rate close to a path's own maximum is mostly queueing: say so next to the numbers.
+    ...(r.name !== 'direct' && r.wrk?.rps && cfg.rate / r.wrk.rps > 0.5
+      ? [`- ${r.label}: the fixed ${cfg.rate} req/s is ${Math.round((cfg.rate / r.wrk.rps) * 100)} % of its closed-loop throughput (wrk), so its fixed-rate latency is largely queueing`]
+      : []),
     ...(r.error ? [`- **${r.label}**: failed: ${r.error.replaceAll('\n', ' ')}`] : []),
     ...(r.notes ?? []).map((n) => `- ${r.label}: ${n}`),
   ]);

@@ -352,21 +352,34 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
 
   let sent = 0;
   let failed = 0;
+  // The first failure's cause is worth more than a count when a newcomer asks why.
+  let firstFailure: string | undefined;
+  const fail = (why: string) => {
+    failed++;
+    firstFailure ??= why;
+  };
   let lat: number[] = [];
   let stopped = false;
   let finish: (v: { sent: number; failed: number }) => void = () => {};
   const done = new Promise<{ sent: number; failed: number }>((r) => (finish = r));
   const interval = Math.max(1, Math.round(1000 / Math.max(1, o.rate)));
+  let inFlight = 0;
+  let allAnswered: (() => void) | undefined;
   const loop = setInterval(() => {
     const t0 = performance.now();
     sent++;
-    get(fe!.ip, 'reviews', '/load').then(
-      (r) => {
-        if (r.status !== 200) failed++;
-        lat.push(performance.now() - t0);
-      },
-      () => failed++,
-    );
+    inFlight++;
+    get(fe!.ip, 'reviews', '/load')
+      .then(
+        (r) => {
+          if (r.status !== 200) fail(`${r.status} ${r.body.slice(0, 200)}`);
+          lat.push(performance.now() - t0);
+        },
+        (e: unknown) => fail((e as Error).message),
+      )
+      .finally(() => {
+        if (--inFlight === 0) allAnswered?.();
+      });
   }, interval);
   const report = setInterval(() => {
     const s = lat.sort((a, b) => a - b);
@@ -379,9 +392,12 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     stopped = true;
     clearInterval(loop);
     clearInterval(report);
+    // Let the requests already sent come back before the sidecars drain: both sidecars drain at once
+    // here, and a request still on its way would meet a peer that is already gone.
+    if (inFlight > 0) await new Promise<void>((r) => (allAnswered = r));
     say('Draining sidecars…');
     await cleanup();
-    say(`Stopped: ${sent} requests sent, ${failed} failed.`);
+    say(`Stopped: ${sent} requests sent, ${failed} failed.${firstFailure ? ` First failure: ${firstFailure}` : ''}`);
     finish({ sent, failed });
   };
   if (o.durationMs > 0) setTimeout(() => void stop(), o.durationMs).unref();

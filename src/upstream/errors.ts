@@ -1,7 +1,7 @@
 // Upstream error catalogue: why a request could not reach, or lost, its upstream.
 import { OutriggerError } from '../core/errors.js';
 
-export type UpstreamErrorKind = 'connect_failure' | 'connect_timeout' | 'reset' | 'refused_stream' | 'overflow';
+export type UpstreamErrorKind = 'connect_failure' | 'connect_timeout' | 'reset' | 'refused_stream' | 'overflow' | 'cancelled';
 
 export class UpstreamError extends OutriggerError {
   readonly kind: UpstreamErrorKind;
@@ -17,9 +17,12 @@ export class UpstreamError extends OutriggerError {
 
   /** Connect-phase failures are safe to retry elsewhere: nothing reached the upstream application. */
   get beforeRequestSent(): boolean {
-    return this.kind === 'connect_failure' || this.kind === 'connect_timeout' || this.kind === 'refused_stream';
+    return this.kind === 'connect_failure' || this.kind === 'connect_timeout' || this.kind === 'refused_stream' || this.kind === 'cancelled';
   }
 }
+
+/** The downstream caller went away before the request was sent: nothing to report upstream. */
+export const cancelledError = () => new UpstreamError('cancelled', 'downstream_cancelled', 'the downstream request was cancelled before it was sent upstream');
 
 /** Maps socket/TLS error codes onto a small, bounded set of reasons. */
 export function connectReason(e: unknown): string {

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../core/clock.js';
 import type { SocketAddress } from '../model/types.js';
-import { UpstreamError, connectReason } from './errors.js';
+import { UpstreamError, cancelledError, connectReason } from './errors.js';
 import type { PoolStats, UpgradeResult, UpstreamHandlers, UpstreamPool, UpstreamRequest, UpstreamStream } from './pool.js';
 import { randomBytes } from 'node:crypto';
 import { peerUriOf, type UpstreamTlsContext } from './tls.js';
@@ -50,11 +50,13 @@ export class H1Pool implements UpstreamPool {
         agent: this.agent,
         host: endpoint.host,
         port: endpoint.port,
-        noDelay: true,
+        ...({ noDelay: true } as object),
         method: req.method,
         path: req.path,
         headers,
         setHost: false,
+        // Aborts a connect still in progress when the caller goes away (the request is then never sent).
+        signal: req.signal,
       });
       this.active++;
       let connected = false;
@@ -76,6 +78,7 @@ export class H1Pool implements UpstreamPool {
         },
         abort: () => {
           aborted = true;
+          done();
           cr.destroy();
         },
       };
@@ -112,6 +115,7 @@ export class H1Pool implements UpstreamPool {
         done();
         if (aborted) return;
         if (!connected) {
+          if (req.signal?.aborted) return reject(cancelledError());
           this.connectFailures++;
           reject(e instanceof UpstreamError ? e : new UpstreamError('connect_failure', connectReason(e), `connect to ${endpoint.host}:${endpoint.port} failed: ${e.message}`, e));
           return;

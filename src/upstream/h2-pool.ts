@@ -6,14 +6,19 @@ import tls from 'node:tls';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Clock, Timer } from '../core/clock.js';
 import type { Http2Options, SocketAddress } from '../model/types.js';
-import { UpstreamError, connectReason } from './errors.js';
+import { UpstreamError, cancelledError, connectReason } from './errors.js';
 import type { PoolStats, UpgradeResult, UpstreamHandlers, UpstreamPool, UpstreamRequest, UpstreamStream } from './pool.js';
 import { peerUriOf, type UpstreamTlsContext } from './tls.js';
 
 interface SessionState {
   readonly session: http2.ClientHttp2Session;
+  readonly socket: net.Socket;
   readonly peerUri: string | undefined;
   active: number;
+  /** Out of the pool's list (and its gauge), whether or not the socket has finished closing. */
+  retired: boolean;
+  /** The last-stream-id of a GOAWAY from the peer: streams above it were never processed (RFC 9113 §6.8). */
+  goawayLastStreamId: number | undefined;
   draining: boolean;
   idleTimer: Timer | undefined;
 }
@@ -54,15 +59,55 @@ export class H2Pool implements UpstreamPool {
     return undefined;
   }
 
+  /**
+   * A session with a free stream slot, the slot already reserved (active++), so concurrent callers that
+   * resume in the same tick cannot all squeeze into the last slot.
+   */
   private async acquire(): Promise<SessionState> {
-    const s = this.pick();
-    if (s) return s;
-    if (this.closed) throw new UpstreamError('connect_failure', 'pool_closed', 'connection pool is closed');
-    // One connect at a time per endpoint; concurrent callers share it (nghttp2 queues streams past the limit).
-    this.connecting ??= this.connect().finally(() => {
-      this.connecting = undefined;
-    });
-    return this.connecting;
+    for (;;) {
+      const s = this.pick();
+      if (s) {
+        s.active++;
+        if (s.idleTimer) this.o.clock.clearTimeout(s.idleTimer);
+        s.idleTimer = undefined;
+        return s;
+      }
+      if (this.closed) throw new UpstreamError('connect_failure', 'pool_closed', 'connection pool is closed');
+      // One connect at a time per endpoint; callers that find the new session full start the next one.
+      this.connecting ??= this.connect().finally(() => {
+        this.connecting = undefined;
+      });
+      await this.connecting;
+    }
+  }
+
+  private release(s: SessionState): void {
+    s.active--;
+    // A draining session is closed by its last stream; an open one waits for the idle timeout.
+    if (s.draining && s.active === 0) this.shut(s);
+    else this.armIdle(s);
+  }
+
+  /**
+   * Closes an idle session and takes it out of the pool at once. Node only emits 'close' once the peer
+   * has closed its end too, and a peer that sent GOAWAY but keeps the socket open would otherwise hold
+   * the session (and its file descriptor) in the pool forever: our FIN goes out, then the socket is freed.
+   */
+  private shut(s: SessionState): void {
+    s.draining = true;
+    if (!s.session.closed) s.session.close();
+    this.retire(s);
+    s.socket.destroySoon();
+  }
+
+  private retire(s: SessionState): void {
+    if (s.idleTimer) this.o.clock.clearTimeout(s.idleTimer);
+    s.idleTimer = undefined;
+    if (s.retired) return;
+    s.retired = true;
+    const i = this.sessions.indexOf(s);
+    if (i >= 0) this.sessions.splice(i, 1);
+    this.o.onSessionDelta?.(-1);
   }
 
   private connect(): Promise<SessionState> {
@@ -76,7 +121,7 @@ export class H2Pool implements UpstreamPool {
         createConnection: () => {
           // Nagle would hold small HEADERS/DATA frames back for the peer's delayed ACK.
           socket = tlsCtx
-            ? tls.connect({ ...tlsCtx.connectOptions(endpoint.host, endpoint.port, ['h2']), noDelay: true })
+            ? tls.connect({ ...tlsCtx.connectOptions(endpoint.host, endpoint.port, ['h2']), noDelay: true } as tls.ConnectionOptions)
             : net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
           return socket;
         },
@@ -96,13 +141,18 @@ export class H2Pool implements UpstreamPool {
       session.once('error', (e) => {
         fail(new UpstreamError('connect_failure', connectReason(e), `connect to ${endpoint.host}:${endpoint.port} failed: ${e.message}`, e));
       });
-      session.once('connect', () => {
+      // Usable once the peer's SETTINGS arrived: before that SETTINGS_MAX_CONCURRENT_STREAMS reads as
+      // unlimited and every waiter would pile onto this one session.
+      session.once('remoteSettings', () => {
         if (settled) return;
         settled = true;
         clock.clearTimeout(timer);
         if (this.o.http2.initialConnectionWindowSize > 65535) session.setLocalWindowSize(this.o.http2.initialConnectionWindowSize);
         const state: SessionState = {
           session,
+          socket,
+          retired: false,
+          goawayLastStreamId: undefined,
           peerUri: tlsCtx ? peerUriOf(socket as tls.TLSSocket) : undefined,
           active: 0,
           draining: false,
@@ -119,20 +169,17 @@ export class H2Pool implements UpstreamPool {
     this.o.onSessionDelta?.(1);
     const { session } = s;
     // After GOAWAY the peer takes no new streams; streams it already accepted finish (RFC 9113 §6.8).
-    session.on('goaway', () => {
+    session.on('goaway', (_code: number, lastStreamId: number) => {
       s.draining = true;
+      s.goawayLastStreamId = lastStreamId;
+      if (s.active === 0) this.shut(s);
     });
     session.on('error', () => {
       s.draining = true;
     });
     session.once('close', () => {
       s.draining = true;
-      if (s.idleTimer) this.o.clock.clearTimeout(s.idleTimer);
-      const i = this.sessions.indexOf(s);
-      if (i >= 0) {
-        this.sessions.splice(i, 1);
-        this.o.onSessionDelta?.(-1);
-      }
+      this.retire(s);
     });
     this.armIdle(s);
   }
@@ -142,16 +189,17 @@ export class H2Pool implements UpstreamPool {
     s.idleTimer = undefined;
     if (s.active > 0 || this.o.idleTimeoutMs <= 0) return;
     s.idleTimer = this.o.clock.setTimeout(() => {
-      if (s.active === 0) {
-        s.draining = true;
-        s.session.close();
-      }
+      if (s.active === 0) this.shut(s);
     }, this.o.idleTimeoutMs);
     s.idleTimer.unref();
   }
 
   async open(req: UpstreamRequest, h: UpstreamHandlers): Promise<UpstreamStream> {
     const s = await this.acquire();
+    if (req.signal?.aborted) {
+      this.release(s);
+      throw cancelledError();
+    }
     const headers: OutgoingHttpHeaders = {
       ...req.headers,
       ':method': req.method,
@@ -165,11 +213,9 @@ export class H2Pool implements UpstreamPool {
     } catch (e) {
       // The session went away between pick and request (GOAWAY race): nothing was sent.
       s.draining = true;
+      this.release(s);
       throw new UpstreamError('refused_stream', 'session_closed', `session closed before the stream opened: ${(e as Error).message}`, e);
     }
-    s.active++;
-    if (s.idleTimer) this.o.clock.clearTimeout(s.idleTimer);
-    s.idleTimer = undefined;
     let responded = false;
     stream.on('response', (headers: IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {
       responded = true;
@@ -185,12 +231,14 @@ export class H2Pool implements UpstreamPool {
       ended = true;
     });
     stream.once('close', () => {
-      s.active--;
-      this.armIdle(s);
+      this.release(s);
       if (abortedByUs || (responded && ended)) return;
       const code = stream.rstCode ?? 0;
-      if (code === NGHTTP2_REFUSED_STREAM && !responded) {
-        // Streams above a GOAWAY's last-stream-id are closed REFUSED_STREAM: never processed, safe to retry.
+      // A stream the peer refused, or one above the last-stream-id of its GOAWAY, was never processed and
+      // is safe to retry. The second shows up as a session teardown (INTERNAL_ERROR) when the peer's FIN
+      // follows its GOAWAY, so the stream id is what decides, not the code.
+      const unprocessed = s.goawayLastStreamId !== undefined && (stream.id === undefined || stream.id > s.goawayLastStreamId);
+      if (!responded && (code === NGHTTP2_REFUSED_STREAM || unprocessed)) {
         h.onError(new UpstreamError('refused_stream', 'refused_stream', 'upstream refused the stream'), false);
       } else {
         h.onError(new UpstreamError('reset', code ? `rst_${code}` : 'connection_termination', `upstream reset the stream (code ${code})`), responded);
@@ -222,13 +270,10 @@ export class H2Pool implements UpstreamPool {
     try {
       stream = s.session.request(headers, { endStream: false });
     } catch (e) {
+      this.release(s);
       throw new UpstreamError('refused_stream', 'session_closed', `cannot open a WebSocket stream: ${(e as Error).message}`, e);
     }
-    s.active++;
-    stream.once('close', () => {
-      s.active--;
-      this.armIdle(s);
-    });
+    stream.once('close', () => this.release(s));
     return new Promise<UpgradeResult>((resolve, reject) => {
       stream.once('response', (h: IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
         const status = Number(h[':status']);
@@ -241,9 +286,10 @@ export class H2Pool implements UpstreamPool {
 
   close(): void {
     this.closed = true;
-    for (const s of this.sessions) {
+    for (const s of [...this.sessions]) {
       s.draining = true;
-      s.session.close();
+      if (s.active === 0) this.shut(s);
+      else s.session.close();
     }
   }
 

@@ -12,6 +12,12 @@ export interface UpstreamRequest {
   readonly headers: OutgoingHttpHeaders;
   /** True when the request has no body. */
   readonly endStream: boolean;
+  /**
+   * Aborted when the downstream caller goes away. A caller that resets its stream while the pool is still
+   * connecting (an HTTP/2 rapid-reset flood does exactly this) must not cost a connection or an upstream
+   * request: the pools check it before sending and abort a connect in progress.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface UpstreamHandlers {
