@@ -1,5 +1,5 @@
 // Randomness source, injected so load balancing, jitter and sampling are reproducible in tests.
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 export interface Rng {
   /** Uniform in [0, 1). */
@@ -26,11 +26,10 @@ export function seededRng(seed: number): Rng {
   return { next, int: (n) => Math.floor(next() * n) };
 }
 
-/** Request ids are not secrets, but must not collide across sidecars: 122 random bits, UUIDv4 shape. */
+/**
+ * Request ids are not secrets, but must not collide across sidecars: 122 random bits, UUIDv4 shape.
+ * randomUUID draws from a cached entropy pool; one randomBytes call per request cost ~3 % of a proxied request.
+ */
 export function uuid4(): string {
-  const b = randomBytes(16);
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return randomUUID();
 }

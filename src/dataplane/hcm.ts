@@ -221,7 +221,7 @@ export class HcmRuntime {
     if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(ra.cluster));
 
     const state = { upstream: undefined as UpstreamStream | undefined, finished: false, retried: false, timer: undefined as ReturnType<Clock['setTimeout']> | undefined };
-    const cancel = new AbortController();
+    const cancelled = () => state.finished;
     const finish = () => {
       if (state.finished) return;
       state.finished = true;
@@ -233,7 +233,6 @@ export class HcmRuntime {
       // The caller went away: stop the upstream exchange too (Envoy flag DC).
       if (rec.flag === '-') rec.flag = 'DC';
       if (!rec.status) rec.status = 0;
-      cancel.abort();
       state.upstream?.abort();
       finish();
     });
@@ -273,7 +272,7 @@ export class HcmRuntime {
       };
       ep.pool
         .open(
-          { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null, signal: cancel.signal },
+          { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null, cancelled },
           {
             onResponse: (status, upHeaders, upBody, endStream) => {
               if (state.finished) {

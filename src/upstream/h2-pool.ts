@@ -196,7 +196,7 @@ export class H2Pool implements UpstreamPool {
 
   async open(req: UpstreamRequest, h: UpstreamHandlers): Promise<UpstreamStream> {
     const s = await this.acquire();
-    if (req.signal?.aborted) {
+    if (req.cancelled?.()) {
       this.release(s);
       throw cancelledError();
     }

@@ -13,11 +13,11 @@ export interface UpstreamRequest {
   /** True when the request has no body. */
   readonly endStream: boolean;
   /**
-   * Aborted when the downstream caller goes away. A caller that resets its stream while the pool is still
-   * connecting (an HTTP/2 rapid-reset flood does exactly this) must not cost a connection or an upstream
-   * request: the pools check it before sending and abort a connect in progress.
+   * True once the downstream caller has gone away. A caller that resets its stream while the pool is still
+   * connecting (an HTTP/2 rapid-reset flood does exactly this) must not cost an upstream request: the pools
+   * ask just before sending. (A plain callback: an AbortController per request measured ~4 % of a hop.)
    */
-  readonly signal?: AbortSignal;
+  readonly cancelled?: () => boolean;
 }
 
 export interface UpstreamHandlers {
