@@ -11,6 +11,20 @@ import { GRPC_PREFIX } from './nginx.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN_JS = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+/**
+ * The node flags of the executable's shebang (`#!/usr/bin/env -S node FLAGS`): the sidecar runs here as
+ * `outrigger sidecar` runs for users, with its V8 heap settings, although we start it with process.execPath.
+ */
+function shebangFlags() {
+  try {
+    const first = readFileSync(MAIN_JS, 'utf8').split('\n', 1)[0];
+    const m = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node\s*(.*)$/.exec(first);
+    return m && m[1] ? m[1].trim().split(/\s+/) : [];
+  } catch {
+    return [];
+  }
+}
 const EXAMPLES = path.join(ROOT, 'examples');
 
 /**
@@ -102,7 +116,7 @@ async function startSidecar(outDir, name, doc, adminPort, flags, yamlName) {
   mkdirSync(dir, { recursive: true });
   const conf = path.join(dir, 'bootstrap.yaml');
   writeFileSync(conf, header(yamlName) + YAML.stringify(doc, { lineWidth: 0 }));
-  const proc = start(name, process.execPath, [MAIN_JS, 'sidecar', '--config', conf, ...flags], {
+  const proc = start(name, process.execPath, [...shebangFlags(), MAIN_JS, 'sidecar', '--config', conf, ...flags], {
     cwd: ROOT,
     stdoutFile: path.join(dir, 'stdout.log'),
     stderrFile: path.join(dir, 'stderr.log'),

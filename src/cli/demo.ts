@@ -17,20 +17,9 @@ import { decodeBootstrap } from '../xds/bootstrap.js';
 import { loadEchoService, peerFromXfcc, startEchoGrpc } from './demo-apps.js';
 import { UsageError, numberFlag } from './args.js';
 import { startSidecar, type RunningSidecar } from './sidecar.js';
+import { DEMO_HELP } from './demo-help.js';
+import { SIDECAR_NODE_FLAGS } from './node-flags.js';
 
-export const DEMO_HELP = `Usage: outrigger demo [options]    (npm start -- [options])
-
-Two echo workloads, "frontend" and "reviews", each behind its own sidecar process on its own loopback
-address (like two pods), with certificates from a throw-away mesh CA. Requests go
-app → sidecar outbound (15001) → mTLS HTTP/2 → peer sidecar inbound (15006) → app.
-
-Options:
-  --frontend-ip IP   loopback address of the frontend "pod" (default 127.0.10.1)
-  --reviews-ip IP    loopback address of the reviews "pod" (default 127.0.10.2)
-  --rate N           background requests per second after the walkthrough (default 20)
-  --duration SECS    stop after this long; 0 = run until Ctrl-C (default 0)
-  -h, --help         this help
-`;
 
 const TD = 'cluster.local';
 const PORTS = { admin: 15000, outbound: 15001, inbound: 15006, http: 9080, grpc: 9081 };
@@ -321,7 +310,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
       } else {
         const main = fileURLToPath(new URL('./main.js', import.meta.url));
         const log = openSync(path.join(p.dir, 'sidecar.log'), 'a');
-        const child = spawn(process.execPath, [main, 'sidecar', '--config', cfg, '--access-log', path.join(p.dir, 'access.log'), '--drain-time', '2s'], {
+        const child = spawn(process.execPath, [...SIDECAR_NODE_FLAGS, main, 'sidecar', '--config', cfg, '--access-log', path.join(p.dir, 'access.log'), '--drain-time', '2s'], {
           stdio: ['ignore', log, log],
         });
         children.push(child);

@@ -1,10 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2 --heap-growing-percent=20
 // `outrigger <command>`: the only place implementations are wired together. Exit 0 ok, 2 usage/config, 1 runtime.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { UsageError } from './args.js';
-import { demoMain, DEMO_HELP } from './demo.js';
+import { DEMO_HELP } from './demo-help.js';
 import { sidecarMain, SIDECAR_HELP } from './sidecar.js';
 
 const HELP = `Usage: outrigger <command> [options]
@@ -18,7 +18,8 @@ Run \`outrigger <command> --help\` for a command's options.
 
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   sidecar: { run: sidecarMain, help: SIDECAR_HELP },
-  demo: { run: demoMain, help: DEMO_HELP },
+  // The demo pulls in gRPC and the CA; a sidecar process never loads them (memory).
+  demo: { run: async (argv) => (await import('./demo.js')).demoMain(argv), help: DEMO_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,6 +1,9 @@
 // X509-SVID leaf checks (https://github.com/spiffe/spiffe/blob/main/standards/X509-SVID.md), which Node's TLS does not do.
 import { X509Certificate } from 'node:crypto';
-import * as x509 from './x509.js';
+// The ASN.1 layer of @peculiar/x509, not the library itself: its dependency-injection stack costs a
+// sidecar ~10 MB of resident memory for three extensions read once per certificate.
+import { AsnParser } from '@peculiar/asn1-schema';
+import { BasicConstraints, Certificate, KeyUsage, KeyUsageFlags, SubjectAlternativeName, id_ce_basicConstraints, id_ce_keyUsage, id_ce_subjectAltName } from '@peculiar/asn1-x509';
 import { parseSpiffeId, type SpiffeId } from './spiffe.js';
 
 /** Bounded reasons: they are metric label values. */
@@ -38,12 +41,16 @@ function parse(cert: X509Certificate): Parsed {
     cache.set(key, hit);
     return hit;
   }
-  const c = new x509.X509Certificate(cert.raw);
-  const san = c.getExtension(x509.SubjectAlternativeNameExtension);
-  const uris = san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
-  const bc = c.getExtension(x509.BasicConstraintsExtension);
-  const ku = c.getExtension(x509.KeyUsagesExtension);
-  const p: Parsed = { uris, isCa: bc?.ca === true, keyUsage: ku?.usages };
+  const p: Parsed = { uris: [], isCa: false, keyUsage: undefined };
+  for (const ext of AsnParser.parse(cert.raw, Certificate).tbsCertificate.extensions ?? []) {
+    if (ext.extnID === id_ce_subjectAltName) {
+      for (const n of AsnParser.parse(ext.extnValue, SubjectAlternativeName)) if (n.uniformResourceIdentifier !== undefined) p.uris.push(n.uniformResourceIdentifier);
+    } else if (ext.extnID === id_ce_basicConstraints) {
+      p.isCa = AsnParser.parse(ext.extnValue, BasicConstraints).cA;
+    } else if (ext.extnID === id_ce_keyUsage) {
+      p.keyUsage = AsnParser.parse(ext.extnValue, KeyUsage).toNumber();
+    }
+  }
   cache.set(key, p);
   if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
   return p;
@@ -66,7 +73,7 @@ export function checkX509Svid(cert: X509Certificate, opts: { trustDomain?: strin
   if (id.path === '') return { ok: false, reason: 'svid_not_spiffe', message: `${id.uri} names a trust domain, not a workload` };
   if (p.isCa) return { ok: false, reason: 'svid_is_ca', message: `${id.uri}: a leaf X509-SVID must not be a CA certificate` };
   if (p.keyUsage !== undefined) {
-    const KU = x509.KeyUsageFlags;
+    const KU = KeyUsageFlags;
     if (!(p.keyUsage & KU.digitalSignature)) return { ok: false, reason: 'svid_key_usage', message: `${id.uri}: key usage lacks digitalSignature` };
     if (p.keyUsage & (KU.keyCertSign | KU.cRLSign)) return { ok: false, reason: 'svid_key_usage', message: `${id.uri}: a leaf must not carry keyCertSign or cRLSign` };
   }

@@ -1,6 +1,17 @@
 // Compiles model matchers into predicates once per config version (never per request).
-import { RE2 } from 're2-wasm';
+import { createRequire } from 'node:module';
+import type { RE2 as RE2Type } from 're2-wasm';
 import type { HeaderMatcher, StringMatcher } from './types.js';
+
+/**
+ * re2-wasm brings a WebAssembly memory of ~11 MB resident; most sidecars have no regex at all, so it is
+ * loaded the first time a config needs one (the sidecar's memory budget is 80 MB under load).
+ */
+let RE2: typeof RE2Type | undefined;
+export function re2(): typeof RE2Type {
+  RE2 ??= (createRequire(import.meta.url)('re2-wasm') as { RE2: typeof RE2Type }).RE2;
+  return RE2;
+}
 
 export type Predicate = (s: string) => boolean;
 
@@ -9,7 +20,7 @@ export type Predicate = (s: string) => boolean;
  * backtrack. Envoy matches the whole value, hence the anchors.
  */
 export function compileRegex(regex: string): Predicate {
-  const re = new RE2(`^(?:${regex})$`, 'u');
+  const re = new (re2())(`^(?:${regex})$`, 'u');
   return (s) => re.test(s);
 }
 

@@ -1,9 +1,9 @@
 // Decodes envoy.type.matcher.v3.StringMatcher / RegexMatcher and envoy.config.route.v3.HeaderMatcher.
-import { RE2 } from 're2-wasm';
 import { errorMessage, type FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { HeaderMatcher, StringMatcher } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
+import { re2 } from '../../model/matchers.js';
 import { Issues, bool, joinPath, msg, onlyFields, requireOne, required, str } from './common.js';
 
 /**
@@ -19,7 +19,7 @@ export function decodeRegexMatcher(o: ProtoObj, path: string): Result<string, Fi
   const regex = required(o, 'regex', path, issues);
   if (regex !== '') {
     try {
-      new RE2(regex, 'u');
+      new (re2())(regex, 'u');
     } catch (e) {
       // re2-wasm says "Invalid regular expression: /<regex>/u: <reason>", with '/' escaped; the reason is what helps.
       const m = errorMessage(e);
