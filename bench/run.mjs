@@ -16,6 +16,7 @@ import { BODY_BYTES, startBackend } from './proxies/backend.mjs';
 import { NGINX, startNginxPath } from './proxies/nginx.mjs';
 import { HAPROXY, startHaproxyPath } from './proxies/haproxy.mjs';
 import { MAIN_JS, probeSidecar, startOutriggerPath } from './proxies/outrigger.mjs';
+import { startNodeFloorPath } from './proxies/node-floor.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -36,7 +37,7 @@ const cfg = {
   grpcConcurrency: Number(env.BENCH_GRPC_CONCURRENCY ?? 16),
   idleWait: env.BENCH_IDLE_WAIT ?? '60s',
   rounds: Math.max(1, Number(env.BENCH_ROUNDS ?? 2)),
-  paths: (env.BENCH_PATHS ?? 'direct,nginx,haproxy,outrigger').split(',').map((s) => s.trim()).filter(Boolean),
+  paths: (env.BENCH_PATHS ?? 'direct,nginx,haproxy,outrigger,node-floor').split(',').map((s) => s.trim()).filter(Boolean),
   latencyProtos: (env.BENCH_LATENCY_PROTOS ?? 'h2c,h1').split(',').map((s) => s.trim()).filter(Boolean),
   bodyBytes: BODY_BYTES,
   results: env.BENCH_RESULTS ?? path.join(BENCH, 'RESULTS.md'),
@@ -56,6 +57,7 @@ const PATHS = {
   nginx: { label: 'nginx', start: startNginxPath },
   haproxy: { label: 'HAProxy', start: startHaproxyPath },
   outrigger: { label: 'Outrigger', start: startOutriggerPath },
+  'node-floor': { label: 'Node floor (bare Node two-hop, reference)', start: startNodeFloorPath },
 };
 
 /** The "path" of the direct row: the load hits the backend itself. */

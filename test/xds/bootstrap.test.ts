@@ -245,11 +245,13 @@ t.test('a file DataSource that cannot be opened says why', (t) => {
   t.end();
 });
 
-t.test('routes without a cluster (direct responses, RDS) need no cluster', (t) => {
+t.test('direct responses need no cluster; RDS in a static bootstrap is refused with its path', (t) => {
   const rds = hcm({ route_config: undefined, rds: { route_config_name: 'r', config_source: { ads: {} } } });
   const direct = hcm({ route_config: { virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200 } }] }] } });
-  const b = decodeBootstrap(bootstrap({ listeners: [listener({ name: 'a', hcm: rds }), listener({ name: 'b', port: 8081, hcm: direct })], clusters: [] }));
-  t.strictSame(b.listeners.map((l) => l.filterChain.hcm.route.kind), ['rds', 'inline']);
+  const b = decodeBootstrap(bootstrap({ listeners: [listener({ name: 'b', port: 8081, hcm: direct })], clusters: [] }));
+  t.strictSame(b.listeners.map((l) => l.filterChain.hcm.route.kind), ['inline']);
+  const issues = configIssues(() => decodeBootstrap(bootstrap({ listeners: [listener({ name: 'a', hcm: rds })], clusters: [] }))).map(fmt);
+  t.match(issues, [/static_resources\.listeners\[0\]\.filter_chains\[0\]\.filters\[0\]\.typed_config\.rds: RDS needs dynamic_resources/]);
   t.end();
 });
 

@@ -23,6 +23,11 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string): Result<Bootst
   // Names come from the raw clusters so that one broken cluster does not also make its routes "dangling".
   const clusterNames = new Set(list(sr, 'clusters').map((c) => str(c, 'name')));
   listeners.forEach((l, i) => {
+    // The HCM decoder takes `rds` (ADS will serve it); a static bootstrap has no dynamic_resources yet, so
+    // such a listener could never get routes: refuse it at load rather than 404 every request.
+    if (l?.filterChain.hcm.route.kind === 'rds') {
+      issues.add(`${srPath}.listeners[${i}].filter_chains[0].filters[0].typed_config.rds`, 'RDS needs dynamic_resources (ADS), which this sidecar does not support yet; use an inline route_config');
+    }
     for (const ref of l ? listenerClusterRefs(l, `${srPath}.listeners[${i}]`) : []) {
       if (!clusterNames.has(ref.cluster)) issues.add(ref.path, `unknown cluster ${JSON.stringify(ref.cluster)} (not in static_resources.clusters)`);
     }
