@@ -275,6 +275,8 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     { name: 'reviews', ip: o.reviewsIp, peer: { name: 'frontend', ip: o.frontendIp }, dir: path.join(base, 'reviews') },
   ];
   say(`Outrigger demo — working directory ${base}`);
+  // The keys in it are throw-away, but they should not outlive an interrupted demo either.
+  process.once('exit', () => rmSync(base, { recursive: true, force: true }));
 
   const ca = await createRootCa({ trustDomain: TD, commonName: 'Outrigger demo root', clock: systemClock });
   for (const p of pods) {
@@ -291,9 +293,14 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
   const children: ChildProcess[] = [];
   const inproc: RunningSidecar[] = [];
   const cleanup = async () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
-    await Promise.all(inproc.map((s) => s.shutdown()));
+    // Callers first: the frontend sidecar drains while reviews still serves what it forwards, then reviews.
+    for (const c of children) {
+      if (c.exitCode !== null) continue;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await exited;
+    }
+    for (const s of inproc) await s.shutdown();
     for (const a of apps) await a.close();
     keepAlive.destroy();
     rmSync(base, { recursive: true, force: true });
@@ -312,8 +319,15 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
         const log = openSync(path.join(p.dir, 'sidecar.log'), 'a');
         const child = spawn(process.execPath, [...SIDECAR_NODE_FLAGS, main, 'sidecar', '--config', cfg, '--access-log', path.join(p.dir, 'access.log'), '--drain-time', '2s'], {
           stdio: ['ignore', log, log],
+          // Its own process group: Ctrl-C in the terminal reaches only the demo, which stops the load, lets
+          // the requests in flight come back and then drains the sidecars in order (SIGTERM in cleanup).
+          detached: true,
         });
         children.push(child);
+        // Should the demo itself die, its sidecars must not outlive it.
+        process.once('exit', () => {
+          if (child.exitCode === null) child.kill('SIGTERM');
+        });
       }
       await waitReady(p.ip, children.at(-1), 15_000);
       say(`  ${p.name} sidecar ready: outbound ${p.ip}:${PORTS.outbound}, inbound ${p.ip}:${PORTS.inbound} (mTLS), admin http://${p.ip}:${PORTS.admin}`);
@@ -413,12 +427,19 @@ export async function demoMain(argv: string[]): Promise<number> {
   const frontendIp = values['frontend-ip'] ?? '127.0.10.1';
   const reviewsIp = values['reviews-ip'] ?? '127.0.10.2';
   if (!ipOk(frontendIp) || !ipOk(reviewsIp)) throw new UsageError('--frontend-ip/--reviews-ip must be loopback addresses (127.x.y.z)');
+  // Ctrl-C during setup: exit through process.exit so the 'exit' hooks stop the sidecars already started
+  // (a signal's default action would skip them and leave the children running).
+  const early = () => process.exit(130);
+  process.once('SIGINT', early);
+  process.once('SIGTERM', early);
   const demo = await runDemo({
     frontendIp,
     reviewsIp,
     rate: numberFlag('rate', values.rate, 20, 1, 10000),
     durationMs: numberFlag('duration', values.duration, 0, 0, 86400) * 1000,
   });
+  process.off('SIGINT', early);
+  process.off('SIGTERM', early);
   process.once('SIGINT', () => void demo.stop());
   process.once('SIGTERM', () => void demo.stop());
   const r = await demo.done;
