@@ -67,6 +67,16 @@ function upstreamTls(mod, certs) {
       ${mod}_ssl_protocols TLSv1.2 TLSv1.3;`;
 }
 
+/** An upstream block with a keep-alive cache that lasts the whole run (no reconnects in the measurement). */
+function upstream(name, port, keepalive) {
+  return `  upstream ${name} {
+    server 127.0.0.1:${port};
+    keepalive ${keepalive};
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+  }`;
+}
+
 export function hopAConfig({ ports, certs }) {
   const h1Location = `    location / {
       proxy_pass https://hop_b_h1;
@@ -77,18 +87,8 @@ ${upstreamTls('proxy', certs)}
     }`;
   return `  # Separate upstream blocks: the keepalive cache of the proxy module (h1 over TLS) and of grpc (h2 over TLS)
   # must not share connections.
-  upstream hop_b_h1 {
-    server 127.0.0.1:${ports.hopB};
-    keepalive 64;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-  }
-  upstream hop_b_grpc {
-    server 127.0.0.1:${ports.hopB};
-    keepalive 16;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-  }
+${upstream('hop_b_h1', ports.hopB, 64)}
+${upstream('hop_b_grpc', ports.hopB, 16)}
   # Outbound, HTTP/1.1 (wrk, h2load --h1). nginx cannot serve h1 and h2c prior knowledge on one port.
   server {
     listen 127.0.0.1:${ports.hopA};
@@ -107,18 +107,8 @@ ${upstreamTls('grpc', certs)}
 }
 
 export function hopBConfig({ ports, certs }) {
-  return `  upstream app_h1 {
-    server 127.0.0.1:${ports.backendH1};
-    keepalive 64;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-  }
-  upstream app_grpc {
-    server 127.0.0.1:${ports.grpcBackend};
-    keepalive 16;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-  }
+  return `${upstream('app_h1', ports.backendH1, 64)}
+${upstream('app_grpc', ports.grpcBackend, 16)}
   # Inbound: TLS with client certificates required, ALPN h2 (gRPC from hop A) or http/1.1 (proxy module).
   server {
     listen 127.0.0.1:${ports.hopB} ssl http2;

@@ -3,7 +3,7 @@ import t from 'tap';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { FakeClock } from '../../src/core/clock.js';
-import { H2Pool } from '../../src/upstream/h2-pool.js';
+import { H2Pool, type H2PoolOptions } from '../../src/upstream/h2-pool.js';
 import { UpstreamError } from '../../src/upstream/errors.js';
 import type { UpstreamHandlers } from '../../src/upstream/pool.js';
 import { waitFor } from '../helpers/tools.js';
@@ -21,6 +21,12 @@ async function server(maxConcurrentStreams: number) {
   return { srv, sessions, port: (srv.address() as AddressInfo).port };
 }
 
+/** A plaintext pool to 127.0.0.1:port with small windows, a fake clock, and `o` on top. */
+function h2Pool(port: number, o: Partial<H2PoolOptions> = {}): H2Pool {
+  const http2 = { maxConcurrentStreams: 100, initialStreamWindowSize: 65535, initialConnectionWindowSize: 65535 };
+  return new H2Pool({ endpoint: { host: '127.0.0.1', port }, tls: undefined, connectTimeoutMs: 1000, idleTimeoutMs: 30_000, http2, clock: new FakeClock(), ...o });
+}
+
 const quiet: UpstreamHandlers = { onResponse: (_s, _h, body) => body.resume(), onTrailers: () => {}, onError: () => {} };
 const req = (path: string) => ({ method: 'GET', authority: 'x', path, scheme: 'http' as const, headers: {}, endStream: true });
 
@@ -32,7 +38,7 @@ t.test('fills sessions up to the peer\'s SETTINGS_MAX_CONCURRENT_STREAMS, then o
   });
   const clock = new FakeClock();
   let sessions = 0;
-  const pool = new H2Pool({ endpoint: { host: '127.0.0.1', port: s.port }, tls: undefined, connectTimeoutMs: 1000, idleTimeoutMs: 60_000, http2: { maxConcurrentStreams: 100, initialStreamWindowSize: 65535, initialConnectionWindowSize: 65535 }, clock, onSessionDelta: (d) => (sessions += d) });
+  const pool = h2Pool(s.port, { idleTimeoutMs: 60_000, clock, onSessionDelta: (d) => (sessions += d) });
   t.teardown(() => pool.destroy());
   const streams = await Promise.all(Array.from({ length: 5 }, () => pool.open(req('/hang'), quiet)));
   t.equal(pool.stats().activeStreams, 5);
@@ -49,7 +55,7 @@ t.test('a session that received GOAWAY takes no new streams; idle sessions are e
     s.srv.close();
   });
   const clock = new FakeClock();
-  const pool = new H2Pool({ endpoint: { host: '127.0.0.1', port: s.port }, tls: undefined, connectTimeoutMs: 1000, idleTimeoutMs: 30_000, http2: { maxConcurrentStreams: 100, initialStreamWindowSize: 1 << 20, initialConnectionWindowSize: 4 << 20 }, clock });
+  const pool = h2Pool(s.port, { http2: { maxConcurrentStreams: 100, initialStreamWindowSize: 1 << 20, initialConnectionWindowSize: 4 << 20 }, clock });
   t.teardown(() => pool.destroy());
   // A stream racing the GOAWAY is refused (REFUSED_STREAM, never processed): reported as -1 here.
   const done = () =>
@@ -73,7 +79,7 @@ t.test('connect failures are typed and counted', async (t) => {
   const s = await server(100);
   const port = s.port;
   await new Promise<void>((r) => s.srv.close(() => r()));
-  const pool = new H2Pool({ endpoint: { host: '127.0.0.1', port }, tls: undefined, connectTimeoutMs: 1000, idleTimeoutMs: 1000, http2: { maxConcurrentStreams: 100, initialStreamWindowSize: 65535, initialConnectionWindowSize: 65535 }, clock: new FakeClock() });
+  const pool = h2Pool(port, { idleTimeoutMs: 1000 });
   const err = await pool.open(req('/'), quiet).catch((e: unknown) => e);
   t.ok(err instanceof UpstreamError);
   t.match(err, { kind: 'connect_failure', reason: 'connection_refused' });
@@ -130,7 +136,7 @@ async function goawayPeer() {
 t.test('a stream above the last-stream-id of a GOAWAY is reported as refused (retryable), even when the peer then closes', async (t) => {
   const s = await goawayPeer();
   t.teardown(() => s.srv.close());
-  const pool = new H2Pool({ endpoint: { host: '127.0.0.1', port: s.port }, tls: undefined, connectTimeoutMs: 1000, idleTimeoutMs: 30_000, http2: { maxConcurrentStreams: 100, initialStreamWindowSize: 65535, initialConnectionWindowSize: 65535 }, clock: new FakeClock() });
+  const pool = h2Pool(s.port);
   t.teardown(() => pool.destroy());
   const outcome = new Promise<string>((resolve) => {
     void pool.open(req('/hang'), { ...quiet, onResponse: () => resolve('response'), onError: (e) => resolve(`${e.kind}/${e.reason}`) });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, formatIssue } from '../../src/core/errors.js';
 import { HTTP2_DEFAULTS } from '../../src/model/types.js';
 import { decodeBootstrap, loadBootstrapFile } from '../../src/xds/bootstrap.js';
-import { ROUTER_URL, UPSTREAM_TLS, bootstrap, cluster, configIssues, fmt, hcm, listener } from './helpers.js';
+import { HCM_MODEL_DEFAULTS, UPSTREAM_TLS, bootstrap, cluster, configIssues, fmt, hcm, listener } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const example = (name: string) => readFileSync(path.join(ROOT, 'examples', name), 'utf8');
@@ -17,21 +17,7 @@ function isDeepFrozen(v: unknown): boolean {
   return typeof v !== 'object' || v === null || (Object.isFrozen(v) && Object.values(v).every(isDeepFrozen));
 }
 
-const routerFilter = { name: 'envoy.filters.http.router', typeUrl: ROUTER_URL, optional: false, config: {} };
-const hcmDefaults = {
-  codecType: 'AUTO',
-  httpFilters: [routerFilter],
-  forwardClientCertDetails: 'SANITIZE',
-  setCurrentClientCertDetails: { subject: false, cert: false, chain: false, dns: false, uri: false },
-  idleTimeoutMs: 3_600_000,
-  streamIdleTimeoutMs: 300_000,
-  requestTimeoutMs: 0,
-  maxRequestHeadersKb: 60,
-  http2: HTTP2_DEFAULTS,
-  generateRequestId: true,
-  useRemoteAddress: false,
-  upgradeTypes: ['websocket'],
-};
+const hcmDefaults = { ...HCM_MODEL_DEFAULTS, upgradeTypes: ['websocket'] };
 const prefixRoute = (cluster: string, timeoutMs: number) => ({
   name: '',
   match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] },

@@ -1,10 +1,27 @@
 // Small Envoy v3 resources in proto3 JSON form, and ways to push them through the real decoders.
 import { ConfigError, type FieldIssue } from '../../src/core/errors.js';
 import type { Result } from '../../src/core/result.js';
+import { HTTP2_DEFAULTS } from '../../src/model/types.js';
 import { decodeResource, encodeResourceJson, type ResourceModels, type ResourceTypeUrl } from '../../src/xds/resources/index.js';
 
 export const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER_URL = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+
+/** The decoded HttpConnectionManager fields a config that sets none of them gets (Envoy's defaults). */
+export const HCM_MODEL_DEFAULTS = {
+  codecType: 'AUTO',
+  httpFilters: [{ name: 'envoy.filters.http.router', typeUrl: ROUTER_URL, optional: false, config: {} }],
+  forwardClientCertDetails: 'SANITIZE',
+  setCurrentClientCertDetails: { subject: false, cert: false, chain: false, dns: false, uri: false },
+  idleTimeoutMs: 3_600_000,
+  streamIdleTimeoutMs: 300_000,
+  requestTimeoutMs: 0,
+  maxRequestHeadersKb: 60,
+  http2: HTTP2_DEFAULTS,
+  generateRequestId: true,
+  useRemoteAddress: false,
+  upgradeTypes: [] as string[],
+};
 export const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_URL } };
 export const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 export const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';

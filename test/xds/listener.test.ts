@@ -2,7 +2,7 @@
 import t from 'tap';
 import { HTTP2_DEFAULTS } from '../../src/model/types.js';
 import { LISTENER_TYPE_URL } from '../../src/xds/protos.js';
-import { DOWNSTREAM_TLS, INLINE_PEM, ROUTER, ROUTER_URL, UPSTREAM_TLS, hcm, listener, problems, viaJson } from './helpers.js';
+import { DOWNSTREAM_TLS, HCM_MODEL_DEFAULTS, INLINE_PEM, ROUTER, ROUTER_URL, UPSTREAM_TLS, hcm, listener, problems, viaJson } from './helpers.js';
 
 const decode = (json: unknown) => viaJson(LISTENER_TYPE_URL, json);
 const HCM_PATH = 'filter_chains[0].filters[0].typed_config';
@@ -21,7 +21,6 @@ t.test('a plaintext listener with Envoy defaults for everything left out', (t) =
       name: '',
       hcm: {
         statPrefix: 'web',
-        codecType: 'AUTO',
         route: {
           kind: 'inline',
           config: {
@@ -35,17 +34,7 @@ t.test('a plaintext listener with Envoy defaults for everything left out', (t) =
             ],
           },
         },
-        httpFilters: [{ name: 'envoy.filters.http.router', typeUrl: ROUTER_URL, optional: false, config: {} }],
-        forwardClientCertDetails: 'SANITIZE',
-        setCurrentClientCertDetails: { subject: false, cert: false, chain: false, dns: false, uri: false },
-        idleTimeoutMs: 3_600_000,
-        streamIdleTimeoutMs: 300_000,
-        requestTimeoutMs: 0,
-        maxRequestHeadersKb: 60,
-        http2: HTTP2_DEFAULTS,
-        generateRequestId: true,
-        useRemoteAddress: false,
-        upgradeTypes: [],
+        ...HCM_MODEL_DEFAULTS,
       },
     },
   });

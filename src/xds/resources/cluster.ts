@@ -6,6 +6,7 @@ import { unpackAs, type ProtoObj } from '../canonical.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
   Issues,
+  decodeTypedExtension,
   durationMs,
   enumOf,
   http2Options,
@@ -17,7 +18,7 @@ import {
   required,
 } from './common.js';
 import { decodeClusterLoadAssignment } from './endpoint.js';
-import { UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeTransportSocket, decodeUpstreamTlsContext } from './tls.js';
+import { UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext } from './tls.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const HTTP_PROTOCOL_OPTIONS_TYPE_URL = `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`;
@@ -42,7 +43,7 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
   const la = msg(o, 'load_assignment');
   const loadAssignment = la && issues.take(decodeClusterLoadAssignment(la, joinPath(path, 'load_assignment')));
   const ts = msg(o, 'transport_socket');
-  const tls = ts && issues.take(decodeTransportSocket(ts, joinPath(path, 'transport_socket'), UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext));
+  const tls = ts && issues.take(decodeTypedExtension(ts, joinPath(path, 'transport_socket'), UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext));
   const http = upstreamHttp(o, joinPath(path, 'typed_extension_protocol_options'), issues);
   const lbPolicy = enumOf(o, 'lb_policy', path, ['ROUND_ROBIN'], 'ROUND_ROBIN', issues);
   return issues.result(() => ({

@@ -4,7 +4,7 @@ import { durationMsgToMs, type DurationMsg } from '../../core/duration.js';
 import type { FieldIssue } from '../../core/errors.js';
 import { fail, ok, type Result } from '../../core/result.js';
 import { HTTP2_DEFAULTS, type DataSource, type Http2Options, type Locality, type SocketAddress } from '../../model/types.js';
-import type { ProtoObj } from '../canonical.js';
+import { unpackAs, type ProtoObj } from '../canonical.js';
 import { joinPath } from '../json.js';
 
 export { joinPath };
@@ -175,4 +175,25 @@ function valueToPlain(v: ProtoObj): unknown {
   if (v.struct_value !== undefined) return structToPlain(v.struct_value as ProtoObj);
   if (v.list_value !== undefined) return list(v.list_value as ProtoObj, 'values').map(valueToPlain);
   return v.number_value ?? v.string_value ?? v.bool_value ?? null;
+}
+
+/**
+ * Envoy's TypedExtensionConfig shape (`name` + `typed_config`), as network filters and transport sockets
+ * carry it. The extension is recognised by its typed_config type URL, as Envoy does; the name is free text.
+ */
+export function decodeTypedExtension<T>(
+  o: ProtoObj,
+  path: string,
+  typeUrl: string,
+  decode: (config: ProtoObj, path: string) => Result<T, FieldIssue>,
+): Result<T, FieldIssue> {
+  const issues = new Issues();
+  const clean = onlyFields(o, path, ['name', 'typed_config'], issues);
+  required(o, 'name', path, issues);
+  requireOne(o, path, ['typed_config'], clean, issues);
+  const any = msg(o, 'typed_config');
+  const p = joinPath(path, 'typed_config');
+  const config = any && issues.take(unpackAs(any, p, typeUrl));
+  const value = config && issues.take(decode(config, p));
+  return issues.result(() => value!);
 }

@@ -2,11 +2,11 @@
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { FilterChain, Listener } from '../../model/types.js';
-import { unpackAs, type ProtoObj } from '../canonical.js';
-import { Issues, enumOf, joinPath, list, msg, onlyFields, requireOne, required, socketAddress, str } from './common.js';
+import type { ProtoObj } from '../canonical.js';
+import { Issues, decodeTypedExtension, enumOf, joinPath, list, msg, onlyFields, requireOne, required, socketAddress, str } from './common.js';
 import { HTTP_CONNECTION_MANAGER_TYPE_URL, decodeHttpConnectionManager } from './hcm.js';
 import { routeClusterRefs } from './route.js';
-import { DOWNSTREAM_TLS_CONTEXT_TYPE_URL, decodeDownstreamTlsContext, decodeTransportSocket } from './tls.js';
+import { DOWNSTREAM_TLS_CONTEXT_TYPE_URL, decodeDownstreamTlsContext } from './tls.js';
 
 export function decodeListener(o: ProtoObj, path: string): Result<Listener, FieldIssue> {
   const issues = new Issues();
@@ -27,21 +27,11 @@ function decodeFilterChain(o: ProtoObj, path: string): Result<FilterChain, Field
   onlyFields(o, path, ['name', 'filters', 'transport_socket'], issues);
   const filters = list(o, 'filters');
   if (filters.length !== 1) issues.add(joinPath(path, 'filters'), `exactly one filter (the HTTP connection manager) is supported (got ${filters.length})`);
-  const hcm = filters[0] && networkFilter(filters[0], joinPath(path, 'filters[0]'), issues);
+  // envoy.filters.network.http_connection_manager, the one network filter of the subset.
+  const hcm = filters[0] && issues.take(decodeTypedExtension(filters[0], joinPath(path, 'filters[0]'), HTTP_CONNECTION_MANAGER_TYPE_URL, decodeHttpConnectionManager));
   const ts = msg(o, 'transport_socket');
-  const tls = ts && issues.take(decodeTransportSocket(ts, joinPath(path, 'transport_socket'), DOWNSTREAM_TLS_CONTEXT_TYPE_URL, decodeDownstreamTlsContext));
+  const tls = ts && issues.take(decodeTypedExtension(ts, joinPath(path, 'transport_socket'), DOWNSTREAM_TLS_CONTEXT_TYPE_URL, decodeDownstreamTlsContext));
   return issues.result(() => ({ name: str(o, 'name'), hcm: hcm!, ...(tls && { tls }) }));
-}
-
-/** Filter: envoy.filters.network.http_connection_manager, recognised (as Envoy does) by its typed_config type. */
-function networkFilter(o: ProtoObj, path: string, issues: Issues) {
-  const clean = onlyFields(o, path, ['name', 'typed_config'], issues);
-  required(o, 'name', path, issues);
-  requireOne(o, path, ['typed_config'], clean, issues);
-  const any = msg(o, 'typed_config');
-  const p = joinPath(path, 'typed_config');
-  const config = any && issues.take(unpackAs(any, p, HTTP_CONNECTION_MANAGER_TYPE_URL));
-  return config && issues.take(decodeHttpConnectionManager(config, p));
 }
 
 /** The clusters a listener's inline route table names, each with the field path of its reference. */

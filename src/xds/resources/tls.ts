@@ -2,7 +2,7 @@
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { CommonTls, DownstreamTls, StringMatcher, TlsCertificate, UpstreamTls, ValidationContext } from '../../model/types.js';
-import { unpackAs, type ProtoObj } from '../canonical.js';
+import type { ProtoObj } from '../canonical.js';
 import { Issues, boolValue, dataSource, joinPath, list, msg, onlyFields, requireOne, required, str, strings } from './common.js';
 import { decodeStringMatcher } from './matchers.js';
 
@@ -27,24 +27,6 @@ export function decodeUpstreamTlsContext(o: ProtoObj, path: string): Result<Upst
   onlyFields(o, path, ['common_tls_context', 'sni'], issues);
   const common = commonTls(msg(o, 'common_tls_context') ?? {}, joinPath(path, 'common_tls_context'), issues);
   return issues.result(() => ({ common, sni: str(o, 'sni') }));
-}
-
-/** A listener's or cluster's transport_socket: only the TLS socket, identified by its typed_config type. */
-export function decodeTransportSocket<T>(
-  o: ProtoObj,
-  path: string,
-  typeUrl: string,
-  decode: (tls: ProtoObj, path: string) => Result<T, FieldIssue>,
-): Result<T, FieldIssue> {
-  const issues = new Issues();
-  const clean = onlyFields(o, path, ['name', 'typed_config'], issues);
-  required(o, 'name', path, issues);
-  requireOne(o, path, ['typed_config'], clean, issues);
-  const any = msg(o, 'typed_config');
-  const p = joinPath(path, 'typed_config');
-  const tls = any && issues.take(unpackAs(any, p, typeUrl));
-  const value = tls && issues.take(decode(tls, p));
-  return issues.result(() => value!);
 }
 
 /** CommonTlsContext: certificates from files or inline PEM, a validation context, ALPN. */
