@@ -1,5 +1,4 @@
 // Durations in the shapes Envoy and Istio use: proto3 JSON strings ("1.5s"), Duration messages, Istio "100ms".
-import type { FieldIssue } from './errors.js';
 
 /** google.protobuf.Duration as decoded by protobufjs (seconds may be a Long-ish string or number). */
 export interface DurationMsg {
@@ -31,8 +30,4 @@ export function parseDurationMs(text: string): number | undefined {
     pos = re.lastIndex;
   }
   return pos === t.length && pos > 0 ? total : undefined;
-}
-
-export function durationIssue(path: string, value: unknown): FieldIssue {
-  return { path, message: `invalid duration ${JSON.stringify(value)} (expected e.g. "1.5s")` };
 }

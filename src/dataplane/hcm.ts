@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
-import { uuid4, type Rng } from '../core/rng.js';
+import { uuid4 } from '../core/rng.js';
 import type { HttpConnectionManager } from '../model/types.js';
 import type { ClusterManager, EndpointRuntime } from '../upstream/cluster-manager.js';
 import { UpstreamError } from '../upstream/errors.js';
@@ -28,7 +28,6 @@ export interface HcmDeps {
   readonly accessLog: AccessLog;
   readonly logger: Logger;
   readonly clock: Clock;
-  readonly rng: Rng;
   /** Our own SPIFFE ID on this listener, if it has a certificate. */
   readonly localUri: () => string | undefined;
 }
@@ -37,6 +36,17 @@ const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 function firstValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** Header values as route header matchers see them (Envoy: pseudo-headers included, repeats joined by ','). */
+function headerGetter(rec: RequestRecord): (name: string) => string | undefined {
+  return (name) => {
+    if (name === ':authority' || name === 'host') return rec.authority;
+    if (name === ':path') return rec.path;
+    if (name === ':method') return rec.method;
+    const v = rec.headers[name];
+    return Array.isArray(v) ? v.join(',') : v;
+  };
 }
 
 export class HcmRuntime {
@@ -123,7 +133,7 @@ export class HcmRuntime {
     if (type !== 'websocket' || !this.cfg.upgradeTypes.includes(type)) {
       return refuse({ status: 403, code: 'upgrade_not_allowed', message: `upgrade type ${JSON.stringify(type)} is not enabled in upgrade_configs`, flag: '-', details: 'upgrade_failed' });
     }
-    const match = this.routes.match(rec.authority, rec.path, (name) => firstValue(rec.headers[name]));
+    const match = this.routes.match(rec.authority, rec.path, headerGetter(rec));
     if (!match || match.route.action.kind !== 'route') return refuse(Replies.noRoute());
     const ra = match.route.action.action;
     rec.routeName = match.route.name || null;
@@ -135,11 +145,8 @@ export class HcmRuntime {
     if (!ep) return refuse(Replies.noHealthyUpstream());
     rec.upstreamHost = ep.hostPort;
     const headers: OutgoingHttpHeaders = {};
+    // sec-websocket-key/-version are end-to-end headers: the far sidecar hands the app the client's own key.
     forwardRequestHeaders(rec.headers, headers, this.forwardingContext(rec), rec.requestId);
-    for (const k of ['sec-websocket-key', 'sec-websocket-version'] as const) {
-      const v = rec.headers[k];
-      if (v !== undefined) headers[k] = v;
-    }
     ep.rqActive++;
     ep.rqTotal++;
     ep.pool.upgrade({ method: 'GET', authority: ra.hostRewriteLiteral ?? rec.authority, path: rec.path, scheme: 'https', headers, endStream: false }).then(
@@ -203,13 +210,7 @@ export class HcmRuntime {
     this.active++;
     this.streamsGauge.inc();
 
-    const match = this.routes.match(rec.authority, rec.path, (name) => {
-      if (name === ':authority' || name === 'host') return rec.authority;
-      if (name === ':path') return rec.path;
-      if (name === ':method') return rec.method;
-      const v = rec.headers[name];
-      return Array.isArray(v) ? v.join(',') : v;
-    });
+    const match = this.routes.match(rec.authority, rec.path, headerGetter(rec));
     if (!match) return this.localReply(rec, sink, body, Replies.noRoute());
     rec.routeName = match.route.name || null;
     rec.virtualHost = match.virtualHost;
@@ -219,6 +220,9 @@ export class HcmRuntime {
     rec.upstreamCluster = ra.cluster;
     const cluster = this.d.clusters.get(ra.cluster);
     if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(ra.cluster));
+    // Picked before the route timer exists: a request answered UH here is complete and arms nothing.
+    const first = cluster.pick();
+    if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
 
     const state = { upstream: undefined as UpstreamStream | undefined, finished: false, retried: false, timer: undefined as ReturnType<Clock['setTimeout']> | undefined };
     const cancelled = () => state.finished;
@@ -360,9 +364,7 @@ export class HcmRuntime {
       return true;
     };
 
-    const ep = cluster.pick();
-    if (!ep) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
-    attempt(ep);
+    attempt(first);
   }
 
   private upstreamFailed(rec: RequestRecord, sink: DownstreamSink, body: Readable | null, err: UpstreamError, retry: () => boolean, finish: () => void): void {
@@ -381,24 +383,21 @@ export class HcmRuntime {
 
   /** Sends a local reply (JSON or gRPC status) and, unless told otherwise, completes the request. */
   private localReply(rec: RequestRecord, sink: DownstreamSink, body: Readable | null, r: LocalReply, complete = true): void {
-    rec.status = rec.grpc ? 200 : r.status;
+    const out = renderLocalReply(r, rec.requestId, rec.grpc);
+    rec.status = out.status;
     rec.flag = r.flag;
     rec.details = r.details;
     this.localRepliesCounter.inc({ listener: this.d.listenerName, response_flags: r.flag });
-    const out = renderLocalReply(r, rec.requestId, rec.grpc);
     if (rec.grpc) rec.grpcStatus = out.headers['grpc-status']!;
     // Drain, don't forward, whatever body the caller is still sending.
     body?.resume();
     if (!sink.destroyed && !sink.headersSent) {
       const headers: OutgoingHttpHeaders = { ...out.headers };
-      if (out.body) headers['content-length'] = Buffer.byteLength(out.body);
-      if (out.body) {
-        sink.respond(out.status, headers, false, false);
-        sink.body.end(out.body);
-      } else {
-        sink.respond(out.status, headers, true, false);
-      }
-      rec.bytesOut += Buffer.byteLength(out.body);
+      const length = Buffer.byteLength(out.body);
+      if (length) headers['content-length'] = length;
+      sink.respond(out.status, headers, length === 0, false);
+      if (length) sink.body.end(out.body);
+      rec.bytesOut += length;
     }
     if (complete) this.complete(rec);
   }

@@ -48,10 +48,8 @@ export class RouteTable {
   private readonly suffixes: { suffix: string; vh: CompiledVhost }[] = [];
   private readonly prefixes: { prefix: string; vh: CompiledVhost }[] = [];
   private readonly any: CompiledVhost | undefined;
-  readonly name: string;
 
   constructor(rc: RouteConfiguration) {
-    this.name = rc.name;
     let any: CompiledVhost | undefined;
     for (const vh of rc.virtualHosts) {
       const c = this.compileVhost(vh);

@@ -11,17 +11,17 @@ export class EndpointRuntime {
   rqActive = 0;
   rqTotal = 0;
   rqError = 0;
+  /** host:port as the access log and /clusters print it (IPv6 in brackets); fixed per endpoint. */
+  readonly hostPort: string;
 
   constructor(
     readonly endpoint: LbEndpoint,
     readonly locality: Locality,
     readonly priority: number,
     readonly pool: UpstreamPool,
-  ) {}
-
-  get hostPort(): string {
-    const h = this.endpoint.address.host;
-    return `${h.includes(':') ? `[${h}]` : h}:${this.endpoint.address.port}`;
+  ) {
+    const h = endpoint.address.host;
+    this.hostPort = `${h.includes(':') ? `[${h}]` : h}:${endpoint.address.port}`;
   }
 
   get healthy(): boolean {
@@ -108,10 +108,6 @@ export class ClusterManager {
 
   all(): IterableIterator<ClusterRuntime> {
     return this.clusters.values();
-  }
-
-  close(): void {
-    for (const c of this.clusters.values()) for (const e of c.endpoints) e.pool.close();
   }
 
   destroy(): void {
