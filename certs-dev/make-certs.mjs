@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Makes development SVIDs: node certs-dev/make-certs.mjs [--trust-domain TD] [--ttl-hours N] [--out DIR] ns/sa ...
-// Needs `npm run build` first (it uses the sidecar's own CA code from dist/). See certs-dev/README.md.
+// Kept for old habits: node certs-dev/make-certs.mjs [--trust-domain TD] [--ttl-hours N] [--out DIR] ns/sa ... runs `outrigger certs dev`.
+// Needs `npm run build` first (it runs the CLI from dist/). See certs-dev/README.md.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -11,16 +11,12 @@ const { values, positionals } = parseArgs({
   options: { 'trust-domain': { type: 'string', default: 'cluster.local' }, 'ttl-hours': { type: 'string', default: '24' }, out: { type: 'string', default: path.join(here, 'out') } },
 });
 if (!positionals.length) {
-  process.stderr.write('usage: node certs-dev/make-certs.mjs [--trust-domain TD] [--ttl-hours N] [--out DIR] namespace/serviceaccount ...\n');
+  process.stderr.write('usage: node certs-dev/make-certs.mjs [--trust-domain TD] [--ttl-hours N] [--out DIR] namespace/serviceaccount ...\n(same as: outrigger certs dev --dir DIR --trust-domain TD --ttl Nh --workloads ns/sa,...)\n');
   process.exit(2);
 }
-const { writeDevCerts } = await import(path.join(here, '..', 'dist', 'identity', 'dev-certs.js'));
-const { systemClock } = await import(path.join(here, '..', 'dist', 'core', 'clock.js'));
-try {
-  const r = await writeDevCerts({ dir: values.out, trustDomain: values['trust-domain'], workloads: positionals, ttlMs: Number(values['ttl-hours']) * 3600_000, clock: systemClock });
-  process.stdout.write(`trust bundle ${r.rootCert}\n`);
-  for (const w of r.workloads) process.stdout.write(`${w.spiffeId} → ${w.dir}/cert-chain.pem, key.pem\n`);
-} catch (e) {
+const { certsMain } = await import(path.join(here, '..', 'dist', 'cli', 'certs.js'));
+const argv = ['dev', '--dir', values.out, '--trust-domain', values['trust-domain'], '--ttl', `${values['ttl-hours']}h`, '--workloads', positionals.join(',')];
+process.exitCode = await certsMain(argv).catch((e) => {
   process.stderr.write(`make-certs: ${e.message}\n`);
-  process.exit(2);
-}
+  return 1;
+});

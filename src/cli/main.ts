@@ -4,6 +4,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { UsageError } from './args.js';
+import { CONTROL_HELP, STATUS_HELP } from './control-help.js';
 import { DEMO_HELP } from './demo-help.js';
 import { sidecarMain, SIDECAR_HELP } from './sidecar.js';
 
@@ -11,6 +12,9 @@ const HELP = `Usage: outrigger <command> [options]
 
 Commands:
   sidecar --config FILE   run a sidecar from an Envoy v3 bootstrap
+  control                 run the control server (the mesh CA)
+  status                  show the control server's CA, sidecars and root-rotation progress
+  certs <sub>             mesh certificates: token, dev, renew, rotate-root
   demo                    run the local two-workload mTLS demo (what \`npm start\` runs)
 
 Run \`outrigger <command> --help\` for a command's options.
@@ -20,6 +24,10 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   sidecar: { run: sidecarMain, help: SIDECAR_HELP },
   // The demo pulls in gRPC and the CA; a sidecar process never loads them (memory).
   demo: { run: async (argv) => (await import('./demo.js')).demoMain(argv), help: DEMO_HELP },
+  control: { run: async (argv) => (await import('./control.js')).controlMain(argv), help: CONTROL_HELP },
+  status: { run: async (argv) => (await import('./control.js')).statusMain(argv), help: STATUS_HELP },
+  // jose and @peculiar/x509 load only for `certs`; certs prints its subcommands' help itself.
+  certs: { run: async (argv) => (await import('./certs.js')).certsMain(argv), help: 'Usage: outrigger certs <subcommand> [options]; run `outrigger certs --help`\n' },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -44,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`outrigger ${cmd}: ${errorMessage(e)}\n\n${c.help}`);
       return 2;
     }
-    if ((e as { code?: string }).code === 'CERT_LOAD_FAILED' || (e as { code?: string }).code === 'KEY_MISMATCH') {
+    if (['CERT_LOAD_FAILED', 'KEY_MISMATCH', 'CA_DIR_INVALID'].includes((e as { code?: string }).code ?? '')) {
       process.stderr.write(`outrigger ${cmd}: ${errorMessage(e)}\n`);
       return 2;
     }

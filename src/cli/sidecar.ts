@@ -5,7 +5,8 @@ import { systemClock } from '../core/clock.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { systemRng } from '../core/rng.js';
 import { SecretStore } from '../identity/secret-store.js';
-import type { Bootstrap } from '../model/types.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { Bootstrap, CaConfig } from '../model/types.js';
 import { AdminServer, type CertView, type ClusterView } from '../admin/server.js';
 import { SidecarRuntime } from '../dataplane/sidecar.js';
 import { AccessLog } from '../telemetry/access-log.js';
@@ -51,7 +52,9 @@ export interface SidecarOptions {
 export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   const clock = systemClock;
   const registry = o.registry ?? new Registry();
-  const secrets = new SecretStore({ clock, logger: o.logger });
+  // With a mesh CA, nothing listens before the first SVID: a sidecar without an identity is not ready.
+  const identity = o.bootstrap.ca ? await startIdentity(o.bootstrap.ca, o.logger, registry) : undefined;
+  const secrets = new SecretStore({ clock, logger: o.logger, ...(identity && { identity }) });
   const runtime = new SidecarRuntime(o.bootstrap, {
     clock,
     rng: systemRng,
@@ -63,7 +66,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   secrets.bindMetrics(runtime.metrics);
   let shuttingDown: Promise<boolean> | undefined;
   const admin = new AdminServer({
-    ready: () => runtime.ready && secrets.allLoaded(),
+    ready: () => runtime.ready && (!identity || identity.hasSvid),
     registry,
     configDump: () => redactedDump(o.bootstrap, runtime.listeners.map((l) => ({ name: l.name, address: l.address() }))),
     clusters: () => clusterViews(runtime),
@@ -75,6 +78,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
       o.logger.info({ drainMs: o.drainMs }, 'draining');
       const clean = await runtime.drain(o.drainMs);
       secrets.close();
+      identity?.close();
       await admin.close();
       await o.accessLog.flush();
       o.logger.info({ clean }, 'stopped');
@@ -89,11 +93,61 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   } catch (e) {
     runtime.close();
     secrets.close();
+    identity?.close();
     throw e;
   }
   const adminAddress = o.bootstrap.admin ? await admin.start(o.bootstrap.admin.address) : undefined;
   if (adminAddress) o.logger.info({ address: `${adminAddress.host}:${adminAddress.port}` }, 'admin listening');
   return { runtime, admin, adminAddress, shutdown };
+}
+
+/**
+ * The identity manager, loaded only when a CA is configured (it brings gRPC and the CSR code, which a
+ * file-certificate sidecar never needs). Resolves with the first SVID.
+ */
+async function startIdentity(ca: CaConfig, logger: Logger, registry: Registry): Promise<WorkloadIdentity> {
+  const [{ WorkloadIdentity }, { CaClient }, { parseSpiffeId }, { createIdentityMetrics }, { readFileSync }, { randomUUID }] = await Promise.all([
+    import('../identity/workload-identity.js'),
+    import('../identity/ca-client.js'),
+    import('../identity/spiffe.js'),
+    import('../telemetry/metrics.js'),
+    import('node:fs'),
+    import('node:crypto'),
+  ]);
+  try {
+    parseSpiffeId(ca.spiffeId);
+  } catch (e) {
+    throw new ConfigError([{ path: 'node.metadata', message: `TRUST_DOMAIN/NAMESPACE/SERVICE_ACCOUNT: ${errorMessage(e)}` }]);
+  }
+  let anchor: string;
+  try {
+    anchor = readFileSync(ca.rootCertFile, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ path: 'node.metadata.CA_ROOT_CERT', message: `cannot read ${ca.rootCertFile}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}` }]);
+  }
+  const m = createIdentityMetrics(registry);
+  let identity: WorkloadIdentity | undefined;
+  const client = new CaClient({
+    address: ca.address,
+    // The anchor from disk plus whatever the CA has since told us to trust (a rotated root).
+    roots: () => anchor + (identity?.hasSvid ? (identity.current().caPem ?? '') : ''),
+    clock: systemClock,
+    ...(ca.serverName && { serverName: ca.serverName }),
+  });
+  identity = new WorkloadIdentity({
+    spiffeId: ca.spiffeId,
+    ttlMs: ca.ttlMs,
+    client,
+    ...(ca.tokenFile && { tokenFile: ca.tokenFile }),
+    instance: randomUUID(),
+    clock: systemClock,
+    rng: systemRng,
+    logger,
+    events: { renewal: (result) => m.renewals.inc({ result }), bundle: () => m.bundleUpdates.inc() },
+  });
+  logger.info({ spiffeId: ca.spiffeId, ca: ca.address }, 'requesting an SVID from the mesh CA');
+  await identity.start();
+  return identity;
 }
 
 function clusterViews(runtime: SidecarRuntime): ClusterView[] {

@@ -10,7 +10,18 @@ export interface SecretStoreOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly pollIntervalMs?: number;
+  /** The identity manager serving SDS `default` + `ROOTCA`, when the bootstrap names a mesh CA. */
+  readonly identity?: LiveMaterial;
 }
+
+/** Live TLS material: files watched on disk, or the identity manager's CA-issued SVID. */
+export interface LiveMaterial {
+  current(): TlsMaterial;
+  on(event: 'update', fn: (m: TlsMaterial) => void): unknown;
+}
+
+/** Istio's name for the workload certificate secret, shown in /certs and the expiry gauge. */
+const SDS_SECRET = 'default';
 
 function keyOf(ds: DataSource | undefined): string {
   if (!ds) return '-';
@@ -32,7 +43,12 @@ export class SecretStore {
    * The live material for a CommonTlsContext. Loads synchronously so a bad file fails startup with its name
    * (IdentityError CERT_LOAD_FAILED / KEY_MISMATCH) instead of failing the first handshake.
    */
-  sourceFor(common: CommonTls): CertificateSource {
+  sourceFor(common: CommonTls): LiveMaterial {
+    if (common.sdsCertificate !== undefined || common.validation?.sdsBundle !== undefined) {
+      // The decoder guarantees a CA is configured whenever an SDS name is used.
+      if (!this.o.identity) throw new IdentityError('CERT_LOAD_FAILED', 'SDS secrets "default"/"ROOTCA" need the mesh CA (node metadata CA_ADDR)');
+      return this.o.identity;
+    }
     const cert = common.certificates[0];
     if (!cert) throw new IdentityError('CERT_LOAD_FAILED', 'a TLS context without tls_certificates has no identity to present');
     const ca = common.validation?.trustedCa;
@@ -56,7 +72,14 @@ export class SecretStore {
 
   bindMetrics(m: MeshMetrics): void {
     this.metrics = m;
-    for (const { name, source } of this.sources.values()) this.observe(name, source.current());
+    for (const { name, source } of this.entries()) this.observe(name, source.current());
+    this.o.identity?.on('update', (x) => this.observe(SDS_SECRET, x));
+  }
+
+  private entries(): { name: string; source: LiveMaterial }[] {
+    const all: { name: string; source: LiveMaterial }[] = [...this.sources.values()];
+    if (this.o.identity) all.push({ name: SDS_SECRET, source: this.o.identity });
+    return all;
   }
 
   private observe(name: string, m: TlsMaterial): void {
@@ -68,13 +91,8 @@ export class SecretStore {
     for (const { source } of this.sources.values()) source.start();
   }
 
-  allLoaded(): boolean {
-    for (const { source } of this.sources.values()) if (!source.current()) return false;
-    return true;
-  }
-
   views(nowMs: number) {
-    return [...this.sources.values()].map(({ name, source }) => {
+    return this.entries().map(({ name, source }) => {
       const m = source.current();
       return {
         name,

@@ -31,14 +31,23 @@ export interface TlsCertificate {
 
 /** envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext (the subset we enforce) */
 export interface ValidationContext {
-  readonly trustedCa: DataSource;
+  /** Static trust bundle; absent when it comes from SDS (`sdsBundle`). */
+  readonly trustedCa?: DataSource;
+  /** validation_context_sds_secret_config.name: Istio's `ROOTCA`, served by the sidecar's identity manager. */
+  readonly sdsBundle?: string;
   /** match_typed_subject_alt_names with san_type URI; empty = any valid SVID of our trust domain. */
   readonly uriSanMatchers: readonly StringMatcher[];
 }
 
-/** CommonTlsContext. SDS secret names (Istio's `default` / `ROOTCA`) arrive with the identity issue. */
+/**
+ * CommonTlsContext. The certificate is either static (files or inline) or named by SDS: Istio's secret
+ * names `default` (workload SVID + key) and `ROOTCA` (trust bundle), which the sidecar's own identity
+ * manager resolves against the mesh CA (node metadata CA_ADDR), as istio-agent does for Envoy.
+ */
 export interface CommonTls {
   readonly certificates: readonly TlsCertificate[];
+  /** tls_certificate_sds_secret_configs[0].name (`default`) when the certificate comes from SDS. */
+  readonly sdsCertificate?: string;
   readonly validation?: ValidationContext;
   readonly alpnProtocols: readonly string[];
 }
@@ -234,8 +243,26 @@ export interface AdminConfig {
 }
 
 /** envoy.config.bootstrap.v3.Bootstrap (node, static_resources, admin) */
+/**
+ * The mesh CA the sidecar's identity manager asks for its SVID, from node metadata in istio-agent's names
+ * (CA_ADDR, …). Present exactly when a TLS context names the SDS secrets `default` / `ROOTCA`.
+ */
+export interface CaConfig {
+  /** host:port of the control server's TLS port. */
+  readonly address: string;
+  /** PEM file with the root(s) that sign the CA's serving certificate: the trust anchor to start from. */
+  readonly rootCertFile: string;
+  readonly serverName?: string;
+  /** Bootstrap token file for the first SVID (and after an expiry). */
+  readonly tokenFile?: string;
+  /** spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT */
+  readonly spiffeId: string;
+  readonly ttlMs: number;
+}
+
 export interface Bootstrap {
   readonly node: NodeInfo;
+  readonly ca?: CaConfig;
   readonly listeners: readonly Listener[];
   readonly clusters: readonly Cluster[];
   readonly admin?: AdminConfig;

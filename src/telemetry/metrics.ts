@@ -93,3 +93,50 @@ export class RequestRecorder {
     c.respBytes.observe(responseBytes);
   }
 }
+
+/**
+ * The mesh CA's metrics. Istio's citadel_server_* names where Istio has one (dashboards and alerts carry
+ * over), outrigger_ca_* for what Istio does not measure (refusal reasons, root rotation).
+ */
+export interface CaMetrics {
+  readonly csrCount: Counter<string>;
+  readonly issued: Counter<'auth'>;
+  readonly refusals: Counter<'reason'>;
+  readonly csrParseErrors: Counter<string>;
+  readonly authFailures: Counter<string>;
+  readonly rootCertExpiry: Gauge<string>;
+  readonly certChainExpiry: Gauge<string>;
+  readonly bundleRoots: Gauge<string>;
+  readonly rotationPhase: Gauge<'phase'>;
+  readonly watchers: Gauge<'state'>;
+}
+
+export function createCaMetrics(registry: Registry): CaMetrics {
+  const r = [registry];
+  return {
+    csrCount: new Counter({ name: 'citadel_server_csr_count', help: 'CSRs received by the CA', registers: r }),
+    issued: new Counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued, by how the caller authenticated (token, svid)', labelNames: ['auth'], registers: r }),
+    refusals: new Counter({ name: 'outrigger_ca_refusals_total', help: 'CSRs refused, by reason', labelNames: ['reason'], registers: r }),
+    csrParseErrors: new Counter({ name: 'citadel_server_csr_parsing_err_count', help: 'CSRs that could not be parsed or verified', registers: r }),
+    authFailures: new Counter({ name: 'citadel_server_authentication_failure_count', help: 'CSRs whose caller could not be authenticated', registers: r }),
+    rootCertExpiry: new Gauge({ name: 'citadel_server_root_cert_expiry_timestamp', help: 'notAfter of the earliest-expiring root in the trust bundle, seconds since epoch', registers: r }),
+    certChainExpiry: new Gauge({ name: 'citadel_server_cert_chain_expiry_timestamp', help: 'notAfter of the signing certificate, seconds since epoch', registers: r }),
+    bundleRoots: new Gauge({ name: 'outrigger_ca_trust_bundle_roots', help: 'Roots in the trust bundle (2 during a root rotation)', registers: r }),
+    rotationPhase: new Gauge({ name: 'outrigger_ca_root_rotation_phase', help: '1 for the current root-rotation phase (idle, bundle_added, bundle_distributed, issuer_switched, renewed, old_root_removed)', labelNames: ['phase'], registers: r }),
+    watchers: new Gauge({ name: 'outrigger_ca_trust_bundle_watchers', help: 'Sidecars connected to the trust-bundle watch, by what they hold (current, stale)', labelNames: ['state'], registers: r }),
+  };
+}
+
+/** The sidecar identity manager's metrics (the expiry gauge is MeshMetrics.certExpiry, shared with file certs). */
+export interface IdentityMetrics {
+  readonly renewals: Counter<'result'>;
+  readonly bundleUpdates: Counter<string>;
+}
+
+export function createIdentityMetrics(registry: Registry): IdentityMetrics {
+  const r = [registry];
+  return {
+    renewals: new Counter({ name: 'outrigger_svid_renewals_total', help: 'SVID requests to the mesh CA, by result (ok, refused, unavailable)', labelNames: ['result'], registers: r }),
+    bundleUpdates: new Counter({ name: 'outrigger_trust_bundle_updates_total', help: 'Trust bundles received from the mesh CA', registers: r }),
+  };
+}

@@ -1,10 +1,10 @@
 // Certificate files rotated under load: zero failed requests, new handshakes use the new SVID, /certs shows it.
 import t from 'tap';
-import http from 'node:http';
 import tls from 'node:tls';
 import { renameSync, writeFileSync } from 'node:fs';
 import { FRONTEND_ID, REVIEWS_ID } from '../helpers/mesh.js';
-import { request, startTwoHop } from '../helpers/two-hop.js';
+import { steadyLoad } from '../helpers/load.js';
+import { startTwoHop } from '../helpers/two-hop.js';
 import { waitFor } from '../helpers/tools.js';
 
 /** Atomic replacement, the way cert-manager, Kubernetes secrets and `outrigger certs renew` write. */
@@ -36,24 +36,8 @@ t.test('rotating both sidecars\' certificate files under load drops nothing', as
   t.teardown(() => m.close());
   const before = { a: await certSerial(m.a.adminUrl), b: await certSerial(m.b.adminUrl) };
 
-  let ok = 0;
-  const failures: string[] = [];
-  let running = true;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  t.teardown(() => agent.destroy());
-  const worker = async () => {
-    while (running) {
-      try {
-        const r = await request(m.outPort, { agent });
-        if (r.status === 200) ok++;
-        else failures.push(`${r.status} ${r.body}`);
-      } catch (e) {
-        failures.push(String(e));
-      }
-    }
-  };
-  const workers = Array.from({ length: 8 }, worker);
-  await waitFor(() => ok > 200, 'steady load');
+  const load = steadyLoad(m.outPort);
+  await waitFor(() => load.ok > 200, 'steady load');
 
   const fe = await m.pki.issue(FRONTEND_ID);
   const rv = await m.pki.issue(REVIEWS_ID);
@@ -65,13 +49,12 @@ t.test('rotating both sidecars\' certificate files under load drops nothing', as
 
   await waitFor(async () => (await certSerial(m.b.adminUrl)) !== before.b, 'B to pick up its new certificate');
   await waitFor(async () => (await certSerial(m.a.adminUrl)) !== before.a, 'A to pick up its new certificate');
-  const okAtSwap = ok;
-  await waitFor(() => ok > okAtSwap + 200, 'load after the swap');
-  running = false;
-  await Promise.all(workers);
+  const okAtSwap = load.ok;
+  await waitFor(() => load.ok > okAtSwap + 200, 'load after the swap');
+  await load.stop();
 
-  t.same(failures, [], 'zero failed requests across the rotation');
-  t.ok(ok > 400, `${ok} requests succeeded`);
+  t.same(load.failures, [], 'zero failed requests across the rotation');
+  t.ok(load.ok > 400, `${load.ok} requests succeeded`);
   const presented = await presentedSerial(m.inPort, m.files.reviews, { chainPem: fe.chainPem, keyPem: fe.keyPem, rootPem: m.pki.rootPem });
   t.equal(presented.toLowerCase(), (await certSerial(m.b.adminUrl)).toLowerCase(), 'a new handshake gets the new certificate');
   t.not(presented.toLowerCase(), before.b.toLowerCase());

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { systemRng } from '../../src/core/rng.js';
 import { AccessLog } from '../../src/telemetry/access-log.js';
+import type { Logger } from '../../src/telemetry/logger.js';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { startSidecar, type RunningSidecar } from '../../src/cli/sidecar.js';
@@ -206,6 +207,19 @@ export function writeCertFiles(dir: string, name: string, m: { chainPem: string;
   return files;
 }
 
+/** Operational logs kept in memory, so tests can assert what a user would read in them. */
+export function memoryLogger(): { logger: Logger; logs: string[] } {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger: Logger = pino({ level: 'debug', base: undefined }, sink);
+  return { logger, logs };
+}
+
 export interface StartedSidecar extends RunningSidecar {
   port(listener: string): number;
   adminUrl: string;
@@ -216,20 +230,13 @@ export interface StartedSidecar extends RunningSidecar {
 /** Starts a sidecar in-process from an Envoy-shaped bootstrap object, through the real decoders. */
 export async function runSidecar(bootstrap: object, opts: { drainMs?: number } = {}): Promise<StartedSidecar> {
   const registry = new Registry();
-  const logs: string[] = [];
-  // Operational logs are kept in memory so tests can assert what a user would read in them.
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      logs.push(chunk.toString());
-      cb();
-    },
-  });
+  const { logger, logs } = memoryLogger();
   const model = decodeBootstrapObject(bootstrap);
   const running = await startSidecar({
     bootstrap: model,
     drainMs: opts.drainMs ?? 2000,
     accessLog: new AccessLog({ target: 'off', sampleRate: 1 }, systemRng),
-    logger: pino({ level: 'debug', base: undefined }, sink),
+    logger,
     registry,
   });
   return {

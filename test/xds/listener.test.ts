@@ -214,7 +214,7 @@ t.test('DownstreamTlsContext: certificates, client certificates checked against 
   t.strictSame(tlsProblems({ require_client_certificate: true, common_tls_context: common() }), [
     `${TS}.typed_config.require_client_certificate: needs common_tls_context.validation_context to verify the client certificate`,
   ]);
-  t.strictSame(tlsProblems({}), [`${C}.tls_certificates: a server certificate is required`]);
+  t.strictSame(tlsProblems({}), [`${C}.tls_certificates: a server certificate is required (tls_certificates or tls_certificate_sds_secret_configs)`]);
   t.strictSame(tlsProblems({ common_tls_context: common() }, UPSTREAM_TLS), [`${TS}.typed_config: expected DownstreamTlsContext, got "${UPSTREAM_TLS}"`]);
   t.strictSame(
     tlsProblems({

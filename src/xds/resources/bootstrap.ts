@@ -1,7 +1,8 @@
 // Decodes envoy.config.bootstrap.v3.Bootstrap (node, static_resources, admin) and checks the resources agree.
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { AdminConfig, Bootstrap, Cluster, Listener, NodeInfo } from '../../model/types.js';
+import { parseDurationMs } from '../../core/duration.js';
+import type { AdminConfig, Bootstrap, CaConfig, Cluster, CommonTls, Listener, NodeInfo } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
 import { Issues, joinPath, list, locality, msg, num, onlyFields, socketAddress, str, structToPlain } from './common.js';
 import { decodeCluster } from './cluster.js';
@@ -34,8 +35,11 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string): Result<Bootst
   });
   const a = msg(o, 'admin');
   const admin = a && decodeAdmin(a, joinPath(path, 'admin'), issues);
+  const usesSds = [...listeners.map((l) => l?.filterChain.tls?.common), ...clusters.map((c) => c?.tls?.common)].some((c) => c && usesSdsSecrets(c));
+  const ca = decodeCaConfig(node, joinPath(path, 'node.metadata'), usesSds, issues);
   return issues.result(() => ({
     node,
+    ...(ca && { ca }),
     listeners: listeners as Listener[],
     clusters: clusters as Cluster[],
     ...(admin && { admin }),
@@ -52,6 +56,51 @@ function decodeNode(o: ProtoObj, path: string, issues: Issues): NodeInfo {
     cluster: str(o, 'cluster'),
     ...(l && { locality: locality(l, joinPath(path, 'locality'), issues) }),
     metadata: m ? structToPlain(m) : {},
+  };
+}
+
+function usesSdsSecrets(c: CommonTls): boolean {
+  return c.sdsCertificate !== undefined || c.validation?.sdsBundle !== undefined;
+}
+
+const DEFAULT_SECRET_TTL_MS = 3600_000;
+
+/**
+ * The mesh CA, from node metadata in istio-agent's names: CA_ADDR, CA_ROOT_CERT, CA_SERVER_NAME,
+ * BOOTSTRAP_TOKEN, SECRET_TTL, and the identity from TRUST_DOMAIN / NAMESPACE / SERVICE_ACCOUNT (Istio's
+ * node metadata keys). Required when an SDS secret is named; nothing else could resolve it.
+ */
+function decodeCaConfig(node: NodeInfo, path: string, usesSds: boolean, issues: Issues): CaConfig | undefined {
+  const md = node.metadata;
+  const text = (k: string) => (typeof md[k] === 'string' ? (md[k] as string) : undefined);
+  const address = text('CA_ADDR');
+  if (!address) {
+    if (usesSds) issues.add(joinPath(path, 'CA_ADDR'), 'is required: a TLS context names the SDS secrets "default"/"ROOTCA", which the identity manager gets from the mesh CA at this host:port');
+    return undefined;
+  }
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) issues.add(joinPath(path, 'CA_ADDR'), `must be host:port, not ${JSON.stringify(address)}`);
+  const rootCertFile = text('CA_ROOT_CERT');
+  if (!rootCertFile) issues.add(joinPath(path, 'CA_ROOT_CERT'), 'is required: the PEM file with the root that signs the CA\'s serving certificate');
+  let spiffeId = '';
+  const ns = text('NAMESPACE');
+  const sa = text('SERVICE_ACCOUNT');
+  if (!ns) issues.add(joinPath(path, 'NAMESPACE'), 'is required: the workload identity is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT');
+  if (!sa) issues.add(joinPath(path, 'SERVICE_ACCOUNT'), 'is required: the workload identity is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT');
+  // The SPIFFE-ID rules (identity/spiffe.ts) are applied where the identity manager starts: xds/ does not
+  // reach into identity/.
+  if (ns && sa) spiffeId = `spiffe://${text('TRUST_DOMAIN') ?? 'cluster.local'}/ns/${ns}/sa/${sa}`;
+  const ttlText = text('SECRET_TTL');
+  const ttlMs = ttlText === undefined ? DEFAULT_SECRET_TTL_MS : parseDurationMs(ttlText);
+  if (ttlMs === undefined || ttlMs <= 0) issues.add(joinPath(path, 'SECRET_TTL'), `must be a positive duration such as 1h or 90m, not ${JSON.stringify(ttlText)}`);
+  const serverName = text('CA_SERVER_NAME');
+  const tokenFile = text('BOOTSTRAP_TOKEN');
+  return {
+    address,
+    rootCertFile: rootCertFile ?? '',
+    spiffeId,
+    ttlMs: ttlMs ?? DEFAULT_SECRET_TTL_MS,
+    ...(serverName && { serverName }),
+    ...(tokenFile && { tokenFile }),
   };
 }
 

@@ -1,0 +1,143 @@
+// `outrigger certs renew` (the file-based rotation job for VMs and CronJobs) and `outrigger certs rotate-root`.
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { systemClock } from '../core/clock.js';
+import { errorMessage } from '../core/errors.js';
+import { CaClient, type CaCredential } from '../identity/ca-client.js';
+import { loadMaterial, type TlsMaterial } from '../identity/cert-source.js';
+import { workloadId } from '../identity/spiffe.js';
+import { requestSvid } from '../identity/workload-identity.js';
+import { UsageError, durationFlag } from './args.js';
+import { RENEW_HELP, ROTATE_ROOT_HELP } from './certs-ops-help.js';
+import { fetchStatus } from './control.js';
+
+function atomicWrite(file: string, body: string, mode: number): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, body, { mode });
+  renameSync(tmp, file);
+}
+
+function currentMaterial(dir: string): TlsMaterial | string {
+  try {
+    return loadMaterial({ certificateChain: { kind: 'file', path: path.join(dir, 'cert-chain.pem') }, privateKey: { kind: 'file', path: path.join(dir, 'key.pem') } }, 1);
+  } catch (e) {
+    return errorMessage(e);
+  }
+}
+
+export async function renewMain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      dir: { type: 'string' },
+      identity: { type: 'string' },
+      'trust-domain': { type: 'string' },
+      ca: { type: 'string' },
+      'ca-root': { type: 'string' },
+      'ca-server-name': { type: 'string' },
+      token: { type: 'string' },
+      ttl: { type: 'string' },
+      'renew-before': { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(RENEW_HELP);
+    return 0;
+  }
+  if (!values.dir) throw new UsageError('--dir DIR is required');
+  const [ns, sa, ...rest] = (values.identity ?? '').split('/');
+  if (!ns || !sa || rest.length) throw new UsageError('--identity NS/SA is required (namespace/serviceaccount)');
+  let spiffeId: string;
+  try {
+    spiffeId = workloadId(values['trust-domain'] ?? 'cluster.local', ns, sa).uri;
+  } catch (e) {
+    throw new UsageError(errorMessage(e));
+  }
+  const ttlMs = durationFlag('ttl', values.ttl, 3600_000);
+  const dir = values.dir;
+  const clock = systemClock;
+  const now = clock.now();
+  const cur = currentMaterial(dir);
+  const valid = typeof cur !== 'string' && cur.notAfter > now && cur.spiffeId === spiffeId;
+  if (valid && !values.force) {
+    const before = values['renew-before'] ? durationFlag('renew-before', values['renew-before'], 0) : (cur.notAfter - cur.notBefore) / 2;
+    const left = cur.notAfter - now;
+    if (left > before) {
+      process.stdout.write(`not needed: ${spiffeId} is valid for ${Math.round(left / 1000)}s more (renews with less than ${Math.round(before / 1000)}s left)\n`);
+      return 0;
+    }
+  }
+  let credential: CaCredential;
+  if (valid) credential = { certChainPem: cur.certChainPem, keyPem: cur.keyPem };
+  else if (values.token) credential = { token: readFileSync(values.token, 'utf8').trim() };
+  else {
+    const why = typeof cur === 'string' ? cur : cur.spiffeId !== spiffeId ? `the SVID in ${dir} is ${cur.spiffeId}, not ${spiffeId}` : 'the SVID expired';
+    process.stderr.write(`renew failed: no valid SVID to renew with (${why}) and no --token\n`);
+    return 1;
+  }
+  const rootFile = values['ca-root'] ?? path.join(dir, 'root-cert.pem');
+  const client = new CaClient({ address: values.ca ?? '127.0.0.1:15012', roots: () => readFileSync(rootFile, 'utf8'), clock, ...(values['ca-server-name'] && { serverName: values['ca-server-name'] }) });
+  try {
+    const s = await requestSvid(client, { spiffeId, ttlMs, instance: `renew-${randomUUID()}`, credential });
+    mkdirSync(dir, { recursive: true });
+    // Key and chain are a pair: the sidecar's watcher skips the moment when only one of them is new.
+    atomicWrite(path.join(dir, 'root-cert.pem'), s.bundlePem, 0o644);
+    atomicWrite(path.join(dir, 'key.pem'), s.keyPem, 0o600);
+    atomicWrite(path.join(dir, 'cert-chain.pem'), s.chainPem, 0o644);
+    const m = loadMaterial({ certificateChain: { kind: 'inline', value: s.chainPem }, privateKey: { kind: 'inline', value: s.keyPem } }, 1);
+    process.stdout.write(`renewed: ${spiffeId}, serial ${m.serial}, valid until ${new Date(m.notAfter).toISOString()}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`renew failed: ${errorMessage(e)}\n`);
+    return 1;
+  }
+}
+
+export async function rotateRootMain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { control: { type: 'string' }, 'new-ca': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(ROTATE_ROOT_HELP);
+    return 0;
+  }
+  const base = values.control ?? 'http://127.0.0.1:15014';
+  const timeoutMs = durationFlag('timeout', values.timeout, 30 * 60_000);
+  const url = new URL('/ca/rotate-root', base);
+  if (values['new-ca']) url.searchParams.set('source', path.resolve(values['new-ca']));
+  const res = await fetch(url, { method: 'POST' }).catch((e: Error & { cause?: { code?: string } }) => {
+    throw new Error(`cannot reach the control server at ${base}: ${e.cause?.code ?? e.message}`);
+  });
+  if (res.status !== 202) throw new Error(`${url.href} answered HTTP ${res.status}: ${(await res.text()).trim()}`);
+  const deadline = systemClock.now() + timeoutMs;
+  const printed = new Set<string>();
+  for (;;) {
+    const s = (await fetchStatus(base)).root_rotation;
+    for (const [phase, at] of Object.entries(s.reached)) {
+      if (printed.has(phase)) continue;
+      printed.add(phase);
+      process.stdout.write(`${at}  ${phase}\n`);
+    }
+    if (s.state === 'done') {
+      process.stdout.write('root rotation complete\n');
+      return 0;
+    }
+    if (s.state === 'failed') {
+      process.stderr.write(`root rotation stopped in phase ${s.phase}: ${s.error ?? 'unknown error'}\n`);
+      return 1;
+    }
+    if (systemClock.now() > deadline) {
+      process.stderr.write(`still running after ${timeoutMs / 1000}s (phase ${s.phase}${s.waiting ? `, waiting for ${s.waiting.for}: ${s.waiting.caughtUp}/${s.waiting.sidecars}` : ''}); follow it with \`outrigger status\`\n`);
+      return 1;
+    }
+    // Polling a status page, not synchronising a test: a human watches this.
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

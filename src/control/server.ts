@@ -1,0 +1,168 @@
+// The control server process: the CA's gRPC services on the TLS port (15012) and the monitoring HTTP port (15014).
+import http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import { caServices } from '../identity/ca-api.js';
+import { TokenVerifier, loadOrCreateTokenKey } from '../identity/token.js';
+import type { SocketAddress } from '../model/types.js';
+import { createCaMetrics } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/logger.js';
+import { CaAuthority } from './ca-authority.js';
+import { CaService } from './ca-service.js';
+import { RootRotation, type RotationStatus } from './root-rotation.js';
+
+export interface ControlServerOptions {
+  readonly caDir: string;
+  readonly trustDomain: string;
+  /** The xDS + CA gRPC port over TLS (Istio's 15012). */
+  readonly grpcAddress: SocketAddress;
+  /** Monitoring: /metrics, /status, /ready and the rotate-root trigger (Istio's 15014). */
+  readonly monitoringAddress?: SocketAddress;
+  readonly serverNames: readonly string[];
+  readonly defaultTtlMs: number;
+  readonly maxTtlMs: number;
+  readonly rotationStepTimeoutMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+export interface ControlStatus {
+  readonly ca: {
+    readonly mode: string;
+    readonly trust_domain: string;
+    readonly signer: { readonly subject: string; readonly fingerprint: string; readonly not_after: string };
+    readonly roots: readonly { readonly subject: string; readonly fingerprint: string; readonly not_after: string }[];
+    readonly bundle_version: string;
+    readonly default_ttl_s: number;
+    readonly max_ttl_s: number;
+  };
+  readonly sidecars: readonly { readonly spiffe_id: string; readonly instance: string; readonly bundle_current: boolean; readonly issuer_current: boolean }[];
+  readonly root_rotation: RotationStatus;
+}
+
+function isLoopback(addr: string | undefined): boolean {
+  return !!addr && (addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.'));
+}
+
+export class ControlServer {
+  private grpcServer: grpc.Server | undefined;
+  private http: http.Server | undefined;
+  grpcPort = 0;
+  monitoringPort = 0;
+
+  private constructor(
+    private readonly o: ControlServerOptions,
+    readonly authority: CaAuthority,
+    readonly ca: CaService,
+    readonly rotation: RootRotation,
+  ) {}
+
+  static async start(o: ControlServerOptions): Promise<ControlServer> {
+    const metrics = createCaMetrics(o.registry);
+    const authority = await CaAuthority.open(o.caDir, { trustDomain: o.trustDomain, clock: o.clock, logger: o.logger, metrics, serverNames: o.serverNames });
+    const tokens = new TokenVerifier(await loadOrCreateTokenKey(o.caDir), { clock: o.clock });
+    const ca = new CaService({ authority, tokens, clock: o.clock, logger: o.logger, metrics, defaultTtlMs: o.defaultTtlMs, maxTtlMs: o.maxTtlMs });
+    const rotation = new RootRotation(authority, () => ca.watchers, { clock: o.clock, logger: o.logger, metrics, stepTimeoutMs: o.rotationStepTimeoutMs });
+    const s = new ControlServer(o, authority, ca, rotation);
+    try {
+      await s.listen();
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    o.logger.info({ mode: authority.mode, trustDomain: o.trustDomain, grpc: `${o.grpcAddress.host}:${s.grpcPort}`, monitoring: s.monitoringPort || undefined, roots: authority.roots.length }, 'control server ready');
+    return s;
+  }
+
+  private async listen(): Promise<void> {
+    const server = new grpc.Server();
+    const h = this.ca.handlers();
+    server.addService(caServices().certificate.service, h.certificate);
+    server.addService(caServices().trustBundle.service, h.trustBundle);
+    // Client certificates are requested but optional: a first request proves itself with a token instead.
+    // grpc-js only reports a peer certificate that verified against the bundle (socket.authorized).
+    const creds = grpc.experimental.createCertificateProviderServerCredentials(this.authority.credentials, this.authority.credentials, false);
+    this.grpcServer = server;
+    const a = this.o.grpcAddress;
+    this.grpcPort = await new Promise<number>((resolve, reject) => server.bindAsync(`${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))));
+    if (this.o.monitoringAddress) {
+      const hs = http.createServer((req, res) => void this.handle(req, res));
+      this.http = hs;
+      await new Promise<void>((resolve, reject) => {
+        hs.once('error', reject);
+        hs.listen({ host: this.o.monitoringAddress!.host, port: this.o.monitoringAddress!.port }, () => resolve());
+      });
+      this.monitoringPort = (hs.address() as { port: number }).port;
+    }
+  }
+
+  status(): ControlStatus {
+    const a = this.authority;
+    const desc = (c: { subject: string; fingerprint256: string; validTo: string }) => ({ subject: c.subject.replace(/\n/g, ', '), fingerprint: c.fingerprint256, not_after: new Date(c.validTo).toISOString() });
+    const signer = a.signer.cert;
+    return {
+      ca: {
+        mode: a.mode,
+        trust_domain: a.trustDomain,
+        signer: { subject: signer.subject, fingerprint: a.issuerFingerprint, not_after: signer.notAfter.toISOString() },
+        roots: a.roots.map(desc),
+        bundle_version: a.bundleVersion,
+        default_ttl_s: this.o.defaultTtlMs / 1000,
+        max_ttl_s: this.o.maxTtlMs / 1000,
+      },
+      sidecars: [...this.ca.watchers].map((w) => ({ spiffe_id: w.spiffeId, instance: w.instance, bundle_current: w.bundleVersion === a.bundleVersion, issuer_current: w.issuerFingerprint === a.issuerFingerprint })),
+      root_rotation: this.rotation.status(),
+    };
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://control');
+    const json = (code: number, body: unknown) => this.send(res, code, 'application/json', JSON.stringify(body, null, 2) + '\n');
+    switch (url.pathname) {
+      case '/ready':
+        return this.send(res, 200, 'text/plain', 'ready\n');
+      case '/metrics':
+        return this.send(res, 200, this.o.registry.contentType, await this.o.registry.metrics());
+      case '/status':
+        return json(200, this.status());
+      case '/ca/rotate-root': {
+        // It changes who the mesh trusts: only from the control server's own host.
+        if (!isLoopback(req.socket.remoteAddress)) return this.send(res, 403, 'text/plain', 'rotate-root is loopback-only\n');
+        if (req.method !== 'POST') return this.send(res, 405, 'text/plain', 'POST only\n');
+        const source = url.searchParams.get('source') ?? undefined;
+        this.rotation.start(source).catch(() => {
+          /* reported through /status */
+        });
+        return json(202, this.rotation.status());
+      }
+      default:
+        return this.send(res, 404, 'text/plain', 'control endpoints: /ready /metrics /status POST /ca/rotate-root\n');
+    }
+  }
+
+  private send(res: http.ServerResponse, status: number, type: string, body: string): void {
+    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  async close(): Promise<void> {
+    this.ca.close();
+    this.authority.close();
+    const g = this.grpcServer;
+    if (g) {
+      // Graceful first; a client that keeps its connection open must not hold the process forever.
+      const t = this.o.clock.setTimeout(() => g.forceShutdown(), 2000);
+      await new Promise<void>((r) => g.tryShutdown(() => r()));
+      this.o.clock.clearTimeout(t);
+    }
+    const h = this.http;
+    if (h) {
+      await new Promise<void>((r) => {
+        h.close(() => r());
+        h.closeAllConnections();
+      });
+    }
+  }
+}
