@@ -1,6 +1,6 @@
 // Turns the measurements into the console table and bench/RESULTS.md: absolute numbers, ratios to HAProxy,
 // and the Outrigger targets marked met / not met. Missing numbers are shown as "n/a" with the reason.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export const TARGETS = {
   throughputRatio: 0.4, // Outrigger req/s >= 0.4 x HAProxy
@@ -189,6 +189,28 @@ ${notes.length ? `\n## Notes\n\n${notes.join('\n')}\n` : ''}`;
   return { md, console: `${t1}\n\n${t2}\n\n${t3}\n\n${t4}\n${notes.length ? `\n${notes.join('\n')}\n` : ''}` };
 }
 
+/**
+ * Replaces (or appends) the part of a results file between `<!-- name:start -->` and `<!-- name:end -->`,
+ * so separate benchmarks (`npm run bench`, `npm run bench:identity`) share bench/RESULTS.md.
+ */
+export function replaceSection(text, name, md) {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${start}\n${md.trim()}\n${end}\n`;
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a >= 0 && b > a) return text.slice(0, a) + block + text.slice(b + end.length + 1);
+  return `${text.trimEnd()}\n\n${block}`;
+}
+
+/** Writes the data-plane report, keeping the sections other benchmarks wrote (see replaceSection). */
 export function writeReport(file, md) {
-  writeFileSync(file, md);
+  let kept = '';
+  try {
+    const old = readFileSync(file, 'utf8');
+    for (const m of old.matchAll(/<!-- (\w+):start -->[\s\S]*?<!-- \1:end -->\n?/g)) kept += `\n${m[0]}`;
+  } catch {
+    /* first run */
+  }
+  writeFileSync(file, md.trimEnd() + '\n' + kept);
 }

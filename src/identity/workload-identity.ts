@@ -39,6 +39,9 @@ export interface IdentityEvents {
   bundle(version: string): void;
 }
 
+/** The clock difference to the CA this sidecar rides out (issue 3: ±5 minutes must work). */
+export const MAX_SKEW_MS = 10 * 60_000;
+
 interface Held {
   readonly material: TlsMaterial;
   readonly issuedAt: number;
@@ -173,6 +176,7 @@ export class WorkloadIdentity extends EventEmitter {
     if (material.spiffeId !== this.o.spiffeId) {
       throw new IdentityError('SVID_INVALID', `the CA issued ${material.spiffeId ?? 'no SPIFFE ID'}, expected ${this.o.spiffeId}`);
     }
+    await this.untilValidHere(material);
     const now = this.o.clock.now();
     this.held = { material, issuedAt: now, issuerFingerprint: issuerFingerprint(material) };
     this.bundlePem = signed.bundlePem;
@@ -182,6 +186,25 @@ export class WorkloadIdentity extends EventEmitter {
     this.emit('update', material);
     this.schedule(this.renewDelay(material, now));
     this.sendAck();
+  }
+
+  /**
+   * Clock skew between the CA and this host. The CA backdates notBefore by a minute (X509-SVID practice);
+   * when its clock runs further ahead than that, the new SVID is kept aside until it is valid by our clock
+   * (peers on our side of the skew would refuse it before) while the current one keeps serving. Beyond
+   * MAX_SKEW_MS something is wrong with time itself, and the SVID is refused loudly instead.
+   */
+  private async untilValidHere(m: TlsMaterial): Promise<void> {
+    const now = this.o.clock.now();
+    const early = m.notBefore - now;
+    if (m.notAfter <= now) throw new IdentityError('SVID_INVALID', `the CA issued an SVID that already expired by this host's clock (notAfter ${new Date(m.notAfter).toISOString()}); check both clocks`);
+    if (early <= 0) return;
+    if (early > MAX_SKEW_MS) {
+      throw new IdentityError('SVID_INVALID', `the CA issued an SVID valid from ${new Date(m.notBefore).toISOString()}, ${Math.round(early / 1000)}s ahead of this host's clock; clocks more than ${MAX_SKEW_MS / 60_000} minutes apart must be fixed`);
+    }
+    this.o.logger.warn({ spiffeId: this.o.spiffeId, validInS: Math.ceil(early / 1000) }, "the CA's clock is ahead of this host's: the new SVID is kept aside until it is valid here");
+    await new Promise<void>((r) => this.o.clock.setTimeout(r, early));
+    if (this.closed) throw new IdentityError('CA_UNAVAILABLE', 'identity manager closed while waiting for the SVID to become valid');
   }
 
   /** Half-life with jitter, so a fleet started together does not renew together. */

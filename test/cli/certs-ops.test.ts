@@ -1,7 +1,7 @@
 // `outrigger certs renew` against a real CA (first by token, then by SVID; atomic files a watcher picks up) and `status`.
 import t from 'tap';
 import { once } from 'node:events';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { renewMain } from '../../src/cli/certs-ops.js';
 import { main } from '../../src/cli/main.js';
@@ -89,4 +89,26 @@ t.test('status prints the CA, its sidecars and the rotation; an unreachable cont
   t.equal(notLocal.status, 405, 'rotate-root is POST only');
   t.equal((await fetch(`${ca.monitoringUrl}/nope`)).status, 404);
   t.match(await (await fetch(`${ca.monitoringUrl}/metrics`)).text(), /citadel_server_root_cert_expiry_timestamp/);
+});
+
+t.test('control refuses a CA directory whose key does not match, naming the file (exit 2)', async (t) => {
+  const ca = await startControl();
+  const dir = ca.caDir;
+  await ca.server.close();
+  // Another valid EC key in the right format: only the pairing is wrong.
+  copyFileSync(path.join(dir, 'token-key.pem'), path.join(dir, 'ca-key.pem'));
+  const r = await capture(() => main(['control', '--ca-dir', dir, '--grpc-address', '127.0.0.1:0', '--monitoring-address', '127.0.0.1:0']));
+  t.equal(r.code, 2);
+  t.match(r.err, /ca-key\.pem/);
+  t.match(r.err, /does not match|mismatch/i);
+  rmSync(ca.dir, { recursive: true, force: true });
+  const help = await capture(() => main(['control', '--help']));
+  t.equal(help.code, 0);
+  t.match(help.out, /--ca-dir DIR/);
+  const bad = await capture(() => main(['control', '--grpc-address', 'nowhere']));
+  t.equal(bad.code, 2);
+  t.match(bad.err, /--grpc-address must be HOST:PORT/);
+  const ttl = await capture(() => main(['control', '--default-ttl', '2h', '--max-ttl', '1h']));
+  t.equal(ttl.code, 2);
+  t.match(ttl.err, /--default-ttl .* is above --max-ttl/);
 });

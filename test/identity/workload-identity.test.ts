@@ -84,3 +84,58 @@ t.test('no SVID yet: start() retries until the CA issues one', async (t) => {
   t.equal(m.spiffeId, ID);
   t.equal(identity.hasSvid, true);
 });
+
+/**
+ * The CA's side without the network: a real CA on its own (skewed) clock signing the real CSRs. gRPC and
+ * TLS are covered above; here only the two clocks differ, which TLS on one machine cannot show.
+ */
+async function skewedCa(offsetMs: number, local: FakeClock) {
+  const { createRootCa, signCsr } = await import('../../src/identity/ca.js');
+  const { parseCsr } = await import('../../src/identity/csr.js');
+  const caClock = { ...local, now: () => local.now() + offsetMs } as unknown as FakeClock;
+  const root = await createRootCa({ trustDomain: TD, commonName: 'skewed', clock: caClock });
+  return {
+    createCertificate: async (req: { csrPem: string; ttlSeconds: number }) => {
+      const c = await signCsr(root, await parseCsr(req.csrPem), { spiffeId: ID, ttlMs: req.ttlSeconds * 1000, clock: caClock });
+      return { chainPem: c.chainPem, bundlePem: root.certPem };
+    },
+    watch: () => ({ ack() {}, close() {} }),
+  } as unknown as CaClient;
+}
+
+t.test('clock skew of ±5 minutes to the CA is ridden out; beyond 10 minutes the SVID is refused', async (t) => {
+  const clock = new FakeClock(Date.UTC(2026, 10, 23, 12));
+  // The double ignores the credential; the manager still reads a token file for its first request.
+  const tokenFile = `${t.testdir({ token: 'unused' })}/token`;
+  const mk = async (offsetMs: number) => {
+    const { logger, logs } = memoryLogger();
+    const id = new WorkloadIdentity({ spiffeId: ID, ttlMs: HOUR, client: await skewedCa(offsetMs, clock), tokenFile, instance: 's', clock, rng: seededRng(3), logger, retryBaseMs: 1000, retryMaxMs: 1000 });
+    t.teardown(() => id.close());
+    return { id, logs };
+  };
+
+  // CA 5 minutes ahead: the SVID is valid from +4 min here; it is held back until then.
+  const ahead = await mk(5 * 60_000);
+  const started = ahead.id.start();
+  await waitFor(() => ahead.logs.some((l) => l.includes('kept aside until it is valid here')), 'the skew warning');
+  t.equal(ahead.id.hasSvid, false, 'not adopted while not yet valid here');
+  clock.advance(4 * 60_000);
+  const m = await started;
+  t.ok(m.notBefore <= clock.now(), 'adopted once valid by the local clock');
+
+  // CA 5 minutes behind: the SVID expires 5 minutes early by our clock, and is renewed before that.
+  const behind = await mk(-5 * 60_000);
+  const first = await behind.id.start();
+  t.ok(first.notAfter - clock.now() <= 55 * 60_000 + 1000, 'expires in ~55 min by our clock');
+  const next = once(behind.id, 'update');
+  clock.advance(0.56 * (first.notAfter - clock.now()));
+  const [renewed] = (await next) as [TlsMaterial];
+  t.ok(renewed.notAfter > first.notAfter);
+  t.ok(clock.now() < first.notAfter, 'renewed before the local expiry');
+
+  // 15 minutes ahead: refused, with a message about the clocks; start() keeps retrying.
+  const far = await mk(15 * 60_000);
+  void far.id.start().catch(() => {});
+  await waitFor(() => far.logs.some((l) => l.includes('clocks more than 10 minutes apart')), 'the refusal');
+  t.equal(far.id.hasSvid, false);
+});
