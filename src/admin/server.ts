@@ -36,6 +36,7 @@ export interface CertView {
   valid_from: string;
   expiration_time: string;
   seconds_until_expiration: number;
+  cert_chain: { subject: string; serial_number: string; expiration_time: string }[];
   ca_cert: { subject: string; serial_number: string; expiration_time: string }[];
 }
 

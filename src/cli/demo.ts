@@ -10,9 +10,11 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { systemClock } from '../core/clock.js';
 import { systemRng } from '../core/rng.js';
-import { createRootCa, issueSvid } from '../identity/ca.js';
+import { ControlServer } from '../control/server.js';
+import { loadOrCreateTokenKey, mintBootstrapToken } from '../identity/token.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { silentLogger } from '../telemetry/logger.js';
+import { Registry } from 'prom-client';
 import { decodeBootstrap } from '../xds/bootstrap.js';
 import { loadEchoService, peerFromXfcc, startEchoGrpc } from './demo-apps.js';
 import { UsageError, numberFlag } from './args.js';
@@ -22,7 +24,9 @@ import { SIDECAR_NODE_FLAGS } from './node-flags.js';
 
 
 const TD = 'cluster.local';
-const PORTS = { admin: 15000, outbound: 15001, inbound: 15006, http: 9080, grpc: 9081 };
+const PORTS = { admin: 15000, outbound: 15001, inbound: 15006, http: 9080, grpc: 9081, ca: 15012, monitoring: 15014 };
+/** Short enough to watch the sidecars rotate their SVIDs during the demo (they renew at half-life). */
+const DEMO_SVID_TTL = '2m';
 
 interface Pod {
   name: 'frontend' | 'reviews';
@@ -50,16 +54,34 @@ const staticCluster = (name: string, ip: string, port: number, extra: object = {
   ...extra,
 });
 
-/** The Envoy v3 bootstrap of one pod's sidecar; written to disk so users can read what the demo runs. */
-export function podBootstrap(p: Pod) {
+/**
+ * The Envoy v3 bootstrap of one pod's sidecar; written to disk so users can read what the demo runs. Its
+ * identity comes from the mesh CA through Istio's SDS names, as istio-agent provides them.
+ */
+export function podBootstrap(p: Pod, controlIp: string) {
   const tls = (matchers: object[], alpn: string[]) => ({
     alpn_protocols: alpn,
-    tls_certificates: [{ certificate_chain: { filename: 'cert-chain.pem' }, private_key: { filename: 'key.pem' } }],
-    validation_context: { trusted_ca: { filename: 'root-cert.pem' }, match_typed_subject_alt_names: matchers.map((matcher) => ({ san_type: 'URI', matcher })) },
+    tls_certificate_sds_secret_configs: [{ name: 'default' }],
+    combined_validation_context: {
+      default_validation_context: { match_typed_subject_alt_names: matchers.map((matcher) => ({ san_type: 'URI', matcher })) },
+      validation_context_sds_secret_config: { name: 'ROOTCA' },
+    },
   });
   const peerHost = p.peer.name;
   return {
-    node: { id: `${p.name}-1`, cluster: p.name, locality: { region: 'local', zone: 'local-a' } },
+    node: {
+      id: `${p.name}-1`,
+      cluster: p.name,
+      locality: { region: 'local', zone: 'local-a' },
+      metadata: {
+        CA_ADDR: `${controlIp}:${PORTS.ca}`,
+        CA_ROOT_CERT: path.join(p.dir, 'ca-root-cert.pem'),
+        BOOTSTRAP_TOKEN: path.join(p.dir, 'token'),
+        NAMESPACE: 'default',
+        SERVICE_ACCOUNT: p.name,
+        SECRET_TTL: DEMO_SVID_TTL,
+      },
+    },
     admin: { address: addr(p.ip, PORTS.admin) },
     static_resources: {
       listeners: [
@@ -207,6 +229,15 @@ function waitReady(ip: string, child: ChildProcess | undefined, timeoutMs: numbe
   });
 }
 
+/** The sidecar's current SVID as its admin /certs shows it. */
+async function currentSvid(ip: string): Promise<{ serial: string; until: string }> {
+  const r = await fetch(`http://${ip}:${PORTS.admin}/certs`);
+  const b = (await r.json()) as { certificates: { name: string; serial_number: string; expiration_time: string }[] };
+  const c = b.certificates.find((x) => x.name === 'default');
+  if (!c) throw new Error(`sidecar on ${ip} shows no SVID`);
+  return { serial: c.serial_number, until: c.expiration_time };
+}
+
 function get(ip: string, host: string, p: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: ip, port: PORTS.outbound, path: p, headers: { host }, agent: keepAlive }, (res) => {
@@ -259,6 +290,8 @@ function percentile(sorted: number[], p: number): number {
 export interface DemoOptions {
   frontendIp: string;
   reviewsIp: string;
+  /** Where the control server (the mesh CA) listens, on Istio's ports 15012 and 15014. */
+  controlIp: string;
   rate: number;
   durationMs: number;
   /** Run the sidecars inside this process instead of as child processes (tests). */
@@ -278,15 +311,36 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
   // The keys in it are throw-away, but they should not outlive an interrupted demo either.
   process.once('exit', () => rmSync(base, { recursive: true, force: true }));
 
-  const ca = await createRootCa({ trustDomain: TD, commonName: 'Outrigger demo root', clock: systemClock });
+  // The control server is the mesh CA: a self-signed root on first start, SVIDs for whoever proves an identity.
+  const caDir = path.join(base, 'ca');
+  let control: ControlServer;
+  try {
+    control = await ControlServer.start({
+      caDir,
+      trustDomain: TD,
+      grpcAddress: { host: o.controlIp, port: PORTS.ca },
+      monitoringAddress: { host: o.controlIp, port: PORTS.monitoring },
+      serverNames: [o.controlIp],
+      defaultTtlMs: 3600_000,
+      maxTtlMs: 24 * 3600_000,
+      rotationStepTimeoutMs: 600_000,
+      clock: systemClock,
+      logger: silentLogger(),
+      registry: new Registry(),
+    });
+  } catch (e) {
+    rmSync(base, { recursive: true, force: true });
+    throw new Error(`demo setup failed: the control server could not start on ${o.controlIp}:${PORTS.ca}: ${(e as Error).message}. Pick another address with --control-ip.`);
+  }
+  say(`  control server (mesh CA) on ${o.controlIp}:${PORTS.ca}: new self-signed root ${control.authority.roots[0]!.fingerprint256.slice(0, 23)}…; \`outrigger status --control http://${o.controlIp}:${PORTS.monitoring}\``);
+  const tokenKey = await loadOrCreateTokenKey(caDir);
   for (const p of pods) {
     mkdirSync(p.dir, { recursive: true });
-    const svid = await issueSvid(ca, { spiffeIds: [sa(p.name)], ttlMs: 24 * 3600_000, clock: systemClock });
-    writeFileSync(path.join(p.dir, 'cert-chain.pem'), svid.chainPem);
-    writeFileSync(path.join(p.dir, 'key.pem'), svid.keyPem, { mode: 0o600 });
-    writeFileSync(path.join(p.dir, 'root-cert.pem'), ca.certPem);
-    writeFileSync(path.join(p.dir, 'bootstrap.json'), JSON.stringify(podBootstrap(p), null, 2));
-    say(`  minted ${sa(p.name)} (ECDSA P-256, 24 h) → ${p.dir}/cert-chain.pem`);
+    // What a pod gets mounted: the root to trust the CA with, and a single-use token for its first SVID.
+    writeFileSync(path.join(p.dir, 'ca-root-cert.pem'), control.authority.bundlePem);
+    writeFileSync(path.join(p.dir, 'token'), await mintBootstrapToken(tokenKey, { spiffeId: sa(p.name), ttlMs: 600_000, clock: systemClock }), { mode: 0o600 });
+    writeFileSync(path.join(p.dir, 'bootstrap.json'), JSON.stringify(podBootstrap(p, o.controlIp), null, 2));
+    say(`  bootstrap token for ${sa(p.name)} → ${p.dir}/token`);
   }
 
   const apps: { close(): unknown }[] = [];
@@ -302,10 +356,12 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     }
     for (const s of inproc) await s.shutdown();
     for (const a of apps) await a.close();
+    await control.close();
     keepAlive.destroy();
     rmSync(base, { recursive: true, force: true });
   };
 
+  const serials = new Map<string, string>();
   try {
     for (const p of pods) {
       apps.push(await startHttpApp(p));
@@ -330,11 +386,13 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
         });
       }
       await waitReady(p.ip, children.at(-1), 15_000);
-      say(`  ${p.name} sidecar ready: outbound ${p.ip}:${PORTS.outbound}, inbound ${p.ip}:${PORTS.inbound} (mTLS), admin http://${p.ip}:${PORTS.admin}`);
+      const svid = await currentSvid(p.ip);
+      say(`  ${p.name} sidecar ready with its SVID from the CA (serial ${svid.serial.slice(0, 12)}…, ${DEMO_SVID_TTL} lifetime, renewed at half-life): outbound ${p.ip}:${PORTS.outbound}, inbound ${p.ip}:${PORTS.inbound} (mTLS), admin http://${p.ip}:${PORTS.admin}`);
+      serials.set(p.name, svid.serial);
     }
   } catch (e) {
     await cleanup();
-    throw new Error(`demo setup failed: ${(e as Error).message}. If the addresses are busy, pick others with --frontend-ip/--reviews-ip.`);
+    throw new Error(`demo setup failed: ${(e as Error).message}. If the addresses are busy, pick others with --frontend-ip/--reviews-ip/--control-ip.`);
   }
 
   const [fe] = pods;
@@ -388,6 +446,17 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     const s = lat.sort((a, b) => a - b);
     say(`[load] ${sent} sent, ${failed} failed, last 5 s: p50 ${percentile(s, 50).toFixed(1)} ms, p99 ${percentile(s, 99).toFixed(1)} ms (app → sidecar → mTLS h2 → sidecar → app)`);
     lat = [];
+    // Rotation is invisible to the traffic; the serial in /certs is how to see it happened.
+    for (const p of pods) {
+      currentSvid(p.ip).then(
+        (c) => {
+          if (stopped || serials.get(p.name) === c.serial) return;
+          serials.set(p.name, c.serial);
+          say(`[identity] ${p.name} rotated its SVID: serial ${c.serial.slice(0, 12)}…, valid until ${c.until}`);
+        },
+        () => {},
+      );
+    }
   }, 5000);
   say(`Sending ${o.rate} req/s through the mesh; a status line every 5 s. ${o.durationMs ? `Stopping after ${o.durationMs / 1000} s.` : 'Ctrl-C to stop.'}`);
   const stop = async () => {
@@ -413,6 +482,7 @@ export async function demoMain(argv: string[]): Promise<number> {
     options: {
       'frontend-ip': { type: 'string' },
       'reviews-ip': { type: 'string' },
+      'control-ip': { type: 'string' },
       rate: { type: 'string' },
       duration: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -426,7 +496,8 @@ export async function demoMain(argv: string[]): Promise<number> {
   const ipOk = (v: string) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v);
   const frontendIp = values['frontend-ip'] ?? '127.0.10.1';
   const reviewsIp = values['reviews-ip'] ?? '127.0.10.2';
-  if (!ipOk(frontendIp) || !ipOk(reviewsIp)) throw new UsageError('--frontend-ip/--reviews-ip must be loopback addresses (127.x.y.z)');
+  const controlIp = values['control-ip'] ?? '127.0.10.3';
+  if (![frontendIp, reviewsIp, controlIp].every(ipOk)) throw new UsageError('--frontend-ip/--reviews-ip/--control-ip must be loopback addresses (127.x.y.z)');
   // Ctrl-C during setup: exit through process.exit so the 'exit' hooks stop the sidecars already started
   // (a signal's default action would skip them and leave the children running).
   const early = () => process.exit(130);
@@ -435,6 +506,7 @@ export async function demoMain(argv: string[]): Promise<number> {
   const demo = await runDemo({
     frontendIp,
     reviewsIp,
+    controlIp,
     rate: numberFlag('rate', values.rate, 20, 1, 10000),
     durationMs: numberFlag('duration', values.duration, 0, 0, 86400) * 1000,
   });

@@ -1,4 +1,5 @@
 // Secret store: one watched CertificateSource per distinct (chain, key, CA) triple, shared by every listener and cluster naming it.
+import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { CommonTls, DataSource } from '../model/types.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
@@ -18,6 +19,12 @@ export interface SecretStoreOptions {
 export interface LiveMaterial {
   current(): TlsMaterial;
   on(event: 'update', fn: (m: TlsMaterial) => void): unknown;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+function describe(c: X509Certificate) {
+  return { subject: c.subject.replace(/\n/g, ', '), serial_number: c.serialNumber, expiration_time: new Date(c.validTo).toISOString() };
 }
 
 /** Istio's name for the workload certificate secret, shown in /certs and the expiry gauge. */
@@ -101,7 +108,9 @@ export class SecretStore {
         valid_from: new Date(m.notBefore).toISOString(),
         expiration_time: new Date(m.notAfter).toISOString(),
         seconds_until_expiration: Math.floor((m.notAfter - nowMs) / 1000),
-        ca_cert: m.caCerts.map((c) => ({ subject: c.subject, serial_number: c.serialNumber, expiration_time: new Date(c.validTo).toISOString() })),
+        // Envoy's /certs shape: the presented chain (leaf first, then intermediates) and the trust bundle.
+        cert_chain: (m.certChainPem.match(PEM_CERT) ?? []).map((p) => describe(new X509Certificate(p))),
+        ca_cert: m.caCerts.map(describe),
       };
     });
   }

@@ -4,9 +4,11 @@ import { runDemo } from '../../src/cli/demo.js';
 
 t.test('the demo walks through HTTP/1.1, h2c, gRPC and a local reply, then drives load with no failures', async (t) => {
   const lines: string[] = [];
-  const demo = await runDemo({ frontendIp: '127.0.11.1', reviewsIp: '127.0.11.2', rate: 100, durationMs: 1500, inProcess: true, out: (l) => lines.push(l) });
+  const demo = await runDemo({ frontendIp: '127.0.11.1', reviewsIp: '127.0.11.2', controlIp: '127.0.11.3', rate: 100, durationMs: 1500, inProcess: true, out: (l) => lines.push(l) });
   const result = await demo.done;
   const text = lines.join('\n');
+  t.match(text, /control server \(mesh CA\) on 127\.0\.11\.3:15012/);
+  t.match(text, /frontend sidecar ready with its SVID from the CA \(serial [0-9A-F]{12}…/);
   t.match(text, /HTTP\/1\.1 {2}GET http:\/\/reviews:9080\/hello → 200, served by reviews/);
   t.match(text, /reviews saw caller spiffe:\/\/cluster\.local\/ns\/default\/sa\/frontend/);
   t.match(text, /x-forwarded-client-cert: By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews;Hash=[0-9a-f]{64};URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/frontend/);

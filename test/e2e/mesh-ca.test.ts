@@ -9,7 +9,7 @@ import { request } from '../helpers/two-hop.js';
 import { waitFor } from '../helpers/tools.js';
 
 interface CertsView {
-  certificates: { name: string; spiffe_id: string; serial_number: string; ca_cert: { subject: string }[] }[];
+  certificates: { name: string; spiffe_id: string; serial_number: string; cert_chain: { subject: string }[]; ca_cert: { subject: string }[] }[];
 }
 
 async function certs(adminUrl: string): Promise<CertsView['certificates'][number]> {
@@ -26,6 +26,8 @@ t.test('sidecars get SVIDs from the CA at startup and serve mTLS with them', asy
   const a = await certs(m.a.adminUrl);
   t.equal(a.spiffe_id, FRONTEND_ID);
   t.equal(a.ca_cert.length, 1, 'ROOTCA bundle shown');
+  t.equal(a.cert_chain.length, 1, 'the presented chain: a leaf signed by the self-signed root');
+  t.equal(a.cert_chain[0]!.subject, 'O=cluster.local');
   t.equal((await certs(m.b.adminUrl)).spiffe_id, REVIEWS_ID);
   t.equal((await fetch(`${m.a.adminUrl}/ready`)).status, 200);
   t.match(await m.a.registry.getSingleMetricAsString('outrigger_cert_expiry_timestamp_seconds'), /secret="default",spiffe_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/frontend"/);
