@@ -110,6 +110,28 @@ t.test('refusals: replayed token, another identity, too long, no credential, bad
   t.match(ca.logs.join(''), /certificate refused/);
 });
 
+t.test('a CSR asking for more than the proven identity is refused over gRPC: extra SANs, CA:true', async (t) => {
+  const ca = await startControl();
+  t.teardown(() => ca.close());
+  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock });
+  const x509 = await import('../../src/identity/x509.js');
+  const csrWith = async (extensions: InstanceType<typeof x509.Extension>[]) => {
+    const k = await keys();
+    const req = await x509.Pkcs10CertificateRequestGenerator.create({ name: `O=${TD}`, keys: k as never, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, extensions }, webcrypto as never);
+    return req.toString('pem');
+  };
+  const ask = async (csrPem: string) => refusal(client.createCertificate({ csrPem, ttlSeconds: 600, instance: 'x', credential: { token: readFileSync(await ca.token('default/reviews'), 'utf8') } }));
+  const extra = await ask(await csrWith([new x509.SubjectAlternativeNameExtension([{ type: 'url', value: REVIEWS }, { type: 'dns', value: 'reviews.example.com' }])]));
+  t.match(extra.message, /PERMISSION_DENIED/);
+  t.match(extra.message, /reviews\.example\.com/);
+  const caReq = await ask(await csrWith([new x509.SubjectAlternativeNameExtension([{ type: 'url', value: REVIEWS }]), new x509.BasicConstraintsExtension(true, undefined, true)]));
+  t.match(caReq.message, /PERMISSION_DENIED/);
+  t.match(caReq.message, /CA/);
+  const refusals = await metric(ca.registry, 'outrigger_ca_refusals_total');
+  t.match(refusals, /reason="extra_san"} 1/);
+  t.match(refusals, /reason="ca_requested"} 1/);
+});
+
 t.test('the trust bundle watch needs an SVID and reports what each sidecar holds', async (t) => {
   const ca = await startControl();
   t.teardown(() => ca.close());
