@@ -81,7 +81,7 @@ export async function renewMain(argv: string[]): Promise<number> {
     return 1;
   }
   const rootFile = values['ca-root'] ?? path.join(dir, 'root-cert.pem');
-  const client = new CaClient({ address: values.ca ?? '127.0.0.1:15012', roots: () => readFileSync(rootFile, 'utf8'), clock, ...(values['ca-server-name'] && { serverName: values['ca-server-name'] }) });
+  const client = new CaClient({ address: values.ca ?? '127.0.0.1:15012', roots: () => readFileSync(rootFile, 'utf8'), clock, trustDomain: values['trust-domain'] ?? 'cluster.local', ...(values['ca-server-name'] && { serverName: values['ca-server-name'] }) });
   try {
     const s = await requestSvid(client, { spiffeId, ttlMs, instance: `renew-${randomUUID()}`, credential });
     mkdirSync(dir, { recursive: true });
@@ -112,7 +112,7 @@ export async function rotateRootMain(argv: string[]): Promise<number> {
   const timeoutMs = durationFlag('timeout', values.timeout, 30 * 60_000);
   const url = new URL('/ca/rotate-root', base);
   if (values['new-ca']) url.searchParams.set('source', path.resolve(values['new-ca']));
-  const res = await fetch(url, { method: 'POST' }).catch((e: Error & { cause?: { code?: string } }) => {
+  const res = await fetch(url, { method: 'POST', headers: { 'x-outrigger-admin': 'rotate-root' } }).catch((e: Error & { cause?: { code?: string } }) => {
     throw new Error(`cannot reach the control server at ${base}: ${e.cause?.code ?? e.message}`);
   });
   if (res.status !== 202) throw new Error(`${url.href} answered HTTP ${res.status}: ${(await res.text()).trim()}`);

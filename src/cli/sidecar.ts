@@ -114,8 +114,9 @@ async function startIdentity(ca: CaConfig, logger: Logger, registry: Registry): 
     import('node:fs'),
     import('node:crypto'),
   ]);
+  let trustDomain: string;
   try {
-    parseSpiffeId(ca.spiffeId);
+    trustDomain = parseSpiffeId(ca.spiffeId).trustDomain;
   } catch (e) {
     throw new ConfigError([{ path: 'node.metadata', message: `TRUST_DOMAIN/NAMESPACE/SERVICE_ACCOUNT: ${errorMessage(e)}` }]);
   }
@@ -132,6 +133,7 @@ async function startIdentity(ca: CaConfig, logger: Logger, registry: Registry): 
     // The anchor from disk plus whatever the CA has since told us to trust (a rotated root).
     roots: () => anchor + (identity?.hasSvid ? (identity.current().caPem ?? '') : ''),
     clock: systemClock,
+    trustDomain,
     ...(ca.serverName && { serverName: ca.serverName }),
   });
   identity = new WorkloadIdentity({

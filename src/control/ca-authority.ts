@@ -1,13 +1,13 @@
 // The control server's CA state: the signing CA, the trust bundle and its version, the serving certificate, and the root-rotation file moves.
 import { EventEmitter } from 'node:events';
 import { X509Certificate, createHash } from 'node:crypto';
-import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock, Timer } from '../core/clock.js';
 import { issueServingCert, signCsr, type CaBundle } from '../identity/ca.js';
-import { DEFAULT_CA_SERVER_NAME, splitPem } from '../identity/ca-api.js';
-import { loadCaDir, writeCaFiles, type CaDir } from '../identity/ca-dir.js';
+import { DEFAULT_CA_SERVER_NAME, controlSpiffeId, splitPem } from '../identity/ca-api.js';
+import { ROTATION_FILE, loadCaDir, writeCaFiles, type CaDir } from '../identity/ca-dir.js';
 import type { ParsedCsr } from '../identity/csr.js';
 import { IdentityError } from '../identity/errors.js';
 import type { CaMetrics } from '../telemetry/metrics.js';
@@ -40,8 +40,15 @@ export interface IssuedChain {
 /** The rotation's staging area inside the CA directory: the incoming CA, in Istio's layout. */
 export const NEXT_DIR = 'next';
 
-function anchoredBy(chainTop: X509Certificate, root: X509Certificate): boolean {
-  return chainTop.checkIssued(root) && chainTop.verify(root.publicKey);
+/**
+ * What a rotation in progress retires, written before each step takes effect: the phase reached, the
+ * roots to drop at step 5 (exactly these; other roots a user put in the bundle stay) and the signers
+ * whose SVIDs are still ours until then.
+ */
+interface RotationRecord {
+  readonly phase: 'bundle_added' | 'issuer_switched';
+  readonly oldRoots: readonly string[];
+  readonly oldSignerPems: readonly string[];
 }
 
 /**
@@ -87,7 +94,7 @@ export class CaAuthority extends EventEmitter {
   private ca!: CaDir;
   private next: CaDir | undefined;
   private servingTimer: Timer | undefined;
-  private chainTop!: X509Certificate;
+  private record: RotationRecord | undefined;
   private fingerprint = '';
   private version = '';
 
@@ -136,23 +143,40 @@ export class CaAuthority extends EventEmitter {
   }
 
   get storedPhase(): StoredPhase {
-    if (this.next) return 'bundle_added';
-    return this.roots.some((r) => !anchoredBy(this.chainTop, r)) ? 'issuer_switched' : 'idle';
+    return this.record?.phase ?? 'idle';
   }
 
-  /** The incoming CA during a rotation (steps 1–2). */
-  get incoming(): CaDir | undefined {
-    return this.next;
+  /**
+   * Every CA certificate whose leaves are ours: the signer, the incoming one (steps 1–2) and the retired
+   * ones until their root is removed. Another CA under a shared (enterprise) root is not among them.
+   */
+  signers(): X509Certificate[] {
+    const pems = new Set([this.ca.signer.certPem, ...(this.next ? [this.next.signer.certPem] : []), ...(this.record?.oldSignerPems ?? [])]);
+    return [...pems].map((p) => new X509Certificate(p));
+  }
+
+  private readRecord(): RotationRecord | undefined {
+    const file = path.join(this.dir, ROTATION_FILE);
+    if (!existsSync(file)) return undefined;
+    try {
+      const r = JSON.parse(readFileSync(file, 'utf8')) as RotationRecord;
+      if ((r.phase !== 'bundle_added' && r.phase !== 'issuer_switched') || !Array.isArray(r.oldRoots) || !Array.isArray(r.oldSignerPems)) throw new Error('unexpected content');
+      return r;
+    } catch (e) {
+      throw new IdentityError('CA_DIR_INVALID', `${file} is corrupt (${(e as Error).message}); it records a root rotation in progress`, { details: { file: ROTATION_FILE } });
+    }
   }
 
   private async reload(): Promise<void> {
     this.ca = await loadCaDir(this.dir, { trustDomain: this.o.trustDomain, clock: this.o.clock, logger: this.o.logger });
+    this.record = this.readRecord();
     const nextDir = path.join(this.dir, NEXT_DIR);
-    this.next = existsSync(path.join(nextDir, 'ca-cert.pem')) ? await loadCaDir(nextDir, { trustDomain: this.o.trustDomain, clock: this.o.clock }) : undefined;
-    const chain = this.ca.signer.chainPems.length ? this.ca.signer.chainPems : [this.ca.signer.certPem];
-    this.chainTop = new X509Certificate(chain[chain.length - 1]!);
-    if (!this.ca.roots.some((r) => anchoredBy(this.chainTop, r))) {
-      throw new IdentityError('CA_DIR_INVALID', `${path.join(this.dir, 'root-cert.pem')}: no root in the bundle signs the CA's chain`, { details: { file: 'root-cert.pem' } });
+    if (this.record?.phase === 'bundle_added') {
+      this.next = await loadCaDir(nextDir, { trustDomain: this.o.trustDomain, clock: this.o.clock, create: false });
+    } else {
+      // Staged but never recorded (a crash inside step 1): nothing trusts it yet, so it is dropped.
+      if (existsSync(nextDir)) rmSync(nextDir, { recursive: true, force: true });
+      this.next = undefined;
     }
     this.fingerprint = new X509Certificate(this.ca.signer.certPem).fingerprint256;
     this.version = createHash('sha256').update(this.ca.bundlePem).digest('hex').slice(0, 16);
@@ -167,7 +191,7 @@ export class CaAuthority extends EventEmitter {
   private async reissueServing(): Promise<void> {
     const ttlMs = this.o.servingTtlMs ?? 24 * 3600_000;
     const s = await issueServingCert(this.ca.signer, {
-      spiffeId: `spiffe://${this.o.trustDomain}/ns/outrigger-system/sa/outrigger-control`,
+      spiffeId: controlSpiffeId(this.o.trustDomain),
       names: [...new Set([DEFAULT_CA_SERVER_NAME, ...this.o.serverNames])],
       ttlMs,
       clock: this.o.clock,
@@ -184,19 +208,38 @@ export class CaAuthority extends EventEmitter {
   }
 
   /**
-   * Rotation step 1: stage the incoming CA under next/ and add its root to the bundle. `source` is a CA
-   * directory in Istio's layout (a plugged-in replacement); without one a new self-signed root is made.
+   * Rotation step 1: stage the incoming CA under next/ and add its root(s) to the bundle. `source` is a CA
+   * directory in Istio's layout (a plugged-in replacement), checked before anything changes; without one a
+   * new self-signed root is made. The record is written with the bundle, so a restart resumes here.
    */
   async addIncoming(source?: string): Promise<void> {
-    if (this.next) return;
-    const nextDir = path.join(this.dir, NEXT_DIR);
-    rmSync(nextDir, { recursive: true, force: true });
-    if (source) cpSync(source, nextDir, { recursive: true });
-    // loadCaDir on an empty directory makes a self-signed root there.
-    const incoming = await loadCaDir(nextDir, { trustDomain: this.o.trustDomain, clock: this.o.clock, logger: this.o.logger });
+    if (this.record) return;
+    const opts = { trustDomain: this.o.trustDomain, clock: this.o.clock };
+    const staging = mkdtempSync(path.join(this.dir, '.next-'));
+    let incoming: CaDir;
+    try {
+      if (source) {
+        if (!existsSync(path.join(source, 'ca-cert.pem'))) throw new IdentityError('CA_DIR_INVALID', `${source} has no ca-cert.pem: --new-ca takes a CA directory in Istio's layout`, { details: { file: 'ca-cert.pem' } });
+        await loadCaDir(source, { ...opts, create: false });
+        cpSync(source, staging, { recursive: true });
+      }
+      // On an empty directory loadCaDir makes a self-signed root.
+      incoming = await loadCaDir(staging, { ...opts, logger: this.o.logger });
+      rmSync(path.join(this.dir, NEXT_DIR), { recursive: true, force: true });
+      renameSync(staging, path.join(this.dir, NEXT_DIR));
+    } catch (e) {
+      rmSync(staging, { recursive: true, force: true });
+      throw e;
+    }
     const have = new Set(this.ca.roots.map((r) => r.fingerprint256));
     const added = incoming.roots.filter((r) => !have.has(r.fingerprint256));
-    await writeCaFiles(this.dir, { 'root-cert.pem': this.ca.bundlePem + added.map((r) => r.toString()).join('') });
+    // Retire only the root(s) the current signer chains to, and not if the incoming CA keeps them.
+    const chain = [this.ca.signer.certPem, ...this.ca.signer.chainPems].map((p) => new X509Certificate(p));
+    const top = chain[chain.length - 1]!;
+    const anchors = this.ca.roots.filter((r) => top.checkIssued(r) && top.verify(r.publicKey));
+    const oldRoots = anchors.filter((r) => !incoming.roots.some((n) => n.fingerprint256 === r.fingerprint256)).map((r) => r.fingerprint256);
+    const record: RotationRecord = { phase: 'bundle_added', oldRoots, oldSignerPems: [this.ca.signer.certPem] };
+    await writeCaFiles(this.dir, { 'root-cert.pem': this.ca.bundlePem + added.map((r) => r.toString()).join(''), [ROTATION_FILE]: JSON.stringify(record, null, 2) });
     await this.reload();
     this.o.logger.info({ roots: this.roots.length, bundleVersion: this.version }, 'root rotation: incoming root added to the trust bundle');
     this.emit('change');
@@ -204,25 +247,30 @@ export class CaAuthority extends EventEmitter {
 
   /** Rotation step 3: the incoming CA becomes the signer (its files replace ca-cert/ca-key/cert-chain). */
   async switchIssuer(): Promise<void> {
-    if (!this.next) return;
+    const next = this.next;
+    if (!next || this.record?.phase !== 'bundle_added') return;
+    // cert-chain.pem is optional in Istio's layout; write it always, so no chain of the old CA survives.
+    const chain = [next.signer.certPem, ...next.signer.chainPems.slice(1)].join('');
     const nextDir = path.join(this.dir, NEXT_DIR);
-    const files: Record<string, string> = {};
-    for (const f of ['ca-cert.pem', 'ca-key.pem', 'cert-chain.pem'] as const) {
-      const p = path.join(nextDir, f);
-      if (existsSync(p)) files[f] = readFileSync(p, 'utf8');
-    }
-    await writeCaFiles(this.dir, files);
+    await writeCaFiles(this.dir, {
+      'ca-cert.pem': next.signer.certPem,
+      'ca-key.pem': readFileSync(path.join(nextDir, 'ca-key.pem'), 'utf8'),
+      'cert-chain.pem': chain,
+      [ROTATION_FILE]: JSON.stringify({ ...this.record, phase: 'issuer_switched' } satisfies RotationRecord, null, 2),
+    });
     rmSync(nextDir, { recursive: true, force: true });
     await this.reload();
     this.o.logger.info({ issuer: this.fingerprint }, 'root rotation: issuance switched to the new CA');
     this.emit('change');
   }
 
-  /** Rotation step 5: drop every root that does not anchor the current signer. */
+  /** Rotation step 5: drop exactly the roots the rotation retires; the record goes with them. */
   async removeOldRoots(): Promise<void> {
-    const keep = this.ca.roots.filter((r) => anchoredBy(this.chainTop, r));
-    if (keep.length === this.ca.roots.length) return;
-    await writeCaFiles(this.dir, { 'root-cert.pem': keep.map((r) => r.toString()).join('') });
+    const r = this.record;
+    if (r?.phase !== 'issuer_switched') return;
+    const keep = this.ca.roots.filter((x) => !r.oldRoots.includes(x.fingerprint256));
+    await writeCaFiles(this.dir, { 'root-cert.pem': keep.map((x) => x.toString()).join('') });
+    rmSync(path.join(this.dir, ROTATION_FILE), { force: true });
     await this.reload();
     this.o.logger.info({ roots: this.roots.length, bundleVersion: this.version }, 'root rotation: old root removed from the trust bundle');
     this.emit('change');

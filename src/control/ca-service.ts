@@ -70,8 +70,14 @@ export class CaService {
   private svidIdentity(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): string | undefined {
     const peer = call.getAuthContext().sslPeerCertificate;
     if (!peer?.raw) return undefined;
-    const check = checkX509Svid(new X509Certificate(peer.raw), { trustDomain: this.o.authority.trustDomain });
+    const leaf = new X509Certificate(peer.raw);
+    const check = checkX509Svid(leaf, { trustDomain: this.o.authority.trustDomain });
     if (!check.ok) throw new Refusal(grpc.status.UNAUTHENTICATED, 'svid_invalid', `client certificate is not a valid X509-SVID: ${check.message}`);
+    // Chaining to a bundle root is not enough when that root is shared (an enterprise root over several
+    // CAs): only an SVID this CA signed proves an identity here.
+    if (!this.o.authority.signers().some((s) => leaf.checkIssued(s) && leaf.verify(s.publicKey))) {
+      throw new Refusal(grpc.status.UNAUTHENTICATED, 'svid_foreign', `client certificate ${check.id.uri} was not issued by this CA`);
+    }
     return check.id.uri;
   }
 
@@ -160,6 +166,8 @@ export class CaService {
       this.o.authority.emit('progress');
     };
     call.on('data', (a: TrustBundleAck) => {
+      // A sidecar that reconnected replaces the stream it had; the old one may never report an end.
+      if (a.instance && a.instance !== w.instance) for (const o of this.watchers) if (o !== w && o.instance === a.instance) this.watchers.delete(o);
       w.instance = a.instance;
       w.bundleVersion = a.bundle_version;
       w.issuerFingerprint = a.issuer_fingerprint;

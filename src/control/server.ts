@@ -77,7 +77,9 @@ export class ControlServer {
   }
 
   private async listen(): Promise<void> {
-    const server = new grpc.Server();
+    // Keepalive pings find sidecars that vanished without closing (a lost node): their watch must not hold
+    // a root-rotation step until it times out.
+    const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
     const h = this.ca.handlers();
     server.addService(caServices().certificate.service, h.certificate);
     server.addService(caServices().trustBundle.service, h.trustBundle);
@@ -131,6 +133,8 @@ export class ControlServer {
         // It changes who the mesh trusts: only from the control server's own host.
         if (!isLoopback(req.socket.remoteAddress)) return this.send(res, 403, 'text/plain', 'rotate-root is loopback-only\n');
         if (req.method !== 'POST') return this.send(res, 405, 'text/plain', 'POST only\n');
+        // A browser on this host can send a plain cross-site POST, but not one with a custom header.
+        if (req.headers['x-outrigger-admin'] !== 'rotate-root') return this.send(res, 403, 'text/plain', 'send the header x-outrigger-admin: rotate-root (outrigger certs rotate-root does)\n');
         const source = url.searchParams.get('source') ?? undefined;
         this.rotation.start(source).catch(() => {
           /* reported through /status */

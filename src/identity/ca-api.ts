@@ -30,6 +30,11 @@ export interface TrustBundleUpdate {
   issuer_fingerprint: string;
 }
 
+/** The control server's own SPIFFE ID; clients insist on it, so no other certificate under a shared root passes for the CA. */
+export function controlSpiffeId(trustDomain: string): string {
+  return `spiffe://${trustDomain}/ns/outrigger-system/sa/outrigger-control`;
+}
+
 /** The DNS name every control-server certificate carries (`outrigger control --server-name` adds more). */
 export const DEFAULT_CA_SERVER_NAME = 'outrigger-control';
 

@@ -1,9 +1,10 @@
 // The sidecar's side of the CA API: CreateCertificate with a bootstrap token or the current SVID, and the trust-bundle watch.
 import { isIP } from 'node:net';
+import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import { IdentityError } from './errors.js';
-import { DEFAULT_CA_SERVER_NAME, caServices, splitPem, type CertificateResponse, type TrustBundleAck, type TrustBundleUpdate } from './ca-api.js';
+import { DEFAULT_CA_SERVER_NAME, caServices, controlSpiffeId, splitPem, type CertificateResponse, type TrustBundleAck, type TrustBundleUpdate } from './ca-api.js';
 
 export interface CaClientOptions {
   /** host:port of the control server's TLS port (node metadata CA_ADDR). */
@@ -14,6 +15,8 @@ export interface CaClientOptions {
   readonly serverName?: string;
   readonly timeoutMs?: number;
   readonly clock: Clock;
+  /** The trust domain whose control-server SPIFFE ID the CA's certificate must carry. */
+  readonly trustDomain: string;
 }
 
 /** How a caller proves who it is (issue 3): its first certificate by token, renewals by the SVID itself. */
@@ -34,7 +37,16 @@ export class CaClient {
 
   private client(cred: CaCredential | undefined, ctor: grpc.ServiceClientConstructor): grpc.Client {
     const mtls = cred && 'keyPem' in cred ? cred : undefined;
-    const creds = grpc.credentials.createSsl(Buffer.from(this.o.roots()), mtls ? Buffer.from(mtls.keyPem) : null, mtls ? Buffer.from(mtls.certChainPem) : null);
+    const expected = controlSpiffeId(this.o.trustDomain);
+    const creds = grpc.credentials.createSsl(Buffer.from(this.o.roots()), mtls ? Buffer.from(mtls.keyPem) : null, mtls ? Buffer.from(mtls.certChainPem) : null, {
+      // The name check alone would accept any certificate for that name under a shared (enterprise) root.
+      checkServerIdentity: (host, cert) => {
+        const named = tls.checkServerIdentity(host, cert);
+        if (named) return named;
+        const uris = (cert.subjectaltname ?? '').split(', ').filter((x) => x.startsWith('URI:'));
+        return uris.includes(`URI:${expected}`) ? undefined : new Error(`the CA's certificate is not the control server's (${expected}); it has ${uris.join(', ') || 'no URI SAN'}`);
+      },
+    });
     // An IP address is no TLS server name (RFC 6066 §3): dialling the CA by IP, expect the name its
     // certificate always carries instead, as istio-agent expects istiod's service name.
     const host = this.o.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');

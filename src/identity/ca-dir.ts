@@ -13,7 +13,10 @@ import * as x509 from './x509.js';
  * the signing certificate and its key, the trust bundle (one or several roots), and the chain from the
  * signing certificate up to the root.
  */
-export type CaFileName = 'ca-cert.pem' | 'ca-key.pem' | 'root-cert.pem' | 'cert-chain.pem';
+export type CaFileName = 'ca-cert.pem' | 'ca-key.pem' | 'root-cert.pem' | 'cert-chain.pem' | typeof ROTATION_FILE;
+
+/** The control server's root-rotation record (phase, the roots and signers it retires), beside Istio's files. */
+export const ROTATION_FILE = 'rotation.json';
 
 /**
  * Marks a directory whose root Outrigger generated. The mode is 'self-signed' when this file exists and
@@ -42,6 +45,8 @@ export interface LoadCaDirOptions {
   trustDomain: string;
   clock: Clock;
   logger?: { info(o: object, m?: string): void };
+  /** Make a self-signed root in an empty directory (default true); false when the files must already be there. */
+  create?: boolean;
 }
 
 function fail(dir: string, file: string, message: string, cause?: unknown): never {
@@ -190,6 +195,7 @@ export async function loadCaDir(dir: string, o: LoadCaDirOptions): Promise<CaDir
     for (const f of ['root-cert.pem', 'cert-chain.pem'] as const) {
       if (existsSync(at(f))) fail(dir, 'ca-cert.pem', `missing, but ${f} is present: a plugged-in CA needs ca-cert.pem and ca-key.pem too (an empty directory gets a self-signed root)`);
     }
+    if (o.create === false) fail(dir, 'ca-cert.pem', 'missing: expected a CA directory in Istio\'s layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)');
     await generateSelfSigned(dir, o);
   } else if (!hasKey) {
     fail(dir, 'ca-key.pem', 'missing: ca-cert.pem is present, and a plugged-in CA needs its private key');

@@ -7,10 +7,12 @@ import type { Clock, Timer } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import type { Rng } from '../core/rng.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { TrustBundleUpdate } from './ca-api.js';
 import type { CaClient, CaCredential } from './ca-client.js';
 import { loadMaterial, type TlsMaterial } from './cert-source.js';
+import { splitPem, type TrustBundleUpdate } from './ca-api.js';
 import { createCsr } from './csr.js';
+import { parseSpiffeId } from './spiffe.js';
+import { checkX509Svid } from './svid.js';
 import { IdentityError } from './errors.js';
 
 export interface WorkloadIdentityOptions {
@@ -71,7 +73,35 @@ export async function requestSvid(client: CaClient, o: { spiffeId: string; ttlMs
   const key = await newKey();
   const csrPem = await createCsr(key.keys, o.spiffeId);
   const signed = await client.createCertificate({ csrPem, ttlSeconds: Math.round(o.ttlMs / 1000), instance: o.instance, credential: o.credential });
+  verifyIssued(signed.chainPem, signed.bundlePem, o.spiffeId);
   return { chainPem: signed.chainPem, keyPem: key.pem, bundlePem: signed.bundlePem };
+}
+
+/**
+ * Nothing from the CA is adopted on trust: the leaf must be an X509-SVID for exactly the ID we asked for,
+ * and leaf → intermediates must chain to a root of the bundle (RFC 5280 §6.1, signatures only: validity
+ * is TLS's job, and skew is handled by the caller).
+ */
+export function verifyIssued(chainPem: string, bundlePem: string, spiffeId: string): void {
+  const chain = splitPem(chainPem).map((p) => new X509Certificate(p));
+  const roots = splitPem(bundlePem).map((p) => new X509Certificate(p));
+  const leaf = chain[0];
+  if (!leaf) throw new IdentityError('SVID_INVALID', 'the CA returned no certificate');
+  const svid = checkX509Svid(leaf, { trustDomain: parseSpiffeId(spiffeId).trustDomain });
+  if (!svid.ok) throw new IdentityError('SVID_INVALID', `the CA returned a certificate that is not a valid X509-SVID: ${svid.message}`);
+  if (svid.id.uri !== spiffeId) throw new IdentityError('SVID_INVALID', `the CA issued ${svid.id.uri}, expected ${spiffeId}`);
+  if (!chainsTo(chain, roots)) throw new IdentityError('SVID_INVALID', 'the certificate chain the CA returned does not lead to a root of its trust bundle');
+}
+
+function chainsTo(chain: readonly X509Certificate[], roots: readonly X509Certificate[]): boolean {
+  const issued = (c: X509Certificate, by: X509Certificate) => c.checkIssued(by) && c.verify(by.publicKey);
+  for (let i = 0; i < chain.length; i++) {
+    const c = chain[i]!;
+    if (roots.some((r) => issued(c, r))) return true;
+    const up = chain[i + 1];
+    if (!up || !issued(c, up)) return false;
+  }
+  return false;
 }
 
 /** The CA certificate that signed the leaf: the chain's second element, else the matching bundle root. */
@@ -126,8 +156,8 @@ export class WorkloadIdentity extends EventEmitter {
     for (;;) {
       if (this.closed) throw new IdentityError('CA_UNAVAILABLE', 'identity manager closed before the first SVID');
       try {
+        // renewOnce opens the trust-bundle watch once there is an SVID to open it with.
         await this.renewOnce();
-        this.openWatch();
         return this.current();
       } catch (e) {
         const wait = this.backoff.next();
@@ -169,8 +199,12 @@ export class WorkloadIdentity extends EventEmitter {
     } finally {
       if ('token' in credential) this.lastTokenUsed = credential.token;
     }
+    // The watch is the newer word on the bundle: a renewal answer composed before a bundle change can
+    // arrive after it. Only without a watched bundle (the first SVID) does the answer's bundle count.
+    const bundle = this.bundlePem && chainsTo(splitPem(signed.chainPem).map((p) => new X509Certificate(p)), splitPem(this.bundlePem).map((p) => new X509Certificate(p))) ? this.bundlePem : signed.bundlePem;
+    if (bundle !== this.bundlePem) this.bundleVersion = '';
     const material = loadMaterial(
-      { certificateChain: { kind: 'inline', value: signed.chainPem }, privateKey: { kind: 'inline', value: signed.keyPem }, trustedCa: { kind: 'inline', value: signed.bundlePem } },
+      { certificateChain: { kind: 'inline', value: signed.chainPem }, privateKey: { kind: 'inline', value: signed.keyPem }, trustedCa: { kind: 'inline', value: bundle } },
       ++this.version,
     );
     if (material.spiffeId !== this.o.spiffeId) {
@@ -179,13 +213,14 @@ export class WorkloadIdentity extends EventEmitter {
     await this.untilValidHere(material);
     const now = this.o.clock.now();
     this.held = { material, issuedAt: now, issuerFingerprint: issuerFingerprint(material) };
-    this.bundlePem = signed.bundlePem;
+    this.bundlePem = bundle;
     this.backoff.reset();
     this.o.events?.renewal('ok');
     this.o.logger.info({ spiffeId: material.spiffeId, serial: material.serial, notAfter: new Date(material.notAfter).toISOString() }, 'SVID issued');
     this.emit('update', material);
     this.schedule(this.renewDelay(material, now));
-    this.sendAck();
+    if (this.watchHandle) this.sendAck();
+    else if (!this.watchTimer) this.openWatch();
   }
 
   /**
@@ -245,7 +280,11 @@ export class WorkloadIdentity extends EventEmitter {
     let credential: CaCredential;
     try {
       credential = this.credential();
-    } catch {
+    } catch (e) {
+      // No usable SVID right now (expired, token spent): try again later, or after the next renewal.
+      this.o.logger.warn({ error: errorMessage(e) }, 'cannot open the trust bundle watch; retrying');
+      this.watchTimer = this.o.clock.setTimeout(() => this.reopenWatch(), this.watchBackoff.next());
+      this.watchTimer.unref();
       return;
     }
     this.watchHandle = this.o.client.watch(credential, {
@@ -255,11 +294,16 @@ export class WorkloadIdentity extends EventEmitter {
         if (this.closed) return;
         const wait = this.watchBackoff.next();
         this.o.logger.debug?.({ error: err && errorMessage(err), retryInMs: Math.round(wait) }, 'trust bundle watch ended; reopening');
-        this.watchTimer = this.o.clock.setTimeout(() => this.openWatch(), wait);
+        this.watchTimer = this.o.clock.setTimeout(() => this.reopenWatch(), wait);
         this.watchTimer.unref();
       },
     });
     this.sendAck();
+  }
+
+  private reopenWatch(): void {
+    this.watchTimer = undefined;
+    this.openWatch();
   }
 
   private onBundle(u: TrustBundleUpdate): void {
@@ -268,7 +312,15 @@ export class WorkloadIdentity extends EventEmitter {
     if (!h) return;
     if (u.bundle_version !== this.bundleVersion) {
       const pem = u.roots.join('');
-      if (pem && pem !== this.bundlePem) {
+      // An empty bundle, or one that does not anchor the SVID we present, would cut us off from every
+      // peer: keep the current bundle, do not acknowledge, and renew (the CA's newer SVID will fit it).
+      const anchors = pem !== '' && chainsTo(splitPem(h.material.certChainPem).map((p) => new X509Certificate(p)), splitPem(pem).map((p) => new X509Certificate(p)));
+      if (!anchors) {
+        this.o.logger.warn({ bundleVersion: u.bundle_version, roots: u.roots.length }, 'trust bundle from the CA does not anchor our SVID; keeping the current bundle and renewing');
+        this.renew().catch(() => this.schedule(this.backoff.next()));
+        return;
+      }
+      if (pem !== this.bundlePem) {
         try {
           const material = loadMaterial(
             { certificateChain: { kind: 'inline', value: h.material.certChainPem }, privateKey: { kind: 'inline', value: h.material.keyPem }, trustedCa: { kind: 'inline', value: pem } },

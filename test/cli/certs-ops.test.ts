@@ -87,6 +87,9 @@ t.test('status prints the CA, its sidecars and the rotation; an unreachable cont
   t.match(gone.err, /cannot reach the control server at http:\/\/127.0.0.1:1/);
   const notLocal = await fetch(`${ca.monitoringUrl}/ca/rotate-root`);
   t.equal(notLocal.status, 405, 'rotate-root is POST only');
+  const plainPost = await fetch(`${ca.monitoringUrl}/ca/rotate-root`, { method: 'POST' });
+  t.equal(plainPost.status, 403, 'a POST without the admin header (what a cross-site form can send) is refused');
+  t.equal(ca.server.status().root_rotation.state, 'idle');
   t.equal((await fetch(`${ca.monitoringUrl}/nope`)).status, 404);
   t.match(await (await fetch(`${ca.monitoringUrl}/metrics`)).text(), /citadel_server_root_cert_expiry_timestamp/);
 });

@@ -41,7 +41,7 @@ async function metric(registry: { getSingleMetricAsString(n: string): Promise<st
 t.test('first SVID by token, renewal by mTLS, both X509-SVIDs that openssl verifies', async (t) => {
   const ca = await startControl();
   t.teardown(() => ca.close());
-  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock });
+  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock, trustDomain: TD });
   const token = readFileSync(await ca.token('default/reviews'), 'utf8');
   const first = await requestSvid(client, { spiffeId: REVIEWS, ttlMs: 3600_000, instance: 'i1', credential: { token } });
   const leaf = new X509Certificate(first.chainPem);
@@ -70,7 +70,7 @@ t.test('first SVID by token, renewal by mTLS, both X509-SVIDs that openssl verif
 t.test('refusals: replayed token, another identity, too long, no credential, bad CSR, foreign SVID', async (t) => {
   const ca = await startControl({ maxTtlMs: 24 * 3600_000 });
   t.teardown(() => ca.close());
-  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock });
+  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock, trustDomain: TD });
   const ask = async (spiffeId: string, credential: CaCredential, ttlMs = 3600_000) => requestSvid(client, { spiffeId, ttlMs, instance: 'x', credential });
 
   // A bad CSR is refused before the token is looked at, so the token stays usable.
@@ -113,7 +113,7 @@ t.test('refusals: replayed token, another identity, too long, no credential, bad
 t.test('a CSR asking for more than the proven identity is refused over gRPC: extra SANs, CA:true', async (t) => {
   const ca = await startControl();
   t.teardown(() => ca.close());
-  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock });
+  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock, trustDomain: TD });
   const x509 = await import('../../src/identity/x509.js');
   const csrWith = async (extensions: InstanceType<typeof x509.Extension>[]) => {
     const k = await keys();
@@ -135,7 +135,7 @@ t.test('a CSR asking for more than the proven identity is refused over gRPC: ext
 t.test('the trust bundle watch needs an SVID and reports what each sidecar holds', async (t) => {
   const ca = await startControl();
   t.teardown(() => ca.close());
-  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock });
+  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock, trustDomain: TD });
   const s = await requestSvid(client, { spiffeId: REVIEWS, ttlMs: 3600_000, instance: 'w1', credential: { token: readFileSync(await ca.token('default/reviews'), 'utf8') } });
 
   const anonymous = await new Promise<Error | undefined>((resolve) => {

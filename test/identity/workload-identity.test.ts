@@ -23,7 +23,7 @@ t.test('rotates at half-life with jitter, keeps serving through a CA outage, war
   const caDir = ca.caDir;
   const { logger, logs } = memoryLogger();
   let identity: WorkloadIdentity | undefined;
-  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8') + (identity?.hasSvid ? identity.current().caPem : ''), clock });
+  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8') + (identity?.hasSvid ? identity.current().caPem : ''), clock, trustDomain: TD });
   identity = new WorkloadIdentity({ spiffeId: ID, ttlMs: HOUR, client, tokenFile: await ca.token('default/reviews'), instance: 'test', clock, rng: seededRng(7), logger, retryBaseMs: 1000, retryMaxMs: 60_000 });
   t.teardown(() => identity!.close());
   const first = await identity.start();
@@ -70,7 +70,7 @@ t.test('no SVID yet: start() retries until the CA issues one', async (t) => {
   const { logger, logs } = memoryLogger();
   // The first attempt has no token file; it appears while start() is retrying.
   const tokenFile = `${ca.dir}/late-token`;
-  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock });
+  const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock, trustDomain: TD });
   const identity = new WorkloadIdentity({ spiffeId: ID, ttlMs: HOUR, client, tokenFile, instance: 't2', clock, rng: seededRng(1), logger, retryBaseMs: 1000, retryMaxMs: 2000 });
   t.teardown(() => identity.close());
   t.equal(identity.hasSvid, false);
@@ -138,4 +138,19 @@ t.test('clock skew of ±5 minutes to the CA is ridden out; beyond 10 minutes the
   void far.id.start().catch(() => {});
   await waitFor(() => far.logs.some((l) => l.includes('clocks more than 10 minutes apart')), 'the refusal');
   t.equal(far.id.hasSvid, false);
+});
+
+t.test('what the CA returns is checked before it is adopted: the ID asked for, a chain to the bundle', async (t) => {
+  const { makePki } = await import('../helpers/pki.js');
+  const { verifyIssued } = await import('../../src/identity/workload-identity.js');
+  const a = await makePki({ intermediate: true });
+  const b = await makePki();
+  const s = await a.issue(ID);
+  t.doesNotThrow(() => verifyIssued(s.chainPem, a.rootPem, ID));
+  t.throws(() => verifyIssued(s.chainPem, b.rootPem, ID), /does not lead to a root of its trust bundle/);
+  t.throws(() => verifyIssued(s.certPem, a.rootPem, ID), /does not lead to a root/, 'the intermediate is missing');
+  t.throws(() => verifyIssued(s.chainPem, a.rootPem, `spiffe://${TD}/ns/default/sa/other`), /issued .*reviews, expected .*other/);
+  const ca = await a.issue(ID, { isCa: true });
+  t.throws(() => verifyIssued(ca.chainPem, a.rootPem, ID), /not a valid X509-SVID/);
+  t.throws(() => verifyIssued('', a.rootPem, ID), /no certificate/);
 });

@@ -28,6 +28,9 @@ t.test("Istio's SDS form decodes; the CA comes from node metadata", (t) => {
   t.equal(plain.ca?.ttlMs, 3600_000, 'SECRET_TTL defaults to 1 h');
   t.equal(plain.ca?.spiffeId, 'spiffe://cluster.local/ns/default/sa/reviews', 'TRUST_DOMAIN defaults to cluster.local');
 
+  const fileOnly = decodeBootstrap(withMd(CA_MD, [cluster()]));
+  t.equal(fileOnly.ca, undefined, 'CA_ADDR without an SDS name starts no identity manager');
+
   const inbound = listener({ chain: { transport_socket: { name: 'tls', typed_config: { '@type': DOWNSTREAM_TLS, require_client_certificate: true, common_tls_context: ISTIO_COMMON } } } });
   const l = decodeBootstrap({ ...bootstrap({ listeners: [inbound] }), node: { id: 'n', cluster: 'c', metadata: CA_MD } });
   t.equal(l.listeners[0]!.filterChain.tls?.common.sdsCertificate, 'default', 'a server certificate may come from SDS');

@@ -74,8 +74,11 @@ function decodeCaConfig(node: NodeInfo, path: string, usesSds: boolean, issues: 
   const md = node.metadata;
   const text = (k: string) => (typeof md[k] === 'string' ? (md[k] as string) : undefined);
   const address = text('CA_ADDR');
+  // Only a context that names an SDS secret needs an identity from the CA; without one, waiting for an
+  // SVID would only delay the start for nothing.
+  if (!usesSds) return undefined;
   if (!address) {
-    if (usesSds) issues.add(joinPath(path, 'CA_ADDR'), 'is required: a TLS context names the SDS secrets "default"/"ROOTCA", which the identity manager gets from the mesh CA at this host:port');
+    issues.add(joinPath(path, 'CA_ADDR'), 'is required: a TLS context names the SDS secrets "default"/"ROOTCA", which the identity manager gets from the mesh CA at this host:port');
     return undefined;
   }
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) issues.add(joinPath(path, 'CA_ADDR'), `must be host:port, not ${JSON.stringify(address)}`);
