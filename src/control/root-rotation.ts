@@ -26,6 +26,12 @@ export interface RotationOptions {
   readonly metrics: CaMetrics;
   /** How long one wait (distribution, renewal) may take before the rotation stops, safely, where it is. */
   readonly stepTimeoutMs: number;
+  /**
+   * After the control server starts, how long before "every connected sidecar" means every sidecar: the
+   * ones that were connected before a restart need this long to reconnect (their watch backoff tops out
+   * at 30 s). Default 30 s.
+   */
+  readonly reconnectGraceMs?: number;
 }
 
 export class RootRotation {
@@ -35,12 +41,14 @@ export class RootRotation {
   private waitingFor: { what: string; test: (w: Watcher) => boolean } | undefined;
   private error: string | undefined;
   private running: Promise<void> | undefined;
+  private readonly startedAt: number;
 
   constructor(
     private readonly authority: CaAuthority,
     private readonly watchers: () => Iterable<Watcher>,
     private readonly o: RotationOptions,
   ) {
+    this.startedAt = o.clock.now();
     // A restart in the middle of a rotation shows where the files say it stands.
     const stored = authority.storedPhase;
     if (stored !== 'idle') this.enter(stored);
@@ -120,7 +128,13 @@ export class RootRotation {
     this.waitingFor = { what, test };
     return new Promise<void>((resolve, reject) => {
       let timer: Timer | undefined;
+      let graceTimer: Timer | undefined;
       const check = () => {
+        const graceLeft = this.startedAt + (this.o.reconnectGraceMs ?? 30_000) - this.o.clock.now();
+        if (graceLeft > 0) {
+          graceTimer ??= this.o.clock.setTimeout(check, graceLeft);
+          return;
+        }
         for (const w of this.watchers()) if (!test(w)) return;
         finish();
         resolve();
@@ -129,6 +143,7 @@ export class RootRotation {
         this.authority.off('progress', check);
         this.authority.off('change', check);
         if (timer) this.o.clock.clearTimeout(timer);
+        if (graceTimer) this.o.clock.clearTimeout(graceTimer);
         this.waitingFor = undefined;
       };
       timer = this.o.clock.setTimeout(() => {

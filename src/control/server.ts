@@ -23,6 +23,8 @@ export interface ControlServerOptions {
   readonly defaultTtlMs: number;
   readonly maxTtlMs: number;
   readonly rotationStepTimeoutMs: number;
+  /** See RootRotation: how long after a start before a rotation step trusts the set of connected sidecars. */
+  readonly reconnectGraceMs?: number;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly registry: Registry;
@@ -64,7 +66,7 @@ export class ControlServer {
     const authority = await CaAuthority.open(o.caDir, { trustDomain: o.trustDomain, clock: o.clock, logger: o.logger, metrics, serverNames: o.serverNames });
     const tokens = new TokenVerifier(await loadOrCreateTokenKey(o.caDir), { clock: o.clock });
     const ca = new CaService({ authority, tokens, clock: o.clock, logger: o.logger, metrics, defaultTtlMs: o.defaultTtlMs, maxTtlMs: o.maxTtlMs });
-    const rotation = new RootRotation(authority, () => ca.watchers, { clock: o.clock, logger: o.logger, metrics, stepTimeoutMs: o.rotationStepTimeoutMs });
+    const rotation = new RootRotation(authority, () => ca.watchers, { clock: o.clock, logger: o.logger, metrics, stepTimeoutMs: o.rotationStepTimeoutMs, ...(o.reconnectGraceMs !== undefined && { reconnectGraceMs: o.reconnectGraceMs }) });
     const s = new ControlServer(o, authority, ca, rotation);
     try {
       await s.listen();

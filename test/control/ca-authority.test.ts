@@ -106,3 +106,33 @@ t.test('an SVID from another CA under the same root proves nothing to this CA', 
   );
   t.match(await ca.registry.getSingleMetricAsString('outrigger_ca_refusals_total'), /reason="svid_foreign"} 1/);
 });
+
+t.test('rotation steps wait out the reconnect grace, then for every watcher; a timeout stops safely in its phase', async (t) => {
+  const { FakeClock } = await import('../../src/core/clock.js');
+  const { RootRotation } = await import('../../src/control/root-rotation.js');
+  const { waitFor } = await import('../helpers/tools.js');
+  const clock = new FakeClock(Date.now());
+  const metrics = createCaMetrics(new Registry());
+  const a = await CaAuthority.open(t.testdir(), { ...opts(), clock, metrics });
+  t.teardown(() => a.close());
+  const watchers: { spiffeId: string; instance: string; bundleVersion: string; issuerFingerprint: string }[] = [];
+  const r = new RootRotation(a, () => watchers, { clock, logger: silentLogger(), metrics, stepTimeoutMs: 60_000, reconnectGraceMs: 30_000 });
+
+  // A sidecar that never acknowledges: the distribution wait times out and the rotation stops in step 1.
+  watchers.push({ spiffeId: 'spiffe://cluster.local/ns/default/sa/slow', instance: 'slow', bundleVersion: '', issuerFingerprint: '' });
+  const failed = r.start().then(() => 'done', (e: Error) => e.message);
+  await waitFor(() => r.status().phase === 'bundle_added', 'step 1');
+  clock.advance(30_000);
+  t.equal(r.status().waiting?.behind[0]?.instance, 'slow', 'status names who is behind');
+  clock.advance(31_000);
+  t.match(await failed, /timed out waiting for every sidecar to trust the new root: 0\/1 caught up; behind: .*sa\/slow/);
+  t.equal(r.status().state, 'failed');
+  t.equal(a.storedPhase, 'bundle_added', 'the mesh stays in the phase reached');
+
+  // Resumed with no watcher left: it still waits out the grace (here: already past), then completes.
+  watchers.length = 0;
+  await r.start();
+  t.equal(r.status().phase, 'old_root_removed');
+  t.equal(a.storedPhase, 'idle');
+  t.equal(a.roots.length, 1);
+});

@@ -40,6 +40,8 @@ export async function startControl(o: { caDir?: string; clock?: Clock; defaultTt
     defaultTtlMs: o.defaultTtlMs ?? 3600_000,
     maxTtlMs: o.maxTtlMs ?? 24 * 3600_000,
     rotationStepTimeoutMs: o.stepTimeoutMs ?? 60_000,
+    // Every sidecar of a test connects after the server started; no restart to wait out.
+    reconnectGraceMs: 0,
     clock,
     logger,
     registry,
