@@ -1,5 +1,6 @@
 // Bootstrap tokens: single-use ES256 JWTs that prove a workload identity for its first SVID (file-mode stand-in for a k8s SA token).
 import { randomBytes, type webcrypto } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SignJWT, calculateJwkThumbprint, decodeProtectedHeader, exportJWK, exportPKCS8, generateKeyPair, importJWK, importPKCS8, jwtVerify, type JWTPayload } from 'jose';
@@ -16,6 +17,8 @@ const TOKEN_TYP = 'outrigger-bootstrap+jwt';
 const ALG = 'ES256';
 /** The key's file name inside the control server's CA directory. */
 export const TOKEN_KEY_FILE = 'token-key.pem';
+/** Spent token ids inside the CA directory, one `<jti> <expiresAt ms>` line each, so single use survives a restart. */
+export const TOKENS_USED_FILE = 'tokens-used';
 /** Tokens are short-lived by design (the issue's example is 10 minutes); a day is the hard ceiling. */
 export const MAX_TOKEN_TTL_MS = 24 * 3600_000;
 /**
@@ -48,8 +51,22 @@ function reject(reason: TokenRejectReason, message: string, cause?: unknown): ne
   throw new IdentityError('TOKEN_INVALID', message, { details: { reason }, ...(cause !== undefined && { cause }) });
 }
 
-function caDirError(file: string, message: string, cause?: unknown): IdentityError {
-  return new IdentityError('CA_DIR_INVALID', `${file}: ${message}`, { details: { file: TOKEN_KEY_FILE }, ...(cause !== undefined && { cause }) });
+function caDirError(file: string, message: string, cause?: unknown, name: string = TOKEN_KEY_FILE): IdentityError {
+  return new IdentityError('CA_DIR_INVALID', `${file}: ${message}`, { details: { file: name }, ...(cause !== undefined && { cause }) });
+}
+
+function errCode(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code ?? errorMessage(e);
+}
+
+/** fsync(2) on the directory makes a created or renamed entry durable, not just the file's bytes. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -140,12 +157,17 @@ function fmtSkew(ms: number): string {
 }
 
 const JTI = /^[A-Za-z0-9_-]{16,64}$/;
+const USED_LINE = /^([A-Za-z0-9_-]{16,64}) (\d{1,16})$/;
 
 /**
- * Verifies bootstrap tokens and enforces single use. Each accepted jti is remembered until the token could no
+ * Verifies bootstrap tokens and enforces single use. Each spent jti is remembered until the token could no
  * longer pass the time checks anyway (exp + skew allowance, plus one more allowance against clock steps), so
- * the cache holds at most the tokens accepted within one lifetime (≤ 24 h + 2 × skew); expired entries are
- * dropped on the next verify(). Only tokens with a valid signature are ever cached.
+ * the cache holds at most the tokens spent within one lifetime (≤ 24 h + 2 × skew); expired entries are
+ * dropped on the next check(). Only tokens with a valid signature are ever spent.
+ *
+ * With `caDir`, spending is durable: consume() appends and fsyncs a line to `<caDir>/tokens-used` before it
+ * returns, and a new verifier (the next control-server start) loads the file, so "each token can be used only
+ * once within its lifetime" holds across restarts. Without it the cache is in memory only (tests).
  */
 export class TokenVerifier {
   private readonly clock: Clock;
@@ -153,16 +175,68 @@ export class TokenVerifier {
   /** jti → wall-clock ms after which the entry may be forgotten. */
   private readonly used = new Map<string, number>();
   private nextPruneAt = Infinity;
+  private readonly usedFile: string | undefined;
+  /** A failed append may have left a partial line: the next one starts on a fresh line so it is not glued to it. */
+  private torn = false;
 
+  /** Loads `<caDir>/tokens-used` synchronously; throws CA_DIR_INVALID (details.file 'tokens-used') when it is unusable. */
   constructor(
     private readonly key: TokenKey,
-    o: { clock: Clock; maxSkewMs?: number },
+    o: { clock: Clock; maxSkewMs?: number; caDir?: string },
   ) {
     const skewMs = o.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     if (!(skewMs >= 0)) throw new RangeError(`maxSkewMs must be ≥ 0, not ${o.maxSkewMs}`);
     this.clock = o.clock;
     // jose compares whole seconds; a whole-second tolerance keeps "accepted until" and "forgotten after" exact.
     this.skewSec = Math.ceil(skewMs / 1000);
+    if (o.caDir !== undefined) {
+      this.usedFile = path.join(o.caDir, TOKENS_USED_FILE);
+      this.load(o.caDir, this.usedFile);
+    }
+  }
+
+  /** Keep an entry one skew period longer than strictly needed: a wall clock stepped back by up to the allowance must not bring a forgotten, spent token back to life. */
+  private forgetAt(expiresAt: number): number {
+    return expiresAt + 2 * this.skewSec * 1000;
+  }
+
+  private load(dir: string, file: string): void {
+    let text = '';
+    let missing = false;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw caDirError(file, `cannot read the spent-token list: ${errCode(e)}`, e, TOKENS_USED_FILE);
+      missing = true;
+    }
+    const now = this.clock.now();
+    const lines = text.split('\n');
+    // The last piece is '' when the file ends in a newline; anything else is a torn append whose consume() never returned.
+    let rewrite = missing || lines.pop() !== '';
+    const kept: string[] = [];
+    for (const line of lines) {
+      const m = USED_LINE.exec(line);
+      const forgetAt = m ? this.forgetAt(Number(m[2])) : 0;
+      // Corrupt lines are skipped (and compacted away) rather than failing the start.
+      if (!m || forgetAt <= now) {
+        rewrite = true;
+        continue;
+      }
+      this.used.set(m[1]!, forgetAt);
+      this.nextPruneAt = Math.min(this.nextPruneAt, forgetAt);
+      kept.push(`${line}\n`);
+    }
+    if (!rewrite) return;
+    // Compact atomically: a crash leaves either the old list or the new one, never half of one.
+    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      writeFileSync(tmp, kept.join(''), { mode: 0o600, flag: 'wx', flush: true });
+      renameSync(tmp, file);
+      fsyncDir(dir);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw caDirError(file, `cannot write the spent-token list: ${errCode(e)}`, e, TOKENS_USED_FILE);
+    }
   }
 
   /** Replay-cache entries held (for tests and a gauge). */
@@ -170,7 +244,18 @@ export class TokenVerifier {
     return this.used.size;
   }
 
+  /** check() + consume(): for callers with nothing to decide between checking and spending. */
   async verify(token: string): Promise<{ spiffeId: string; jti: string; expiresAt: number }> {
+    const ok = await this.check(token);
+    this.consume(ok);
+    return ok;
+  }
+
+  /**
+   * Everything but spending: signature, times, audience, and not already spent ('replayed'). The CA calls
+   * consume() only once the CSR is acceptable, so a refused CSR does not burn the token.
+   */
+  async check(token: string): Promise<{ spiffeId: string; jti: string; expiresAt: number }> {
     const now = this.clock.now();
     this.prune(now);
     const skew = fmtSkew(this.skewSec * 1000);
@@ -204,16 +289,39 @@ export class TokenVerifier {
     if (typeof payload.jti !== 'string' || !JTI.test(payload.jti)) reject('malformed', `bootstrap token for ${sub} has no usable jti (the replay check needs one)`);
     if (exp - iat > MAX_TOKEN_TTL_MS / 1000) reject('malformed', `bootstrap token for ${sub} lives ${exp - iat}s (iat ${iso(iat)}, exp ${iso(exp)}); at most 24h is accepted`);
     const jti = payload.jti;
-    // Check and record in the same synchronous step: two concurrent verifies of one token cannot both pass.
-    if (this.used.has(jti)) {
-      reject('replayed', `bootstrap token for ${sub} (jti ${jti}) was already used; a token proves an identity once: mint a fresh one with \`outrigger certs token\``);
-    }
-    // Keep the entry for one more skew period than strictly needed: a wall clock stepped back by up to the
-    // allowance must not bring a forgotten, used token back to life.
-    const forgetAt = (exp + 2 * this.skewSec) * 1000;
-    this.used.set(jti, forgetAt);
-    this.nextPruneAt = Math.min(this.nextPruneAt, forgetAt);
+    if (this.used.has(jti)) this.replayed(jti, sub);
     return { spiffeId: sub, jti, expiresAt: exp * 1000 };
+  }
+
+  /**
+   * Spends a checked token. Synchronous from the test to the record, so of two concurrent requests with one
+   * token exactly one gets past here; the other is refused as 'replayed'. With a CA directory the spending is
+   * fsynced before this returns: no certificate is signed for a token whose spending a crash could undo.
+   */
+  consume(t: { jti: string; expiresAt: number; spiffeId?: string }): void {
+    if (!JTI.test(t.jti) || !Number.isSafeInteger(t.expiresAt)) reject('malformed', `cannot spend token id ${JSON.stringify(t.jti)} (expires ${t.expiresAt}): not a checked bootstrap token`);
+    if (this.used.has(t.jti)) this.replayed(t.jti, t.spiffeId);
+    if (this.usedFile !== undefined) {
+      let fd: number | undefined;
+      try {
+        fd = openSync(this.usedFile, 'a', 0o600);
+        writeFileSync(fd, `${this.torn ? '\n' : ''}${t.jti} ${t.expiresAt}\n`);
+        fsyncSync(fd);
+        this.torn = false;
+      } catch (e) {
+        this.torn = true;
+        throw caDirError(this.usedFile, `cannot record a spent bootstrap token: ${errCode(e)}`, e, TOKENS_USED_FILE);
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+      }
+    }
+    const forgetAt = this.forgetAt(t.expiresAt);
+    this.used.set(t.jti, forgetAt);
+    this.nextPruneAt = Math.min(this.nextPruneAt, forgetAt);
+  }
+
+  private replayed(jti: string, sub: string | undefined): never {
+    reject('replayed', `bootstrap token${sub === undefined ? '' : ` for ${sub}`} (jti ${jti}) was already used; a token proves an identity once: mint a fresh one with \`outrigger certs token\``);
   }
 
   /** Drops entries whose tokens can no longer pass the time checks; O(n) only when something is due. */

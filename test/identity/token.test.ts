@@ -1,6 +1,6 @@
-// Bootstrap tokens: round trip, each refusal reason, single use, ±5 min clock skew, bounded replay cache, the key file.
+// Bootstrap tokens: round trip, each refusal reason, single use (also across restarts), ±5 min clock skew, bounded replay cache, the key and spent-token files.
 import t from 'tap';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SignJWT, decodeJwt, decodeProtectedHeader, importPKCS8 } from 'jose';
 import { FakeClock } from '../../src/core/clock.js';
@@ -228,4 +228,80 @@ t.test('filesystems without hard links: the key is still written atomically (ren
   t.equal(statSync(key.file).mode & 0o777, 0o600);
   t.same(readdirSync(path.join(tmp.dir, 'ca')), ['token-key.pem']);
   t.equal((await loadOrCreateTokenKey(path.join(tmp.dir, 'ca'))).kid, key.kid);
+});
+
+t.test('check then consume: checking does not spend; of two concurrent uses exactly one wins', async (t) => {
+  const { key, clock, verifier } = await setup(t);
+  const token = await mintBootstrapToken(key, { spiffeId: ID, ttlMs: 10 * MIN, clock });
+  const checked = await verifier.check(token);
+  t.same(await verifier.check(token), checked, 'a refused CSR leaves the token usable');
+  t.equal(verifier.replayCacheSize, 0);
+  const results = await Promise.allSettled([0, 1].map(async () => verifier.consume(await verifier.check(token))));
+  t.equal(results.filter((x) => x.status === 'fulfilled').length, 1, 'one of two concurrent check+consume succeeds');
+  const lost = results.find((x) => x.status === 'rejected') as PromiseRejectedResult;
+  t.match(lost.reason, { code: 'TOKEN_INVALID', details: { reason: 'replayed' }, message: ID });
+  t.equal((await refusal(verifier.check(token))).reason, 'replayed', 'once spent, check refuses it');
+  t.throws(() => verifier.consume({ jti: 'bad jti\nAAAAAAAAAAAAAAAA', expiresAt: 1 }), { code: 'TOKEN_INVALID', details: { reason: 'malformed' } });
+});
+
+t.test('spent tokens survive a restart: tokens-used in the CA directory', async (t) => {
+  const { caDir, key, clock } = await setup(t);
+  const file = path.join(caDir, 'tokens-used');
+  const first = new TokenVerifier(key, { clock, caDir });
+  t.equal(statSync(file).mode & 0o777, 0o600, 'created owner-only on start');
+  const token = await mintBootstrapToken(key, { spiffeId: ID, ttlMs: 10 * MIN, clock });
+  const { jti, expiresAt } = await first.verify(token);
+  t.equal(readFileSync(file, 'utf8'), `${jti} ${expiresAt}\n`, 'on disk before verify returned');
+  const second = new TokenVerifier(key, { clock, caDir });
+  t.equal(second.replayCacheSize, 1);
+  t.equal((await refusal(second.verify(token))).reason, 'replayed', 'the restarted CA refuses the spent token');
+  t.throws(() => second.consume({ jti, expiresAt }), { code: 'TOKEN_INVALID', details: { reason: 'replayed' } });
+  t.equal((await second.verify(await mintBootstrapToken(key, { spiffeId: ID, ttlMs: 10 * MIN, clock }))).spiffeId, ID, 'fresh tokens still work');
+  t.equal(readFileSync(file, 'utf8').split('\n').length, 3, 'appended, not rewritten');
+  t.same(readdirSync(caDir).sort(), ['token-key.pem', 'tokens-used'], 'no temp file left behind');
+});
+
+t.test('tokens-used: expired and corrupt lines are dropped on load and the file compacted', async (t) => {
+  const { caDir, key, clock } = await setup(t);
+  const file = path.join(caDir, 'tokens-used');
+  const v = new TokenVerifier(key, { clock, caDir });
+  const short = await v.verify(await mintBootstrapToken(key, { spiffeId: ID, ttlMs: MIN, clock }));
+  const long = await v.verify(await mintBootstrapToken(key, { spiffeId: ID, ttlMs: 60 * MIN, clock }));
+  appendFileSync(file, 'garbage line\nAAAAAAAAAAAAAAAAAAAAAA notanumber\n');
+  t.equal(new TokenVerifier(key, { clock, caDir }).replayCacheSize, 2, 'corrupt lines skipped, no crash');
+  t.equal(readFileSync(file, 'utf8'), `${short.jti} ${short.expiresAt}\n${long.jti} ${long.expiresAt}\n`, 'and compacted away');
+  // Still within exp + 2 × skew of the short token: kept.
+  clock.advance(MIN + 2 * DEFAULT_MAX_SKEW_MS - 1000);
+  t.equal(new TokenVerifier(key, { clock, caDir }).replayCacheSize, 2);
+  clock.advance(1000);
+  const after = new TokenVerifier(key, { clock, caDir });
+  t.equal(after.replayCacheSize, 1, 'the expired entry is dropped');
+  t.equal(readFileSync(file, 'utf8'), `${long.jti} ${long.expiresAt}\n`, 'the file holds only live entries');
+  t.equal(statSync(file).mode & 0o777, 0o600);
+  t.same(readdirSync(caDir).sort(), ['token-key.pem', 'tokens-used']);
+  // A torn last append (crash before fsync returned) is dropped and cannot glue onto the next line.
+  appendFileSync(file, 'BBBBBBBBBBBBBBBB 17');
+  const torn = new TokenVerifier(key, { clock, caDir });
+  t.equal(torn.replayCacheSize, 1);
+  t.equal(readFileSync(file, 'utf8'), `${long.jti} ${long.expiresAt}\n`);
+});
+
+t.test('tokens-used unreadable or unwritable: CA_DIR_INVALID naming the file', async (t) => {
+  const { caDir, key, clock } = await setup(t);
+  const file = path.join(caDir, 'tokens-used');
+  mkdirSync(file);
+  t.throws(() => new TokenVerifier(key, { clock, caDir }), { code: 'CA_DIR_INVALID', message: /tokens-used: cannot read the spent-token list: EISDIR/, details: { file: 'tokens-used' } });
+  rmSync(file, { recursive: true });
+  t.throws(() => new TokenVerifier(key, { clock, caDir: path.join(caDir, 'missing') }), { code: 'CA_DIR_INVALID', message: /cannot write the spent-token list: ENOENT/, details: { file: 'tokens-used' } });
+
+  // Spending that cannot be made durable is refused, and the token stays unspent.
+  const v = new TokenVerifier(key, { clock, caDir });
+  rmSync(file);
+  mkdirSync(file);
+  const token = await mintBootstrapToken(key, { spiffeId: ID, ttlMs: 10 * MIN, clock });
+  await t.rejects(v.verify(token), { code: 'CA_DIR_INVALID', message: /cannot record a spent bootstrap token: EISDIR/, details: { file: 'tokens-used' } });
+  rmSync(file, { recursive: true });
+  const { jti, expiresAt } = await v.verify(token);
+  t.equal(readFileSync(file, 'utf8'), `\n${jti} ${expiresAt}\n`, 'after a failed append the next line starts fresh');
+  t.equal(new TokenVerifier(key, { clock, caDir }).replayCacheSize, 1);
 });
