@@ -33,6 +33,13 @@ export interface Watcher {
   issuerFingerprint: string;
 }
 
+interface Caller {
+  readonly spiffeId: string;
+  readonly auth: 'svid' | 'token';
+  /** The bootstrap token, checked but not yet spent. */
+  readonly token?: { readonly jti: string; readonly expiresAt: number; readonly spiffeId: string };
+}
+
 /** A refusal with the gRPC status the caller sees and a bounded reason for the metric. */
 class Refusal extends Error {
   constructor(
@@ -81,17 +88,18 @@ export class CaService {
     return check.id.uri;
   }
 
-  private async authenticate(call: grpc.ServerUnaryCall<CertificateRequest, CertificateResponse>): Promise<{ spiffeId: string; auth: 'svid' | 'token' }> {
+  /** Who the caller is. A token is checked here but spent only once a certificate will be issued. */
+  private async authenticate(call: grpc.ServerUnaryCall<CertificateRequest, CertificateResponse>): Promise<Caller> {
     const fromSvid = this.svidIdentity(call);
     if (fromSvid) return { spiffeId: fromSvid, auth: 'svid' };
     const header = call.metadata.get('authorization')[0];
     const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!m) throw new Refusal(grpc.status.UNAUTHENTICATED, 'no_credential', 'no credential: present a valid SVID (mTLS) or a bootstrap token (authorization: Bearer …)');
-    const { spiffeId } = await this.o.tokens.verify(m[1]!);
-    if (parseSpiffeId(spiffeId).trustDomain !== this.o.authority.trustDomain) {
-      throw new Refusal(grpc.status.PERMISSION_DENIED, 'trust_domain_mismatch', `token identity ${spiffeId} is not in trust domain ${this.o.authority.trustDomain}`);
+    const token = await this.o.tokens.check(m[1]!);
+    if (parseSpiffeId(token.spiffeId).trustDomain !== this.o.authority.trustDomain) {
+      throw new Refusal(grpc.status.PERMISSION_DENIED, 'trust_domain_mismatch', `token identity ${token.spiffeId} is not in trust domain ${this.o.authority.trustDomain}`);
     }
-    return { spiffeId, auth: 'token' };
+    return { spiffeId: token.spiffeId, auth: 'token', token };
   }
 
   private ttlOf(req: CertificateRequest): number {
@@ -108,9 +116,9 @@ export class CaService {
     const req = call.request;
     const instance = requestMetadata(req, 'instance') ?? '';
     this.o.metrics.csrCount.inc();
-    let who: { spiffeId: string; auth: 'svid' | 'token' } | undefined;
+    let who: Caller | undefined;
     try {
-      // Everything that can be checked without the credential first: a bad CSR must not burn a single-use token.
+      // A single-use token is spent only for a certificate: a bad or over-asking CSR leaves it usable.
       const ttlMs = this.ttlOf(req);
       let csr: ParsedCsr;
       try {
@@ -126,6 +134,8 @@ export class CaService {
         throw e;
       }
       checkCsrFor(csr, who.spiffeId);
+      // Synchronous and durable (fsynced) before signing: of two requests with one token exactly one gets here.
+      if (who.token) this.o.tokens.consume(who.token);
       const issued = await this.o.authority.sign(csr, who.spiffeId, ttlMs);
       this.o.metrics.issued.inc({ auth: who.auth });
       this.o.logger.info({ spiffeId: who.spiffeId, auth: who.auth, serial: issued.serial, notAfter: new Date(issued.notAfter).toISOString(), key: csr.keyDescription, instance }, 'certificate issued');

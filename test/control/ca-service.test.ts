@@ -69,6 +69,8 @@ t.test('first SVID by token, renewal by mTLS, both X509-SVIDs that openssl verif
 
 t.test('refusals: replayed token, another identity, too long, no credential, bad CSR, foreign SVID', async (t) => {
   const ca = await startControl({ maxTtlMs: 24 * 3600_000 });
+  // Tokens are spent durably: a restart of the CA does not make a spent one usable again.
+  const spent = readFileSync(await ca.token('default/reviews'), 'utf8');
   t.teardown(() => ca.close());
   const client = new CaClient({ address: ca.address, roots: () => readFileSync(ca.rootFile, 'utf8'), clock: systemClock, trustDomain: TD });
   const ask = async (spiffeId: string, credential: CaCredential, ttlMs = 3600_000) => requestSvid(client, { spiffeId, ttlMs, instance: 'x', credential });
@@ -83,9 +85,11 @@ t.test('refusals: replayed token, another identity, too long, no credential, bad
   const replay = await refusal(ask(REVIEWS, { token }));
   t.match(replay.message, /UNAUTHENTICATED.*(already used|replay)/i);
 
-  const other = await refusal(ask(RATINGS, { token: readFileSync(await ca.token('default/reviews'), 'utf8') }));
+  const reviewsToken = readFileSync(await ca.token('default/reviews'), 'utf8');
+  const other = await refusal(ask(RATINGS, { token: reviewsToken }));
   t.match(other.message, /PERMISSION_DENIED/);
   t.match(other.message, /ratings/);
+  t.ok(await ask(REVIEWS, { token: reviewsToken }), 'a refused CSR did not spend the token');
 
   const long = await refusal(ask(REVIEWS, { token: readFileSync(await ca.token('default/reviews'), 'utf8') }, 25 * 3600_000));
   t.match(long.message, /INVALID_ARGUMENT.*maximum/);
@@ -103,6 +107,14 @@ t.test('refusals: replayed token, another identity, too long, no credential, bad
   const mine = await ask(REVIEWS, { token: readFileSync(await ca.token('default/reviews'), 'utf8') });
   const steal = await refusal(ask(RATINGS, { certChainPem: mine.chainPem, keyPem: mine.keyPem }));
   t.match(steal.message, /PERMISSION_DENIED/);
+
+  await requestSvid(client, { spiffeId: REVIEWS, ttlMs: 600_000, instance: 'x', credential: { token: spent } });
+  const port = ca.server.grpcPort;
+  await ca.server.close();
+  const again = await startControl({ caDir: ca.caDir, port });
+  t.teardown(() => again.close());
+  const afterRestart = await refusal(requestSvid(client, { spiffeId: REVIEWS, ttlMs: 600_000, instance: 'x', credential: { token: spent } }));
+  t.match(afterRestart.message, /UNAUTHENTICATED.*(already used|replay)/i, 'spent before the restart, refused after it');
 
   const refusals = await metric(ca.registry, 'outrigger_ca_refusals_total');
   for (const reason of ['malformed', 'token_replayed', 'san_mismatch', 'ttl_too_long', 'no_credential']) t.match(refusals, new RegExp(`reason="${reason}"`), reason);
