@@ -1,7 +1,6 @@
 // The CA's gRPC handlers: CreateCertificate (token or SVID proves the identity; only that identity is signed) and the trust-bundle watch.
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { Clock } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import { requestMetadata, type CertificateRequest, type CertificateResponse, type TrustBundleAck, type TrustBundleUpdate } from '../identity/ca-api.js';
 import { checkCsrFor, parseCsr, type ParsedCsr } from '../identity/csr.js';
@@ -16,7 +15,6 @@ import type { CaAuthority } from './ca-authority.js';
 export interface CaServiceOptions {
   readonly authority: CaAuthority;
   readonly tokens: TokenVerifier;
-  readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: CaMetrics;
   /** SVID lifetime when the request asks for none (1 h, as SPIRE). */

@@ -65,7 +65,7 @@ export class ControlServer {
     const metrics = createCaMetrics(o.registry);
     const authority = await CaAuthority.open(o.caDir, { trustDomain: o.trustDomain, clock: o.clock, logger: o.logger, metrics, serverNames: o.serverNames });
     const tokens = new TokenVerifier(await loadOrCreateTokenKey(o.caDir), { clock: o.clock, caDir: o.caDir });
-    const ca = new CaService({ authority, tokens, clock: o.clock, logger: o.logger, metrics, defaultTtlMs: o.defaultTtlMs, maxTtlMs: o.maxTtlMs });
+    const ca = new CaService({ authority, tokens, logger: o.logger, metrics, defaultTtlMs: o.defaultTtlMs, maxTtlMs: o.maxTtlMs });
     const rotation = new RootRotation(authority, () => ca.watchers, { clock: o.clock, logger: o.logger, metrics, stepTimeoutMs: o.rotationStepTimeoutMs, ...(o.reconnectGraceMs !== undefined && { reconnectGraceMs: o.reconnectGraceMs }) });
     const s = new ControlServer(o, authority, ca, rotation);
     try {
