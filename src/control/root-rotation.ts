@@ -42,6 +42,7 @@ export class RootRotation {
   private error: string | undefined;
   private running: Promise<void> | undefined;
   private readonly startedAt: number;
+  private source: string | undefined;
 
   constructor(
     private readonly authority: CaAuthority,
@@ -66,12 +67,21 @@ export class RootRotation {
     return { state: this.state, phase: this.phase, reached: { ...this.reached }, ...(waiting && { waiting }), ...(this.error && { error: this.error }) };
   }
 
+  /** Why a request for a rotation from `source` cannot join the one running, if it cannot. */
+  conflict(source: string | undefined): string | undefined {
+    if (!this.running || source === undefined || source === this.source) return undefined;
+    return `a root rotation is already running${this.source ? ` with --new-ca ${this.source}` : ' with a new self-signed root'}; wait for it (outrigger status) before starting another`;
+  }
+
   /**
    * Runs the rotation to the end (or resumes one the CA directory shows half done). Resolves when the old
    * root is gone; rejects, leaving the mesh working in the phase reached, when a wait times out.
    */
   start(source?: string): Promise<void> {
+    const conflict = this.conflict(source);
+    if (conflict) return Promise.reject(new Error(conflict));
     if (this.running) return this.running;
+    this.source = source;
     this.state = 'running';
     this.error = undefined;
     this.running = this.run(source).then(

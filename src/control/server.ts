@@ -138,9 +138,10 @@ export class ControlServer {
         // A browser on this host can send a plain cross-site POST, but not one with a custom header.
         if (req.headers['x-outrigger-admin'] !== 'rotate-root') return this.send(res, 403, 'text/plain', 'send the header x-outrigger-admin: rotate-root (outrigger certs rotate-root does)\n');
         const source = url.searchParams.get('source') ?? undefined;
-        this.rotation.start(source).catch(() => {
-          /* reported through /status */
-        });
+        // Another --new-ca while one runs is refused; the rotation's own failures show in /status.
+        const conflict = this.rotation.conflict(source);
+        if (conflict) return this.send(res, 409, 'text/plain', `${conflict}\n`);
+        this.rotation.start(source).catch(() => {});
         return json(202, this.rotation.status());
       }
       default:

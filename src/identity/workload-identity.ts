@@ -129,6 +129,7 @@ export class WorkloadIdentity extends EventEmitter {
   private watchBackoff: Backoff;
   private watchTimer: Timer | undefined;
   private closed = false;
+  private wakeStart: (() => void) | undefined;
   private lastTokenUsed = '';
 
   constructor(private readonly o: WorkloadIdentityOptions) {
@@ -162,7 +163,13 @@ export class WorkloadIdentity extends EventEmitter {
       } catch (e) {
         const wait = this.backoff.next();
         this.o.logger.warn({ spiffeId: this.o.spiffeId, error: errorMessage(e), retryInMs: Math.round(wait) }, 'no SVID yet: the CA did not issue one; retrying');
-        await new Promise<void>((r) => this.o.clock.setTimeout(r, wait));
+        // close() ends this wait too, so a sidecar told to stop before it has an SVID does stop.
+        if (this.closed) continue;
+        await new Promise<void>((r) => {
+          this.wakeStart = r;
+          this.timer = this.o.clock.setTimeout(r, wait);
+        });
+        this.wakeStart = undefined;
       }
     }
   }
@@ -256,6 +263,7 @@ export class WorkloadIdentity extends EventEmitter {
   }
 
   private async rotate(): Promise<void> {
+    if (this.timer) this.o.clock.clearTimeout(this.timer);
     this.timer = undefined;
     try {
       await this.renew();
@@ -317,7 +325,7 @@ export class WorkloadIdentity extends EventEmitter {
       const anchors = pem !== '' && chainsTo(splitPem(h.material.certChainPem).map((p) => new X509Certificate(p)), splitPem(pem).map((p) => new X509Certificate(p)));
       if (!anchors) {
         this.o.logger.warn({ bundleVersion: u.bundle_version, roots: u.roots.length }, 'trust bundle from the CA does not anchor our SVID; keeping the current bundle and renewing');
-        this.renew().catch(() => this.schedule(this.backoff.next()));
+        void this.rotate();
         return;
       }
       if (pem !== this.bundlePem) {
@@ -340,7 +348,7 @@ export class WorkloadIdentity extends EventEmitter {
     }
     if (u.issuer_fingerprint && u.issuer_fingerprint !== this.held!.issuerFingerprint) {
       this.o.logger.info({ issuer: u.issuer_fingerprint }, 'the CA signs with a new certificate; renewing now');
-      this.renew().catch(() => this.schedule(this.backoff.next()));
+      void this.rotate();
     }
     this.sendAck();
   }
@@ -353,6 +361,7 @@ export class WorkloadIdentity extends EventEmitter {
 
   close(): void {
     this.closed = true;
+    this.wakeStart?.();
     if (this.timer) this.o.clock.clearTimeout(this.timer);
     if (this.watchTimer) this.o.clock.clearTimeout(this.watchTimer);
     this.watchHandle?.close();

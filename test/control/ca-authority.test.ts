@@ -122,6 +122,8 @@ t.test('rotation steps wait out the reconnect grace, then for every watcher; a t
   watchers.push({ spiffeId: 'spiffe://cluster.local/ns/default/sa/slow', instance: 'slow', bundleVersion: '', issuerFingerprint: '' });
   const failed = r.start().then(() => 'done', (e: Error) => e.message);
   await waitFor(() => r.status().phase === 'bundle_added', 'step 1');
+  await t.rejects(r.start('/elsewhere'), /already running with a new self-signed root/, 'another --new-ca while one runs is refused');
+  t.equal(r.conflict(undefined), undefined, 'asking again without a source joins the running one');
   clock.advance(30_000);
   t.equal(r.status().waiting?.behind[0]?.instance, 'slow', 'status names who is behind');
   clock.advance(31_000);

@@ -83,6 +83,13 @@ t.test('no SVID yet: start() retries until the CA issues one', async (t) => {
   const m = await started;
   t.equal(m.spiffeId, ID);
   t.equal(identity.hasSvid, true);
+
+  // Told to stop before it ever got an SVID (no token at all): start() ends instead of retrying forever.
+  const never = new WorkloadIdentity({ spiffeId: ID, ttlMs: HOUR, client, tokenFile: `${ca.dir}/absent`, instance: 't3', clock, rng: seededRng(2), logger, retryBaseMs: 1000, retryMaxMs: 2000 });
+  const pending = never.start();
+  await waitFor(() => logs.some((l) => l.includes('no SVID yet') && l.includes('absent')), 'a failed attempt of the second manager');
+  never.close();
+  await t.rejects(pending, /closed before the first SVID/);
 });
 
 /**
