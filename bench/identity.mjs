@@ -164,14 +164,4 @@ async function main() {
   return 0;
 }
 
-main().then(
-  (code) => {
-    procs.killAll();
-    process.exit(code);
-  },
-  (e) => {
-    log(`FAILED: ${e.stack ?? e.message}`);
-    procs.killAll();
-    process.exit(1);
-  },
-);
+procs.runMain(main, log);

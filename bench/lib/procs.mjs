@@ -109,6 +109,21 @@ function signalGroup(pgid, sig) {
   }
 }
 
+/** Runs a harness's main(): exit with its code, or 1 with the stack; every child is killed either way. */
+export function runMain(main, log) {
+  main().then(
+    (code) => {
+      killAll();
+      process.exit(code);
+    },
+    (e) => {
+      log(`FAILED: ${e.stack ?? e.message}`);
+      killAll();
+      process.exit(1);
+    },
+  );
+}
+
 /** Synchronous last-resort kill of everything we started (safe inside process.on('exit')). */
 export function killAll() {
   for (const pgid of children.keys()) signalGroup(pgid, 'SIGKILL');

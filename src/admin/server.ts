@@ -1,5 +1,6 @@
 // Admin HTTP endpoints (Envoy's port 15000): /ready, /stats/prometheus, /config_dump, /clusters, /certs, /quitquitquit.
 import http from 'node:http';
+import { isLoopbackAddress } from '../core/net.js';
 import type { Registry } from 'prom-client';
 import type { SocketAddress } from '../model/types.js';
 
@@ -40,10 +41,6 @@ export interface CertView {
   ca_cert: { subject: string; serial_number: string; expiration_time: string }[];
 }
 
-function isLoopback(addr: string | undefined): boolean {
-  return !!addr && (addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.'));
-}
-
 export class AdminServer {
   private server: http.Server | undefined;
 
@@ -62,7 +59,7 @@ export class AdminServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     // Defence in depth: the decoder already insists on a loopback bind address.
-    if (!isLoopback(req.socket.remoteAddress)) return this.send(res, 403, 'text/plain', 'admin is loopback-only\n');
+    if (!isLoopbackAddress(req.socket.remoteAddress)) return this.send(res, 403, 'text/plain', 'admin is loopback-only\n');
     const url = new URL(req.url ?? '/', 'http://admin');
     switch (url.pathname) {
       case '/ready':

@@ -1,6 +1,7 @@
-// Small helpers shared by the CLI commands: usage errors (exit 2) and duration flags.
-import { OutriggerError } from '../core/errors.js';
+// Small helpers shared by the CLI commands: usage errors (exit 2), duration, number and identity flags.
+import { OutriggerError, errorMessage } from '../core/errors.js';
 import { parseDurationMs } from '../core/duration.js';
+import { workloadId } from '../identity/spiffe.js';
 
 export class UsageError extends OutriggerError {
   constructor(message: string) {
@@ -21,4 +22,25 @@ export function numberFlag(name: string, v: string | undefined, dflt: number, mi
   const n = Number(v);
   if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name}: must be a number in [${min}, ${max}], got ${JSON.stringify(v)}`);
   return n;
+}
+
+/** `ns/sa` → its SPIFFE ID; a bad segment is a usage error that names the SPIFFE rule broken. */
+export function identityFlag(flag: string, v: string, trustDomain: string): string {
+  const [ns, sa, ...rest] = v.split('/');
+  if (!ns || !sa || rest.length) throw new UsageError(`${flag}: expected NS/SA (namespace/serviceaccount), not ${JSON.stringify(v)}`);
+  try {
+    return workloadId(trustDomain, ns, sa).uri;
+  } catch (e) {
+    throw new UsageError(`${flag} ${v}: ${errorMessage(e)}`);
+  }
+}
+
+export function trustDomainFlag(v: string | undefined): string {
+  const td = v ?? 'cluster.local';
+  try {
+    workloadId(td, 'ns', 'sa');
+  } catch (e) {
+    throw new UsageError(`--trust-domain: ${errorMessage(e)}`);
+  }
+  return td;
 }

@@ -1,23 +1,17 @@
 // `outrigger certs renew` (the file-based rotation job for VMs and CronJobs) and `outrigger certs rotate-root`.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import { CaClient, type CaCredential } from '../identity/ca-client.js';
+import { writeFilesAtomic } from '../identity/ca-dir.js';
 import { loadMaterial, type TlsMaterial } from '../identity/cert-source.js';
-import { workloadId } from '../identity/spiffe.js';
 import { requestSvid } from '../identity/workload-identity.js';
-import { UsageError, durationFlag } from './args.js';
+import { UsageError, durationFlag, identityFlag, trustDomainFlag } from './args.js';
 import { RENEW_HELP, ROTATE_ROOT_HELP } from './certs-ops-help.js';
 import { fetchStatus } from './control.js';
-
-function atomicWrite(file: string, body: string, mode: number): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, body, { mode });
-  renameSync(tmp, file);
-}
 
 function currentMaterial(dir: string): TlsMaterial | string {
   try {
@@ -50,14 +44,9 @@ export async function renewMain(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.dir) throw new UsageError('--dir DIR is required');
-  const [ns, sa, ...rest] = (values.identity ?? '').split('/');
-  if (!ns || !sa || rest.length) throw new UsageError('--identity NS/SA is required (namespace/serviceaccount)');
-  let spiffeId: string;
-  try {
-    spiffeId = workloadId(values['trust-domain'] ?? 'cluster.local', ns, sa).uri;
-  } catch (e) {
-    throw new UsageError(errorMessage(e));
-  }
+  if (values.identity === undefined) throw new UsageError('--identity NS/SA is required (namespace/serviceaccount)');
+  const trustDomain = trustDomainFlag(values['trust-domain']);
+  const spiffeId = identityFlag('--identity', values.identity, trustDomain);
   const ttlMs = durationFlag('ttl', values.ttl, 3600_000);
   const dir = values.dir;
   const clock = systemClock;
@@ -81,14 +70,12 @@ export async function renewMain(argv: string[]): Promise<number> {
     return 1;
   }
   const rootFile = values['ca-root'] ?? path.join(dir, 'root-cert.pem');
-  const client = new CaClient({ address: values.ca ?? '127.0.0.1:15012', roots: () => readFileSync(rootFile, 'utf8'), clock, trustDomain: values['trust-domain'] ?? 'cluster.local', ...(values['ca-server-name'] && { serverName: values['ca-server-name'] }) });
+  const client = new CaClient({ address: values.ca ?? '127.0.0.1:15012', roots: () => readFileSync(rootFile, 'utf8'), clock, trustDomain, ...(values['ca-server-name'] && { serverName: values['ca-server-name'] }) });
   try {
     const s = await requestSvid(client, { spiffeId, ttlMs, instance: `renew-${randomUUID()}`, credential });
-    mkdirSync(dir, { recursive: true });
-    // Key and chain are a pair: the sidecar's watcher skips the moment when only one of them is new.
-    atomicWrite(path.join(dir, 'root-cert.pem'), s.bundlePem, 0o644);
-    atomicWrite(path.join(dir, 'key.pem'), s.keyPem, 0o600);
-    atomicWrite(path.join(dir, 'cert-chain.pem'), s.chainPem, 0o644);
+    // All three staged and fsynced before any rename; key and chain are a pair, and the sidecar's watcher
+    // skips the moment when only one of them is new.
+    await writeFilesAtomic(dir, { 'root-cert.pem': s.bundlePem, 'key.pem': s.keyPem, 'cert-chain.pem': s.chainPem }, ['key.pem']);
     const m = loadMaterial({ certificateChain: { kind: 'inline', value: s.chainPem }, privateKey: { kind: 'inline', value: s.keyPem } }, 1);
     process.stdout.write(`renewed: ${spiffeId}, serial ${m.serial}, valid until ${new Date(m.notAfter).toISOString()}\n`);
     return 0;

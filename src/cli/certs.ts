@@ -1,14 +1,12 @@
 // `outrigger certs <sub>`: mesh certificate tooling as a table of subcommands (token, dev, renew, rotate-root).
-import { randomBytes } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
+import { writeFilesAtomic } from '../identity/ca-dir.js';
 import { writeDevCerts } from '../identity/dev-certs.js';
-import { workloadId } from '../identity/spiffe.js';
 import { MAX_TOKEN_TTL_MS, loadOrCreateTokenKey, mintBootstrapToken } from '../identity/token.js';
-import { UsageError, durationFlag } from './args.js';
+import { UsageError, durationFlag, identityFlag, trustDomainFlag } from './args.js';
 import { RENEW_HELP, ROTATE_ROOT_HELP } from './certs-ops-help.js';
 
 /** One `outrigger certs` subcommand. Adding one is adding an entry to `subcommands` below. */
@@ -60,34 +58,6 @@ Options:
   -h, --help             this help
 `;
 
-/** temp file + rename in the same directory: a reader sees the old file or the whole new one. */
-function atomicWrite(file: string, body: string, mode: number): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  writeFileSync(tmp, body, { mode });
-  renameSync(tmp, file);
-}
-
-/** `ns/sa` → its SPIFFE ID; a bad segment is a usage error that names the SPIFFE rule broken. */
-function identityFlag(flag: string, v: string, trustDomain: string): string {
-  const [ns, sa, ...rest] = v.split('/');
-  if (!ns || !sa || rest.length) throw new UsageError(`${flag}: expected NS/SA (namespace/serviceaccount), not ${JSON.stringify(v)}`);
-  try {
-    return workloadId(trustDomain, ns, sa).uri;
-  } catch (e) {
-    throw new UsageError(`${flag} ${v}: ${errorMessage(e)}`);
-  }
-}
-
-function trustDomainFlag(v: string | undefined): string {
-  const td = v ?? 'cluster.local';
-  try {
-    workloadId(td, 'ns', 'sa');
-  } catch (e) {
-    throw new UsageError(`--trust-domain: ${errorMessage(e)}`);
-  }
-  return td;
-}
-
 function when(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -120,7 +90,7 @@ async function tokenMain(argv: string[]): Promise<number> {
   const token = await mintBootstrapToken(key, { spiffeId, ttlMs, clock });
   const about = `bootstrap token for ${spiffeId}, usable once until ${when(clock.now() + ttlMs)}`;
   if (values.out) {
-    atomicWrite(values.out, `${token}\n`, 0o600);
+    await writeFilesAtomic(path.dirname(values.out), { [path.basename(values.out)]: `${token}\n` }, [path.basename(values.out)]);
     process.stderr.write(`wrote ${about} to ${values.out}\n`);
   } else {
     // The token alone on stdout, so TOKEN=$(outrigger certs token …) works; the note goes to stderr.

@@ -6,7 +6,8 @@ import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock, Timer } from '../core/clock.js';
 import { issueServingCert, signCsr, type CaBundle } from '../identity/ca.js';
-import { DEFAULT_CA_SERVER_NAME, controlSpiffeId, splitPem } from '../identity/ca-api.js';
+import { DEFAULT_CA_SERVER_NAME, controlSpiffeId } from '../identity/ca-api.js';
+import { certsOf, issuedBy, splitPem } from '../identity/pem.js';
 import { ROTATION_FILE, loadCaDir, writeCaFiles, type CaDir } from '../identity/ca-dir.js';
 import type { ParsedCsr } from '../identity/csr.js';
 import { IdentityError } from '../identity/errors.js';
@@ -234,9 +235,9 @@ export class CaAuthority extends EventEmitter {
     const have = new Set(this.ca.roots.map((r) => r.fingerprint256));
     const added = incoming.roots.filter((r) => !have.has(r.fingerprint256));
     // Retire only the root(s) the current signer chains to, and not if the incoming CA keeps them.
-    const chain = [this.ca.signer.certPem, ...this.ca.signer.chainPems].map((p) => new X509Certificate(p));
+    const chain = certsOf([this.ca.signer.certPem, ...this.ca.signer.chainPems].join(''));
     const top = chain[chain.length - 1]!;
-    const anchors = this.ca.roots.filter((r) => top.checkIssued(r) && top.verify(r.publicKey));
+    const anchors = this.ca.roots.filter((r) => issuedBy(top, r));
     const oldRoots = anchors.filter((r) => !incoming.roots.some((n) => n.fingerprint256 === r.fingerprint256)).map((r) => r.fingerprint256);
     const record: RotationRecord = { phase: 'bundle_added', oldRoots, oldSignerPems: [this.ca.signer.certPem] };
     await writeCaFiles(this.dir, { 'root-cert.pem': this.ca.bundlePem + added.map((r) => r.toString()).join(''), [ROTATION_FILE]: JSON.stringify(record, null, 2) });

@@ -5,6 +5,7 @@ import { errorMessage } from '../core/errors.js';
 import { requestMetadata, type CertificateRequest, type CertificateResponse, type TrustBundleAck, type TrustBundleUpdate } from '../identity/ca-api.js';
 import { checkCsrFor, parseCsr, type ParsedCsr } from '../identity/csr.js';
 import { IdentityError } from '../identity/errors.js';
+import { issuedBy } from '../identity/pem.js';
 import { parseSpiffeId } from '../identity/spiffe.js';
 import { checkX509Svid } from '../identity/svid.js';
 import type { TokenVerifier } from '../identity/token.js';
@@ -80,7 +81,7 @@ export class CaService {
     if (!check.ok) throw new Refusal(grpc.status.UNAUTHENTICATED, 'svid_invalid', `client certificate is not a valid X509-SVID: ${check.message}`);
     // Chaining to a bundle root is not enough when that root is shared (an enterprise root over several
     // CAs): only an SVID this CA signed proves an identity here.
-    if (!this.o.authority.signers().some((s) => leaf.checkIssued(s) && leaf.verify(s.publicKey))) {
+    if (!this.o.authority.signers().some((s) => issuedBy(leaf, s))) {
       throw new Refusal(grpc.status.UNAUTHENTICATED, 'svid_foreign', `client certificate ${check.id.uri} was not issued by this CA`);
     }
     return check.id.uri;

@@ -1,5 +1,6 @@
 // The control server process: the CA's gRPC services on the TLS port (15012) and the monitoring HTTP port (15014).
 import http from 'node:http';
+import { isLoopbackAddress } from '../core/net.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
@@ -42,10 +43,6 @@ export interface ControlStatus {
   };
   readonly sidecars: readonly { readonly spiffe_id: string; readonly instance: string; readonly bundle_current: boolean; readonly issuer_current: boolean }[];
   readonly root_rotation: RotationStatus;
-}
-
-function isLoopback(addr: string | undefined): boolean {
-  return !!addr && (addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.'));
 }
 
 export class ControlServer {
@@ -133,7 +130,7 @@ export class ControlServer {
         return json(200, this.status());
       case '/ca/rotate-root': {
         // It changes who the mesh trusts: only from the control server's own host.
-        if (!isLoopback(req.socket.remoteAddress)) return this.send(res, 403, 'text/plain', 'rotate-root is loopback-only\n');
+        if (!isLoopbackAddress(req.socket.remoteAddress)) return this.send(res, 403, 'text/plain', 'rotate-root is loopback-only\n');
         if (req.method !== 'POST') return this.send(res, 405, 'text/plain', 'POST only\n');
         // A browser on this host can send a plain cross-site POST, but not one with a custom header.
         if (req.headers['x-outrigger-admin'] !== 'rotate-root') return this.send(res, 403, 'text/plain', 'send the header x-outrigger-admin: rotate-root (outrigger certs rotate-root does)\n');

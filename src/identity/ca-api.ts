@@ -67,8 +67,3 @@ export function caServices(): Loaded {
 export function requestMetadata(req: CertificateRequest, key: string): string | undefined {
   return req.metadata?.fields?.[key]?.string_value || undefined;
 }
-
-/** Splits a PEM bundle into one PEM string per certificate, each ending in a newline. */
-export function splitPem(bundle: string): string[] {
-  return (bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => `${b}\n`);
-}

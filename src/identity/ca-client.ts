@@ -4,7 +4,8 @@ import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import { IdentityError } from './errors.js';
-import { DEFAULT_CA_SERVER_NAME, caServices, controlSpiffeId, splitPem, type CertificateResponse, type TrustBundleAck, type TrustBundleUpdate } from './ca-api.js';
+import { splitPem } from './pem.js';
+import { DEFAULT_CA_SERVER_NAME, caServices, controlSpiffeId, type CertificateResponse, type TrustBundleAck, type TrustBundleUpdate } from './ca-api.js';
 
 export interface CaClientOptions {
   /** host:port of the control server's TLS port (node metadata CA_ADDR). */

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock } from '../core/clock.js';
+import { issuedBy } from './pem.js';
 import { caBundleFrom, createRootCa, decodePem, type CaBundle } from './ca.js';
 import { IdentityError } from './errors.js';
 import * as x509 from './x509.js';
@@ -127,10 +128,6 @@ function validity(c: X509Certificate): { notBefore: number; notAfter: number } {
   return { notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo) };
 }
 
-function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
-  return child.checkIssued(parent) && child.verify(parent.publicKey);
-}
-
 function selfIssued(c: X509Certificate): boolean {
   return issuedBy(c, c);
 }
@@ -140,10 +137,15 @@ function selfIssued(c: X509Certificate): boolean {
  * 0600), then all are renamed into place and the directory is fsynced, so a reader never sees half a file.
  */
 export async function writeCaFiles(dir: string, files: Partial<Record<CaFileName, string>>): Promise<void> {
-  await writeAtomic(dir, files);
+  await writeFilesAtomic(dir, files);
 }
 
-async function writeAtomic(dir: string, files: Partial<Record<string, string>>): Promise<void> {
+/**
+ * Writes several files into one directory so a reader never sees a half-written one: each is written to a
+ * temp file and fsynced, then all are renamed (in the order given), then the directory is fsynced. Keys
+ * (`*-key.pem` and the names in `privateNames`) are mode 0600.
+ */
+export async function writeFilesAtomic(dir: string, files: Partial<Record<string, string>>, privateNames: readonly string[] = []): Promise<void> {
   await mkdir(dir, { recursive: true });
   const staged: [string, string][] = [];
   try {
@@ -151,7 +153,7 @@ async function writeAtomic(dir: string, files: Partial<Record<string, string>>):
       if (content === undefined) continue;
       const tmp = path.join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
       staged.push([tmp, path.join(dir, name)]);
-      const fh = await open(tmp, 'wx', name.endsWith('-key.pem') ? 0o600 : 0o644);
+      const fh = await open(tmp, 'wx', name.endsWith('-key.pem') || privateNames.includes(name) ? 0o600 : 0o644);
       try {
         await fh.writeFile(content);
         await fh.sync();
@@ -177,7 +179,7 @@ async function generateSelfSigned(dir: string, o: LoadCaDirOptions): Promise<voi
   const root = await createRootCa({ trustDomain: o.trustDomain, commonName: `Outrigger self-signed root (${o.trustDomain})`, clock: o.clock, ttlMs: SELF_SIGNED_TTL_MS });
   // The same four files as a plugged-in CA, so every later start (and `certs rotate-root`) reads one layout.
   // The marker first: a crash before the four files land leaves a directory that still counts as empty.
-  await writeAtomic(dir, { [MODE_FILE]: 'self-signed\n# Outrigger generated ca-cert.pem/ca-key.pem here on first start; delete this file if you replace them with your own root.\n' });
+  await writeFilesAtomic(dir, { [MODE_FILE]: 'self-signed\n# Outrigger generated ca-cert.pem/ca-key.pem here on first start; delete this file if you replace them with your own root.\n' });
   await writeCaFiles(dir, { 'ca-key.pem': root.keyPem, 'root-cert.pem': root.certPem, 'cert-chain.pem': root.certPem, 'ca-cert.pem': root.certPem });
   o.logger?.info({ dir, fingerprint: new X509Certificate(root.certPem).fingerprint256, notAfter: root.cert.notAfter.toISOString() }, 'generated a self-signed root CA');
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Clock, Timer } from '../core/clock.js';
 import type { DataSource } from '../model/types.js';
 import { IdentityError } from './errors.js';
+import { splitPem } from './pem.js';
 
 export interface TlsMaterial {
   readonly certChainPem: string;
@@ -41,7 +42,6 @@ export interface CertificateSourceOptions {
   readonly debounceMs?: number;
 }
 
-const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 function nameOf(ds: DataSource): string {
   return ds.kind === 'file' ? ds.path : '<inline>';
@@ -57,7 +57,7 @@ function read(ds: DataSource, what: string): string {
 }
 
 function parseCerts(pem: string, file: string, what: string): X509Certificate[] {
-  const blocks = pem.match(PEM_BLOCK) ?? [];
+  const blocks = splitPem(pem);
   if (blocks.length === 0) throw new IdentityError('CERT_LOAD_FAILED', `${what} ${file} holds no PEM certificate`);
   return blocks.map((b, i) => {
     try {

@@ -1,6 +1,7 @@
 // Secret store: one watched CertificateSource per distinct (chain, key, CA) triple, shared by every listener and cluster naming it.
 import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
+import { certsOf } from './pem.js';
 import type { CommonTls, DataSource } from '../model/types.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -20,8 +21,6 @@ export interface LiveMaterial {
   current(): TlsMaterial;
   on(event: 'update', fn: (m: TlsMaterial) => void): unknown;
 }
-
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 function describe(c: X509Certificate) {
   return { subject: c.subject.replace(/\n/g, ', '), serial_number: c.serialNumber, expiration_time: new Date(c.validTo).toISOString() };
@@ -109,7 +108,7 @@ export class SecretStore {
         expiration_time: new Date(m.notAfter).toISOString(),
         seconds_until_expiration: Math.floor((m.notAfter - nowMs) / 1000),
         // Envoy's /certs shape: the presented chain (leaf first, then intermediates) and the trust bundle.
-        cert_chain: (m.certChainPem.match(PEM_CERT) ?? []).map((p) => describe(new X509Certificate(p))),
+        cert_chain: certsOf(m.certChainPem).map(describe),
         ca_cert: m.caCerts.map(describe),
       };
     });

@@ -1,6 +1,6 @@
 // The sidecar's identity manager: an in-memory key, an SVID from the mesh CA, rotation at half-life, and the live trust bundle.
 import { EventEmitter } from 'node:events';
-import { X509Certificate, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { exponentialBackoff, type Backoff } from '../core/backoff.js';
 import type { Clock, Timer } from '../core/clock.js';
@@ -9,7 +9,8 @@ import type { Rng } from '../core/rng.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CaClient, CaCredential } from './ca-client.js';
 import { loadMaterial, type TlsMaterial } from './cert-source.js';
-import { splitPem, type TrustBundleUpdate } from './ca-api.js';
+import type { TrustBundleUpdate } from './ca-api.js';
+import { certsOf, chainsTo, issuedBy } from './pem.js';
 import { createCsr } from './csr.js';
 import { parseSpiffeId } from './spiffe.js';
 import { checkX509Svid } from './svid.js';
@@ -83,8 +84,8 @@ export async function requestSvid(client: CaClient, o: { spiffeId: string; ttlMs
  * is TLS's job, and skew is handled by the caller).
  */
 export function verifyIssued(chainPem: string, bundlePem: string, spiffeId: string): void {
-  const chain = splitPem(chainPem).map((p) => new X509Certificate(p));
-  const roots = splitPem(bundlePem).map((p) => new X509Certificate(p));
+  const chain = certsOf(chainPem);
+  const roots = certsOf(bundlePem);
   const leaf = chain[0];
   if (!leaf) throw new IdentityError('SVID_INVALID', 'the CA returned no certificate');
   const svid = checkX509Svid(leaf, { trustDomain: parseSpiffeId(spiffeId).trustDomain });
@@ -93,22 +94,11 @@ export function verifyIssued(chainPem: string, bundlePem: string, spiffeId: stri
   if (!chainsTo(chain, roots)) throw new IdentityError('SVID_INVALID', 'the certificate chain the CA returned does not lead to a root of its trust bundle');
 }
 
-function chainsTo(chain: readonly X509Certificate[], roots: readonly X509Certificate[]): boolean {
-  const issued = (c: X509Certificate, by: X509Certificate) => c.checkIssued(by) && c.verify(by.publicKey);
-  for (let i = 0; i < chain.length; i++) {
-    const c = chain[i]!;
-    if (roots.some((r) => issued(c, r))) return true;
-    const up = chain[i + 1];
-    if (!up || !issued(c, up)) return false;
-  }
-  return false;
-}
-
 /** The CA certificate that signed the leaf: the chain's second element, else the matching bundle root. */
 export function issuerFingerprint(m: Pick<TlsMaterial, 'certChainPem' | 'leaf' | 'caCerts'>): string {
-  const chain = m.certChainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (chain.length > 1) return new X509Certificate(chain[1]!).fingerprint256;
-  const root = m.caCerts.find((c) => m.leaf.checkIssued(c) && m.leaf.verify(c.publicKey));
+  const chain = certsOf(m.certChainPem);
+  if (chain.length > 1) return chain[1]!.fingerprint256;
+  const root = m.caCerts.find((c) => issuedBy(m.leaf, c));
   return root?.fingerprint256 ?? '';
 }
 
@@ -208,7 +198,7 @@ export class WorkloadIdentity extends EventEmitter {
     }
     // The watch is the newer word on the bundle: a renewal answer composed before a bundle change can
     // arrive after it. Only without a watched bundle (the first SVID) does the answer's bundle count.
-    const bundle = this.bundlePem && chainsTo(splitPem(signed.chainPem).map((p) => new X509Certificate(p)), splitPem(this.bundlePem).map((p) => new X509Certificate(p))) ? this.bundlePem : signed.bundlePem;
+    const bundle = this.bundlePem && chainsTo(certsOf(signed.chainPem), certsOf(this.bundlePem)) ? this.bundlePem : signed.bundlePem;
     if (bundle !== this.bundlePem) this.bundleVersion = '';
     const material = loadMaterial(
       { certificateChain: { kind: 'inline', value: signed.chainPem }, privateKey: { kind: 'inline', value: signed.keyPem }, trustedCa: { kind: 'inline', value: bundle } },
@@ -322,7 +312,7 @@ export class WorkloadIdentity extends EventEmitter {
       const pem = u.roots.join('');
       // An empty bundle, or one that does not anchor the SVID we present, would cut us off from every
       // peer: keep the current bundle, do not acknowledge, and renew (the CA's newer SVID will fit it).
-      const anchors = pem !== '' && chainsTo(splitPem(h.material.certChainPem).map((p) => new X509Certificate(p)), splitPem(pem).map((p) => new X509Certificate(p)));
+      const anchors = pem !== '' && chainsTo(certsOf(h.material.certChainPem), certsOf(pem));
       if (!anchors) {
         this.o.logger.warn({ bundleVersion: u.bundle_version, roots: u.roots.length }, 'trust bundle from the CA does not anchor our SVID; keeping the current bundle and renewing');
         void this.rotate();

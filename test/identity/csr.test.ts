@@ -1,5 +1,5 @@
 import t from 'tap';
-import { X509Certificate, createPublicKey, generateKeyPairSync, webcrypto } from 'node:crypto';
+import { X509Certificate, createPublicKey, webcrypto } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 // Decodes envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { ForwardClientCertDetails, HttpConnectionManager, HttpFilterConfig, RouteConfiguration } from '../../model/types.js';
+import type { ForwardClientCertDetails, HttpConnectionManager, HttpFilterConfig } from '../../model/types.js';
 import { unpackAny, type ProtoObj } from '../canonical.js';
 import { httpFilterDecoder } from '../http-filters/index.js';
 import { ROUTER_TYPE_URL } from '../http-filters/router.js';

@@ -3,7 +3,7 @@ import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { FilterChain, Listener } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { Issues, decodeTypedExtension, enumOf, joinPath, list, msg, onlyFields, requireOne, required, socketAddress, str } from './common.js';
+import { Issues, decodeTypedExtension, enumOf, joinPath, list, msg, onlyFields, required, socketAddress, str } from './common.js';
 import { HTTP_CONNECTION_MANAGER_TYPE_URL, decodeHttpConnectionManager } from './hcm.js';
 import { routeClusterRefs } from './route.js';
 import { DOWNSTREAM_TLS_CONTEXT_TYPE_URL, decodeDownstreamTlsContext } from './tls.js';

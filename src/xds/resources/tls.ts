@@ -3,7 +3,7 @@ import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { CommonTls, DownstreamTls, StringMatcher, TlsCertificate, UpstreamTls, ValidationContext } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { Issues, boolValue, dataSource, joinPath, list, msg, onlyFields, requireOne, required, str, strings } from './common.js';
+import { Issues, boolValue, dataSource, joinPath, list, msg, onlyFields, requireOne, str, strings } from './common.js';
 import { decodeStringMatcher } from './matchers.js';
 
 export const DOWNSTREAM_TLS_CONTEXT_TYPE_URL = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
