@@ -1,5 +1,6 @@
 // Small helpers shared by the CLI commands: usage errors (exit 2), duration, number and identity flags.
 import { OutriggerError, errorMessage } from '../core/errors.js';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDurationMs } from '../core/duration.js';
 import { workloadId } from '../identity/spiffe.js';
 
@@ -43,4 +44,20 @@ export function trustDomainFlag(v: string | undefined): string {
     throw new UsageError(`--trust-domain: ${errorMessage(e)}`);
   }
   return td;
+}
+
+type FlagOptions = NonNullable<ParseArgsConfig['options']>;
+const HELP_FLAG = { help: { type: 'boolean', short: 'h' } } as const;
+
+/**
+ * Every command's flag handling: strict parsing (an unknown flag is a usage error, exit 2) plus -h/--help,
+ * which prints `help` and yields undefined (the command then exits 0).
+ */
+export function commandFlags<const O extends FlagOptions>(argv: string[], options: O, help: string) {
+  const { values } = parseArgs<{ args: string[]; options: O & typeof HELP_FLAG; strict: true }>({ args: argv, options: { ...options, ...HELP_FLAG }, strict: true });
+  if ((values as { help?: boolean }).help) {
+    process.stdout.write(help);
+    return undefined;
+  }
+  return values;
 }

@@ -2,14 +2,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { systemClock } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import { CaClient, type CaCredential } from '../identity/ca-client.js';
 import { writeFilesAtomic } from '../identity/ca-dir.js';
 import { loadMaterial, type TlsMaterial } from '../identity/cert-source.js';
 import { requestSvid } from '../identity/workload-identity.js';
-import { UsageError, durationFlag, identityFlag, trustDomainFlag } from './args.js';
+import { UsageError, commandFlags, durationFlag, identityFlag, trustDomainFlag } from './args.js';
 import { RENEW_HELP, ROTATE_ROOT_HELP } from './certs-ops-help.js';
 import { fetchStatus } from './control.js';
 
@@ -22,9 +21,9 @@ function currentMaterial(dir: string): TlsMaterial | string {
 }
 
 export async function renewMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = commandFlags(
+    argv,
+    {
       dir: { type: 'string' },
       identity: { type: 'string' },
       'trust-domain': { type: 'string' },
@@ -35,14 +34,10 @@ export async function renewMain(argv: string[]): Promise<number> {
       ttl: { type: 'string' },
       'renew-before': { type: 'string' },
       force: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(RENEW_HELP);
-    return 0;
-  }
+    RENEW_HELP,
+  );
+  if (!values) return 0;
   if (!values.dir) throw new UsageError('--dir DIR is required');
   if (values.identity === undefined) throw new UsageError('--identity NS/SA is required (namespace/serviceaccount)');
   const trustDomain = trustDomainFlag(values['trust-domain']);
@@ -86,15 +81,8 @@ export async function renewMain(argv: string[]): Promise<number> {
 }
 
 export async function rotateRootMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { control: { type: 'string' }, 'new-ca': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(ROTATE_ROOT_HELP);
-    return 0;
-  }
+  const values = commandFlags(argv, { control: { type: 'string' }, 'new-ca': { type: 'string' }, timeout: { type: 'string' } }, ROTATE_ROOT_HELP);
+  if (!values) return 0;
   const base = values.control ?? 'http://127.0.0.1:15014';
   const timeoutMs = durationFlag('timeout', values.timeout, 30 * 60_000);
   const url = new URL('/ca/rotate-root', base);

@@ -1,12 +1,11 @@
 // `outrigger certs <sub>`: mesh certificate tooling as a table of subcommands (token, dev, renew, rotate-root).
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { systemClock } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import { writeFilesAtomic } from '../identity/ca-dir.js';
 import { writeDevCerts } from '../identity/dev-certs.js';
 import { MAX_TOKEN_TTL_MS, loadOrCreateTokenKey, mintBootstrapToken } from '../identity/token.js';
-import { UsageError, durationFlag, identityFlag, trustDomainFlag } from './args.js';
+import { UsageError, commandFlags, durationFlag, identityFlag, trustDomainFlag } from './args.js';
 import { RENEW_HELP, ROTATE_ROOT_HELP } from './certs-ops-help.js';
 
 /** One `outrigger certs` subcommand. Adding one is adding an entry to `subcommands` below. */
@@ -63,22 +62,18 @@ function when(ms: number): string {
 }
 
 async function tokenMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = commandFlags(
+    argv,
+    {
       identity: { type: 'string' },
       ttl: { type: 'string' },
       'ca-dir': { type: 'string' },
       'trust-domain': { type: 'string' },
       out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(TOKEN_HELP);
-    return 0;
-  }
+    TOKEN_HELP,
+  );
+  if (!values) return 0;
   if (values.identity === undefined) throw new UsageError('--identity NS/SA is required');
   const spiffeId = identityFlag('--identity', values.identity, trustDomainFlag(values['trust-domain']));
   const ttlMs = durationFlag('ttl', values.ttl, 10 * 60_000);
@@ -101,22 +96,18 @@ async function tokenMain(argv: string[]): Promise<number> {
 }
 
 async function devMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = commandFlags(
+    argv,
+    {
       dir: { type: 'string' },
       'trust-domain': { type: 'string' },
       workloads: { type: 'string' },
       ttl: { type: 'string' },
       'new-ca': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(DEV_HELP);
-    return 0;
-  }
+    DEV_HELP,
+  );
+  if (!values) return 0;
   const trustDomain = trustDomainFlag(values['trust-domain']);
   const workloads = (values.workloads ?? 'default/frontend,default/backend')
     .split(',')

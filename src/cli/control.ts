@@ -1,10 +1,9 @@
 // `outrigger control` and `outrigger status`: the control server process (mesh CA today; xDS joins it) and its status view.
-import { parseArgs } from 'node:util';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock } from '../core/clock.js';
 import { ControlServer, type ControlStatus } from '../control/server.js';
 import { createLogger } from '../telemetry/logger.js';
-import { UsageError, durationFlag } from './args.js';
+import { UsageError, commandFlags, durationFlag } from './args.js';
 import { CONTROL_HELP, STATUS_HELP } from './control-help.js';
 
 function hostPort(flag: string, v: string | undefined, dflt: string): { host: string; port: number } {
@@ -15,9 +14,9 @@ function hostPort(flag: string, v: string | undefined, dflt: string): { host: st
 }
 
 export async function controlMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = commandFlags(
+    argv,
+    {
       'ca-dir': { type: 'string' },
       'trust-domain': { type: 'string' },
       'grpc-address': { type: 'string' },
@@ -27,14 +26,10 @@ export async function controlMain(argv: string[]): Promise<number> {
       'max-ttl': { type: 'string' },
       'rotation-step-timeout': { type: 'string' },
       'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(CONTROL_HELP);
-    return 0;
-  }
+    CONTROL_HELP,
+  );
+  if (!values) return 0;
   const defaultTtlMs = durationFlag('default-ttl', values['default-ttl'], 3600_000);
   const maxTtlMs = durationFlag('max-ttl', values['max-ttl'], 24 * 3600_000);
   if (defaultTtlMs > maxTtlMs) throw new UsageError(`--default-ttl (${defaultTtlMs / 1000}s) is above --max-ttl (${maxTtlMs / 1000}s)`);
@@ -96,11 +91,8 @@ export function renderStatus(s: ControlStatus): string {
 }
 
 export async function statusMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { control: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-  if (values.help) {
-    process.stdout.write(STATUS_HELP);
-    return 0;
-  }
+  const values = commandFlags(argv, { control: { type: 'string' }, json: { type: 'boolean' } }, STATUS_HELP);
+  if (!values) return 0;
   const s = await fetchStatus(values.control ?? 'http://127.0.0.1:15014');
   process.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
   return 0;

@@ -6,7 +6,6 @@ import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { systemClock } from '../core/clock.js';
 import { systemRng } from '../core/rng.js';
@@ -17,7 +16,7 @@ import { silentLogger } from '../telemetry/logger.js';
 import { Registry } from 'prom-client';
 import { decodeBootstrap } from '../xds/bootstrap.js';
 import { loadEchoService, peerFromXfcc, startEchoGrpc } from './demo-apps.js';
-import { UsageError, numberFlag } from './args.js';
+import { UsageError, commandFlags, numberFlag } from './args.js';
 import { startSidecar, type RunningSidecar } from './sidecar.js';
 import { DEMO_HELP } from './demo-help.js';
 import { SIDECAR_NODE_FLAGS } from './node-flags.js';
@@ -477,22 +476,18 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
 }
 
 export async function demoMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = commandFlags(
+    argv,
+    {
       'frontend-ip': { type: 'string' },
       'reviews-ip': { type: 'string' },
       'control-ip': { type: 'string' },
       rate: { type: 'string' },
       duration: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(DEMO_HELP);
-    return 0;
-  }
+    DEMO_HELP,
+  );
+  if (!values) return 0;
   const ipOk = (v: string) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v);
   const frontendIp = values['frontend-ip'] ?? '127.0.10.1';
   const reviewsIp = values['reviews-ip'] ?? '127.0.10.2';

@@ -1,5 +1,4 @@
 // `outrigger sidecar --config FILE`: wires bootstrap, secrets, data plane, admin and signals together.
-import { parseArgs } from 'node:util';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock } from '../core/clock.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
@@ -13,7 +12,7 @@ import { AccessLog } from '../telemetry/access-log.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { loadBootstrapFile } from '../xds/bootstrap.js';
 import { redactedDump } from '../admin/config-dump.js';
-import { UsageError, durationFlag, numberFlag } from './args.js';
+import { UsageError, commandFlags, durationFlag, numberFlag } from './args.js';
 
 export const SIDECAR_HELP = `Usage: outrigger sidecar --config FILE [options]
 
@@ -178,22 +177,18 @@ function clusterViews(runtime: SidecarRuntime): ClusterView[] {
 }
 
 export async function sidecarMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = commandFlags(
+    argv,
+    {
       config: { type: 'string' },
       'drain-time': { type: 'string' },
       'access-log': { type: 'string' },
       'access-log-sample': { type: 'string' },
       'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(SIDECAR_HELP);
-    return 0;
-  }
+    SIDECAR_HELP,
+  );
+  if (!values) return 0;
   if (!values.config) throw new UsageError('--config FILE is required (an Envoy v3 bootstrap)');
   const drainMs = durationFlag('drain-time', values['drain-time'], 5000);
   const sample = numberFlag('access-log-sample', values['access-log-sample'], 1, 0, 1);
