@@ -46,8 +46,8 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string): Result<Bootst
   }));
 }
 
-/** Node: identity and locality the sidecar reports; metadata (a Struct) becomes plain data. */
-function decodeNode(o: ProtoObj, path: string, issues: Issues): NodeInfo {
+/** Node: identity and locality a proxy reports (bootstrap, and the first DiscoveryRequest); metadata (a Struct) becomes plain data. */
+export function decodeNode(o: ProtoObj, path: string, issues: Issues): NodeInfo {
   onlyFields(o, path, ['id', 'cluster', 'locality', 'metadata'], issues);
   const l = msg(o, 'locality');
   const m = msg(o, 'metadata');
