@@ -140,3 +140,22 @@ export function createIdentityMetrics(registry: Registry): IdentityMetrics {
     bundleUpdates: new Counter({ name: 'outrigger_trust_bundle_updates_total', help: 'Trust bundles received from the mesh CA', registers: r }),
   };
 }
+
+/** The control server's mesh-config reloads: what a user alerts on when a bad change was rejected. */
+export interface ConfigMetrics {
+  readonly reloads: Counter<'result'>;
+  readonly lastReloadSuccessful: Gauge;
+  readonly lastReloadTimestamp: Gauge;
+  readonly issues: Gauge;
+}
+
+export function createConfigMetrics(registry: Registry): ConfigMetrics {
+  const r = [registry];
+  return {
+    reloads: new Counter({ name: 'outrigger_config_reloads_total', help: 'Mesh config loads, by result (ok, rejected)', labelNames: ['result'], registers: r }),
+    // Named after Prometheus' own prometheus_config_last_reload_successful, which alerting rules already know.
+    lastReloadSuccessful: new Gauge({ name: 'outrigger_config_last_reload_successful', help: '1 if the last mesh config change was accepted, 0 if it was rejected (the previous snapshot keeps serving)', registers: r }),
+    lastReloadTimestamp: new Gauge({ name: 'outrigger_config_last_reload_success_timestamp_seconds', help: 'When the serving mesh config was accepted, seconds since epoch', registers: r }),
+    issues: new Gauge({ name: 'outrigger_config_issues', help: 'Validation errors in the last rejected mesh config change (0 when it was accepted)', registers: r }),
+  };
+}
