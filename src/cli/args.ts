@@ -50,14 +50,26 @@ type FlagOptions = NonNullable<ParseArgsConfig['options']>;
 const HELP_FLAG = { help: { type: 'boolean', short: 'h' } } as const;
 
 /**
- * Every command's flag handling: strict parsing (an unknown flag is a usage error, exit 2) plus -h/--help,
- * which prints `help` and yields undefined (the command then exits 0).
+ * Every command's flag handling: strict parsing (an unknown flag or a stray argument is a usage error, exit 2)
+ * plus -h/--help, which prints `help` and yields undefined (the command then exits 0).
  */
 export function commandFlags<const O extends FlagOptions>(argv: string[], options: O, help: string) {
-  const { values } = parseArgs<{ args: string[]; options: O & typeof HELP_FLAG; strict: true }>({ args: argv, options: { ...options, ...HELP_FLAG }, strict: true });
+  const parsed = commandArgs(argv, options, help);
+  if (parsed && parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  return parsed?.values;
+}
+
+/** commandFlags for commands that also take operands (`outrigger validate DIR`): flags and operands in any order. */
+export function commandArgs<const O extends FlagOptions>(argv: string[], options: O, help: string) {
+  const { values, positionals } = parseArgs<{ args: string[]; options: O & typeof HELP_FLAG; strict: true; allowPositionals: true }>({
+    args: argv,
+    options: { ...options, ...HELP_FLAG },
+    strict: true,
+    allowPositionals: true,
+  });
   if ((values as { help?: boolean }).help) {
     process.stdout.write(help);
     return undefined;
   }
-  return values;
+  return { values, positionals };
 }

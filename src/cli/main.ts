@@ -7,12 +7,14 @@ import { UsageError } from './args.js';
 import { CONTROL_HELP, STATUS_HELP } from './control-help.js';
 import { DEMO_HELP } from './demo-help.js';
 import { sidecarMain, SIDECAR_HELP } from './sidecar.js';
+import { VALIDATE_HELP } from './validate-help.js';
 
 const HELP = `Usage: outrigger <command> [options]
 
 Commands:
   sidecar --config FILE   run a sidecar from an Envoy v3 bootstrap
   control                 run the control server (the mesh CA)
+  validate DIR            check a mesh config directory (Istio kinds); every problem with its file and line
   status                  show the control server's CA, sidecars and root-rotation progress
   certs <sub>             mesh certificates: token, dev, renew, rotate-root
   demo                    run the local two-workload mTLS demo (what \`npm start\` runs)
@@ -22,6 +24,7 @@ Run \`outrigger <command> --help\` for a command's options.
 
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   sidecar: { run: sidecarMain, help: SIDECAR_HELP },
+  validate: { run: async (argv) => (await import('./validate.js')).validateMain(argv), help: VALIDATE_HELP },
   // The demo pulls in gRPC and the CA; a sidecar process never loads them (memory).
   demo: { run: async (argv) => (await import('./demo.js')).demoMain(argv), help: DEMO_HELP },
   control: { run: async (argv) => (await import('./control.js')).controlMain(argv), help: CONTROL_HELP },

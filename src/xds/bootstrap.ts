@@ -1,13 +1,14 @@
 // Reads an Envoy v3 bootstrap (YAML or JSON) into the model; every issue names its file, line and field path.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, errorMessage, type FieldIssue } from '../core/errors.js';
 import type { Bootstrap } from '../model/types.js';
 import { decodeCanonical } from './canonical.js';
-import { joinPath, jsonToMessage, lowerCamel, type PlainMessage } from './json.js';
+import { joinPath, jsonToMessage, type PlainMessage } from './json.js';
 import { lookupType } from './protos.js';
 import { decodeBootstrapMessage } from './resources/bootstrap.js';
+import { lineOf } from './yaml-lines.js';
 
 export interface BootstrapOptions {
   /** Named in every issue; relative DataSource filenames resolve against its directory. */
@@ -82,32 +83,4 @@ function fileProblem(file: string): string | undefined {
     const code = (e as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? `file not found: ${file}` : `file not readable: ${file} (${code})`;
   }
-}
-
-/** Field path segments: names, [index] and ["map key"]. */
-const SEGMENT = /\.?([^.[\]]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g;
-
-/**
- * The line of the YAML node a field path points at: the key's line for a field, the item's line for a list
- * entry. Decoders name fields in snake_case, so a lowerCamelCase key matches too. A path that leaves the
- * document (a required field that is missing) stops at the deepest node that exists.
- */
-function lineOf(doc: Document, lines: LineCounter, fieldPath: string): number | undefined {
-  let node: unknown = doc.contents;
-  let offset = isNode(node) ? node.range?.[0] : undefined;
-  for (const [, name, index, key] of fieldPath.matchAll(SEGMENT)) {
-    if (isAlias(node)) node = node.resolve(doc);
-    if (index !== undefined) {
-      if (!isSeq(node) || !isNode(node.items[Number(index)])) break;
-      node = node.items[Number(index)];
-      offset = isNode(node) ? node.range?.[0] : offset;
-      continue;
-    }
-    const want = name ?? (JSON.parse(key!) as string);
-    const pair = isMap(node) ? node.items.find((it) => isScalar(it.key) && (it.key.value === want || it.key.value === lowerCamel(want))) : undefined;
-    if (!pair) break;
-    offset = isNode(pair.key) ? pair.key.range?.[0] : offset;
-    node = pair.value;
-  }
-  return offset === undefined ? undefined : lines.linePos(offset).line;
 }

@@ -36,7 +36,8 @@ function fieldsByJsonName(type: Type): Map<string, Field> {
   return m;
 }
 
-function describe(v: unknown): string {
+/** A JSON value as an error message names it: `5`, `"x"`, `a list`, `an object`. */
+export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'an object';
@@ -44,7 +45,7 @@ function describe(v: unknown): string {
 }
 
 /** A JSON object: YAML's !!binary (Uint8Array) and the like are not. */
-const isObject = (v: unknown): v is Record<string, unknown> =>
+export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && [Object.prototype, null].includes(Object.getPrototypeOf(v));
 
 const INT_RANGES: Record<string, readonly [bigint, bigint]> = {

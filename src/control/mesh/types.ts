@@ -103,22 +103,98 @@ export interface VirtualService {
 
 export type SimpleLb = 'UNSPECIFIED' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_CONN' | 'PEAK_EWMA';
 
-/** DestinationRule trafficPolicy; parsed and validated now, enforced by the balancer (issue 5) and breakers (issue 6). */
-export interface TrafficPolicy {
-  readonly loadBalancer?: {
-    readonly simple?: SimpleLb;
-    readonly consistentHash?: Readonly<Record<string, unknown>>;
-    readonly localityLbSetting?: Readonly<Record<string, unknown>>;
-    readonly warmupDurationSecs?: string;
-  };
-  readonly connectionPool?: {
-    readonly tcp?: Readonly<Record<string, unknown>>;
-    readonly http?: Readonly<Record<string, unknown>>;
-  };
-  readonly outlierDetection?: Readonly<Record<string, unknown>>;
+/*
+ * DestinationRule trafficPolicy, parsed and validated now, enforced by the balancer (issue 5) and breakers
+ * (issue 6). Field names are Istio's; durations are converted to ms (`…Ms`). A field left out of the document
+ * is undefined here, so Istio's defaults (documented per field in destination_rule.proto) are applied by
+ * whoever enforces it, not guessed at load time.
+ */
+
+/** LoadBalancerSettings.ConsistentHashLB: exactly one hash key (Istio's oneof hash_key), at most one algorithm. */
+export interface ConsistentHashLb {
+  readonly httpHeaderName?: string;
+  readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttlMs?: number };
+  readonly useSourceIp?: boolean;
+  readonly httpQueryParameterName?: string;
+  /** oneof hash_algorithm; neither = ring hash (Istio's default). The deprecated top-level minimumRingSize lands here. */
+  readonly ringHash?: { readonly minimumRingSize?: number };
+  /** tableSize: a prime below 5000011 (Envoy's Maglev). */
+  readonly maglev?: { readonly tableSize: number };
+}
+
+/** LocalityLoadBalancerSetting: at most one of distribute and failover (Istio's rule). */
+export interface LocalityLbSetting {
+  readonly enabled?: boolean;
+  /** from: a locality pattern; to: locality pattern -> weight 1..100, summing to 100. */
+  readonly distribute: readonly { readonly from: string; readonly to: Readonly<Record<string, number>> }[];
+  /** Region to region. */
+  readonly failover: readonly { readonly from: string; readonly to: string }[];
+  /** Label keys, or key=value pairs, ordered by priority. */
+  readonly failoverPriority: readonly string[];
+}
+
+export interface LoadBalancerSettings {
+  /** oneof lb_policy with consistentHash; PEAK_EWMA is Outrigger's extension. */
+  readonly simple?: SimpleLb;
+  readonly consistentHash?: ConsistentHashLb;
+  readonly localityLbSetting?: LocalityLbSetting;
+  /** warmupDurationSecs (an Istio duration despite its name). */
+  readonly warmupDurationMs?: number;
+}
+
+export interface TcpSettings {
+  readonly maxConnections?: number;
+  readonly connectTimeoutMs?: number;
+  readonly tcpKeepalive?: { readonly probes?: number; readonly timeMs?: number; readonly intervalMs?: number };
+  readonly maxConnectionDurationMs?: number;
+  /** 0 disables the idle timeout (Istio). */
+  readonly idleTimeoutMs?: number;
+}
+
+export interface HttpSettings {
+  readonly http1MaxPendingRequests?: number;
+  readonly http2MaxRequests?: number;
+  readonly maxRequestsPerConnection?: number;
+  readonly maxRetries?: number;
+  readonly idleTimeoutMs?: number;
+  readonly h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+  readonly useClientProtocol?: boolean;
+  readonly maxConcurrentStreams?: number;
+}
+
+export interface ConnectionPoolSettings {
+  readonly tcp?: TcpSettings;
+  readonly http?: HttpSettings;
+}
+
+export interface OutlierDetection {
+  readonly consecutiveGatewayErrors?: number;
+  readonly consecutive5xxErrors?: number;
+  readonly consecutiveLocalOriginFailures?: number;
+  readonly splitExternalLocalOriginErrors?: boolean;
+  readonly intervalMs?: number;
+  readonly baseEjectionTimeMs?: number;
+  /** Percentages 0..100. */
+  readonly maxEjectionPercent?: number;
+  readonly minHealthPercent?: number;
+}
+
+/** The settings a port-level policy may override (all of TrafficPolicy but portLevelSettings). */
+export interface PolicySettings {
+  readonly loadBalancer?: LoadBalancerSettings;
+  readonly connectionPool?: ConnectionPoolSettings;
+  readonly outlierDetection?: OutlierDetection;
   /** DISABLE = plaintext to these endpoints; ISTIO_MUTUAL = mTLS with SVIDs. Default: see the translator. */
   readonly tls?: { readonly mode: 'DISABLE' | 'ISTIO_MUTUAL' };
-  readonly portLevelSettings: readonly (Omit<TrafficPolicy, 'portLevelSettings'> & { readonly port: number })[];
+}
+
+/** TrafficPolicy.PortTrafficPolicy: port.number plus the same settings; replaces (not merges with) the outer ones. */
+export interface PortTrafficPolicy extends PolicySettings {
+  readonly port: number;
+}
+
+export interface TrafficPolicy extends PolicySettings {
+  readonly portLevelSettings: readonly PortTrafficPolicy[];
 }
 
 export interface Subset {

@@ -50,7 +50,7 @@ export function requireOne(o: ProtoObj, path: string, members: readonly string[]
   else issues.add(path, `one of ${members.join(', ')} is required`);
 }
 
-function deepFreeze<T>(v: T): T {
+export function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
     for (const x of Object.values(v)) deepFreeze(x);
     Object.freeze(v);
