@@ -4,9 +4,10 @@ import type { Clock, Timer } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import type { ConfigMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
-import { formatMeshIssue, type MeshConfig, type MeshIssue } from './mesh/types.js';
+import type { MeshResult } from './mesh/loader.js';
+import { formatMeshIssue, type MeshConfig } from './mesh/types.js';
 
-export type MeshLoad = { ok: true; config: MeshConfig } | { ok: false; issues: MeshIssue[] };
+export type MeshLoad = MeshResult;
 
 export interface ConfigWatchOptions {
   readonly dir: string;
