@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
-import { uuid4 } from '../core/rng.js';
+import { uuid4, type Rng } from '../core/rng.js';
 import type { HttpConnectionManager } from '../model/types.js';
 import type { ClusterManager, EndpointRuntime } from '../upstream/cluster-manager.js';
 import { UpstreamError } from '../upstream/errors.js';
@@ -28,6 +28,8 @@ export interface HcmDeps {
   readonly accessLog: AccessLog;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Picks among a route's weighted_clusters. */
+  readonly rng: Rng;
   /** Our own SPIFFE ID on this listener, if it has a certificate. */
   readonly localUri: () => string | undefined;
 }
@@ -138,9 +140,9 @@ export class HcmRuntime {
     const ra = match.route.action.action;
     rec.routeName = match.route.name || null;
     rec.virtualHost = match.virtualHost;
-    rec.upstreamCluster = ra.cluster;
-    const cluster = this.d.clusters.get(ra.cluster);
-    if (!cluster) return refuse(Replies.noCluster(ra.cluster));
+    rec.upstreamCluster = match.pickCluster(this.d.rng);
+    const cluster = this.d.clusters.get(rec.upstreamCluster);
+    if (!cluster) return refuse(Replies.noCluster(rec.upstreamCluster));
     const ep = cluster.pick();
     if (!ep) return refuse(Replies.noHealthyUpstream());
     rec.upstreamHost = ep.hostPort;
@@ -217,9 +219,9 @@ export class HcmRuntime {
     const action = match.route.action;
     if (action.kind === 'direct_response') return this.localReply(rec, sink, body, Replies.direct(action.status, action.body ?? ''));
     const ra = action.action;
-    rec.upstreamCluster = ra.cluster;
-    const cluster = this.d.clusters.get(ra.cluster);
-    if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(ra.cluster));
+    rec.upstreamCluster = match.pickCluster(this.d.rng);
+    const cluster = this.d.clusters.get(rec.upstreamCluster);
+    if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(rec.upstreamCluster));
     // Picked before the route timer exists: a request answered UH here is complete and arms nothing.
     const first = cluster.pick();
     if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());

@@ -57,6 +57,7 @@ export class SidecarRuntime {
       accessLog: this.d.accessLog,
       logger: this.d.logger,
       clock: this.d.clock,
+      rng: this.d.rng,
       localUri: () => own?.current().spiffeId,
     });
     return new ListenerRuntime(l, hcm, { metrics: this.metrics, logger: this.d.logger, tlsMaterial: material });

@@ -83,9 +83,19 @@ export interface RouteMatch {
   readonly headers: readonly HeaderMatcher[];
 }
 
+/** envoy.config.route.v3.WeightedCluster.ClusterWeight */
+export interface WeightedCluster {
+  readonly name: string;
+  /** Chosen with probability weight / sum of the route's weights; 0 = never. */
+  readonly weight: number;
+}
+
 /** envoy.config.route.v3.RouteAction (subset) */
 export interface RouteAction {
+  /** The upstream cluster; "" when weightedClusters chooses one per request. */
   readonly cluster: string;
+  /** RouteAction.weighted_clusters: one cluster per request, by weight (the router picks with the injected rng). */
+  readonly weightedClusters?: readonly WeightedCluster[];
   /** RouteAction.timeout; Envoy's default is 15 s; 0 disables. */
   readonly timeoutMs: number;
   readonly prefixRewrite?: string;
@@ -218,6 +228,8 @@ export type LbPolicy = 'ROUND_ROBIN';
 export interface Cluster {
   readonly name: string;
   readonly type: 'STATIC' | 'EDS';
+  /** EDS only: the ClusterLoadAssignment name (eds_cluster_config.service_name, defaulting to the cluster name). */
+  readonly edsServiceName?: string;
   /** connect_timeout, Envoy default 5 s */
   readonly connectTimeoutMs: number;
   readonly lbPolicy: LbPolicy;

@@ -33,6 +33,10 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string): Result<Bootst
       if (!clusterNames.has(ref.cluster)) issues.add(ref.path, `unknown cluster ${JSON.stringify(ref.cluster)} (not in static_resources.clusters)`);
     }
   });
+  clusters.forEach((c, i) => {
+    // As for RDS above: nothing could ever deliver an EDS cluster's endpoints without an ADS stream.
+    if (c?.type === 'EDS') issues.add(`${srPath}.clusters[${i}].type`, 'EDS needs dynamic_resources (ADS), which this sidecar does not support yet; use STATIC with a load_assignment');
+  });
   const a = msg(o, 'admin');
   const admin = a && decodeAdmin(a, joinPath(path, 'admin'), issues);
   const usesSds = [...listeners.map((l) => l?.filterChain.tls?.common), ...clusters.map((c) => c?.tls?.common)].some((c) => c && usesSdsSecrets(c));

@@ -6,6 +6,7 @@ import { unpackAs, type ProtoObj } from '../canonical.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
   Issues,
+  adsConfigSource,
   decodeTypedExtension,
   durationMs,
   enumOf,
@@ -16,6 +17,7 @@ import {
   onlyFields,
   requireOne,
   required,
+  str,
 } from './common.js';
 import { decodeClusterLoadAssignment } from './endpoint.js';
 import { UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext } from './tls.js';
@@ -34,10 +36,12 @@ interface UpstreamHttp {
 
 export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldIssue> {
   const issues = new Issues();
-  onlyFields(o, path, ['name', 'type', 'connect_timeout', 'lb_policy', 'load_assignment', 'typed_extension_protocol_options', 'transport_socket'], issues);
+  onlyFields(o, path, ['name', 'type', 'connect_timeout', 'lb_policy', 'load_assignment', 'eds_cluster_config', 'typed_extension_protocol_options', 'transport_socket'], issues);
   const name = required(o, 'name', path, issues);
-  // Only STATIC for now: EDS needs the ADS client, DNS types need a resolver loop.
-  if (o.type !== undefined && o.type !== 'STATIC') issues.add(joinPath(path, 'type'), `${String(o.type)} is not supported yet`);
+  // STATIC and EDS (over ADS); DNS types need a resolver loop.
+  if (o.type !== undefined && o.type !== 'STATIC' && o.type !== 'EDS') issues.add(joinPath(path, 'type'), `${String(o.type)} is not supported yet`);
+  const eds = o.type === 'EDS' ? edsServiceName(o, name, path, issues) : undefined;
+  if (o.type !== 'EDS' && o.eds_cluster_config !== undefined) issues.add(joinPath(path, 'eds_cluster_config'), 'is only for type EDS');
   const connectTimeoutMs = durationMs(o, 'connect_timeout', path, issues) ?? DEFAULT_CONNECT_TIMEOUT_MS;
   if (connectTimeoutMs === 0) issues.add(joinPath(path, 'connect_timeout'), 'must be greater than 0');
   const la = msg(o, 'load_assignment');
@@ -48,13 +52,31 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
   const lbPolicy = enumOf(o, 'lb_policy', path, ['ROUND_ROBIN'], 'ROUND_ROBIN', issues);
   return issues.result(() => ({
     name,
-    type: 'STATIC',
+    type: eds === undefined ? ('STATIC' as const) : ('EDS' as const),
+    ...(eds !== undefined && { edsServiceName: eds }),
     connectTimeoutMs,
     lbPolicy,
     ...(loadAssignment && { loadAssignment }),
     ...http,
     ...(tls && { tls }),
   }));
+}
+
+/**
+ * Cluster.eds_cluster_config of an EDS cluster: endpoints come on the ADS stream (eds_config `ads: {}`), under
+ * service_name, which Envoy defaults to the cluster's name. An inline load_assignment would never be used.
+ */
+function edsServiceName(o: ProtoObj, name: string, path: string, issues: Issues): string {
+  if (o.load_assignment !== undefined) issues.add(joinPath(path, 'load_assignment'), 'an EDS cluster takes its endpoints from eds_cluster_config, not load_assignment');
+  const c = msg(o, 'eds_cluster_config');
+  const p = joinPath(path, 'eds_cluster_config');
+  if (!c) {
+    issues.add(p, 'is required for type EDS');
+    return name;
+  }
+  onlyFields(c, p, ['eds_config', 'service_name'], issues);
+  adsConfigSource(msg(c, 'eds_config'), joinPath(p, 'eds_config'), issues);
+  return str(c, 'service_name') || name;
 }
 
 /**

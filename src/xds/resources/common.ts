@@ -114,6 +114,16 @@ export function socketAddress(a: ProtoObj | undefined, path: string, issues: Iss
   return { host, port };
 }
 
+/**
+ * envoy.config.core.v3.ConfigSource: only `ads: {}` with resource_api_version V3, i.e. the resource comes on the
+ * ADS stream the sidecar already has (Istio's choice for RDS and EDS). Absent is accepted as the same thing.
+ */
+export function adsConfigSource(source: ProtoObj | undefined, path: string, issues: Issues): void {
+  if (!source) return;
+  onlyFields(source, path, ['ads', 'resource_api_version'], issues);
+  enumOf(source, 'resource_api_version', path, ['V3'], 'V3', issues);
+}
+
 /** envoy.config.core.v3.Locality */
 export function locality(l: ProtoObj, path: string, issues: Issues): Locality {
   onlyFields(l, path, ['region', 'zone', 'sub_zone'], issues);

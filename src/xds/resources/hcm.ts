@@ -7,6 +7,7 @@ import { httpFilterDecoder } from '../http-filters/index.js';
 import { ROUTER_TYPE_URL } from '../http-filters/router.js';
 import {
   Issues,
+  adsConfigSource,
   bool,
   boolValue,
   durationMs,
@@ -92,12 +93,7 @@ export function decodeHttpConnectionManager(o: ProtoObj, path: string): Result<H
 /** Rds: the route table comes over ADS (config_source `ads: {}`); only its name is kept here. */
 function decodeRds(o: ProtoObj, path: string, issues: Issues): string {
   onlyFields(o, path, ['route_config_name', 'config_source'], issues);
-  const source = msg(o, 'config_source');
-  if (source) {
-    const p = joinPath(path, 'config_source');
-    onlyFields(source, p, ['ads', 'resource_api_version'], issues);
-    enumOf(source, 'resource_api_version', p, ['V3'], 'V3', issues);
-  }
+  adsConfigSource(msg(o, 'config_source'), joinPath(path, 'config_source'), issues);
   return required(o, 'route_config_name', path, issues);
 }
 
