@@ -51,6 +51,7 @@ export class ConfigWatcher {
   private rejected: { at: number; issues: readonly string[] } | undefined;
   private readonly debounceMs: number;
   private readonly debounceMaxMs: number;
+  private reloadWaiters: (() => void)[] = [];
 
   constructor(private readonly o: ConfigWatchOptions) {
     this.debounceMs = o.debounceMs ?? 100;
@@ -105,7 +106,20 @@ export class ConfigWatcher {
     while (this.loading) await this.loading;
   }
 
+  /** Resolves after the next reload finished, accepted or rejected (tests, and the demo's scripted change). */
+  nextReload(): Promise<void> {
+    return new Promise((r) => this.reloadWaiters.push(r));
+  }
+
   private async reload(): Promise<void> {
+    try {
+      await this.reloadOnce();
+    } finally {
+      for (const w of this.reloadWaiters.splice(0)) w();
+    }
+  }
+
+  private async reloadOnce(): Promise<void> {
     let r: MeshLoad;
     try {
       r = await this.o.load();
