@@ -96,9 +96,14 @@ export class SidecarRuntime {
     this.started = true;
   }
 
-  /** Static listeners bound, and nothing warming: no cluster waits for EDS, no listener for RDS or its bind. */
-  get ready(): boolean {
-    return this.started && this.clusters.warmingCount === 0 && this.listenerManager.settled;
+  /** Static listeners bound and not draining. */
+  get serving(): boolean {
+    return this.started;
+  }
+
+  /** Nothing warming: no cluster waits for EDS, no listener for RDS or for its bind. */
+  get settled(): boolean {
+    return this.clusters.warmingCount === 0 && this.listenerManager.settled;
   }
 
   // ---- xDS, in make-before-break order: CDS, EDS, LDS, RDS. Each returns the issues that refuse it. ------
