@@ -196,3 +196,25 @@ export function createXdsMetrics(registry: Registry): XdsMetrics {
     unsupported: new Counter({ name: 'outrigger_xds_unsupported_requests_total', help: 'DiscoveryRequests for a type URL this server does not serve (ignored)', registers: r }),
   };
 }
+
+/**
+ * The sidecar's xDS client. Envoy counts update_success / update_rejected per subscription
+ * (control_plane.connected_state for the stream); here one counter with the xDS type (cds, eds, lds, rds)
+ * and the answer we sent.
+ */
+export interface XdsClientMetrics {
+  readonly updates: Counter<'type' | 'result'>;
+  readonly connected: Gauge<string>;
+  readonly applyDuration: Histogram<'type'>;
+}
+
+const APPLY_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
+
+export function createXdsClientMetrics(registry: Registry): XdsClientMetrics {
+  const r = [registry];
+  return {
+    updates: new Counter({ name: 'outrigger_xds_updates_total', help: 'xDS responses answered, by type (cds, eds, lds, rds) and result (ack, nack)', labelNames: ['type', 'result'], registers: r }),
+    connected: new Gauge({ name: 'outrigger_xds_connected', help: '1 while the ADS stream to the control server is up', registers: r }),
+    applyDuration: new Histogram({ name: 'outrigger_xds_apply_duration_milliseconds', help: 'Time to decode, validate and apply one xDS response, by type', labelNames: ['type'], buckets: APPLY_BUCKETS, registers: r }),
+  };
+}
