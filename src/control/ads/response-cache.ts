@@ -4,7 +4,8 @@ import { encodeResponseBody } from './protocol.js';
 /** What one stream is subscribed to for one type (see TypeState in stream.ts). */
 export interface Selection {
   readonly wildcard: boolean;
-  readonly names: ReadonlySet<string>;
+  /** Sorted, without duplicates (sorted once per subscription change, not per push). */
+  readonly sortedNames: readonly string[];
 }
 
 /** Bodies kept per resources map and version; named selections vary per proxy, so this is bounded. */
@@ -21,7 +22,7 @@ export class ResponseCache {
    * Resource Does Not Exist"). A wildcard plus names is still every resource, as names are a subset.
    */
   body(typeUrl: string, resources: ReadonlyMap<string, Uint8Array>, version: string, sel: Selection): Buffer {
-    const names = sel.wildcard ? undefined : [...sel.names].filter((n) => resources.has(n)).sort();
+    const names = sel.wildcard ? undefined : sel.sortedNames.filter((n) => resources.has(n));
     const key = JSON.stringify(names === undefined ? [version] : [version, names]);
     let perMap = this.bodies.get(resources);
     if (!perMap) {

@@ -1,4 +1,5 @@
 // The ADS server: Envoy's AggregatedDiscoveryService (State of the World) over gRPC, pushing snapshots to sidecars and proxyless gRPC clients.
+import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../core/clock.js';
 import type { FieldIssue } from '../../core/errors.js';
@@ -11,7 +12,9 @@ import { LogLimiter } from './log-limit.js';
 import { adsServiceDefinition, DELTA_METHOD, SOTW_METHOD, type DiscoveryRequest, type MalformedRequest } from './protocol.js';
 import { ResponseCache } from './response-cache.js';
 import type { XdsStatus } from './status.js';
-import { AdsStream, type StreamContext, type Transport } from './stream.js';
+import { AdsStream, type StreamContext, type Transport, type XdsAnswer } from './stream.js';
+
+export type { Transport, XdsAnswer };
 
 export interface AdsServerOptions {
   readonly source: SnapshotSource;
@@ -36,7 +39,8 @@ export interface AttachOptions {
   readonly transport?: Transport;
 }
 
-export class AdsServer {
+/** Emits 'ack' and 'nack' (XdsAnswer) as proxies answer responses: tests and tools wait on convergence with them. */
+export class AdsServer extends EventEmitter<{ ack: [XdsAnswer]; nack: [XdsAnswer] }> {
   /** Every open stream, identified or not yet (close() ends them all). */
   private readonly streams = new Set<AdsStream>();
   /** Streams whose node is known: they get pushes and appear in status(). */
@@ -53,6 +57,7 @@ export class AdsServer {
   private connections = 0;
 
   constructor(private readonly o: AdsServerOptions) {
+    super();
     this.batch = Math.max(1, o.pushBatch ?? 100);
     const labels = (s: AdsStream) => ({ kind: s.node!.kind, transport: s.transport });
     this.ctx = {
@@ -77,6 +82,7 @@ export class AdsServer {
           o.logger.info({ node: s.node!.id, conn: s.connectionId }, 'ADS stream closed');
         }
       },
+      answered: (e) => this.emit(e.kind, e),
     };
     this.unsubscribe = o.source.onChange(() => this.changed());
   }

@@ -56,6 +56,20 @@ export interface StreamContext {
   admitted(stream: AdsStream): void;
   /** The stream ended (once, whatever ended it). */
   released(stream: AdsStream): void;
+  /** An ACK or NACK of the latest response (once per response). */
+  answered(e: XdsAnswer): void;
+}
+
+/** What AdsServer emits as 'ack' and 'nack': a proxy accepted or rejected the latest response of a type. */
+export interface XdsAnswer {
+  readonly kind: 'ack' | 'nack';
+  readonly nodeId: string;
+  readonly connectionId: string;
+  readonly typeUrl: ServedType;
+  /** ACK: the version applied. NACK: the version rejected. */
+  readonly version: string;
+  /** NACK: error_detail.message. */
+  readonly message?: string;
 }
 
 interface Nack {
@@ -72,6 +86,7 @@ class TypeState implements Selection {
   private explicit = false;
   wildcard = false;
   names: ReadonlySet<string> = new Set();
+  sortedNames: readonly string[] = [];
   /** Latest response sent; undefined until one is. */
   nonce: string | undefined;
   sentVersion: string | undefined;
@@ -97,6 +112,7 @@ class TypeState implements Selection {
     const changed = this.nonce === undefined || wildcard !== this.wildcard || names.size !== this.names.size || [...names].some((n) => !this.names.has(n));
     this.wildcard = wildcard;
     this.names = names;
+    if (changed) this.sortedNames = [...names].sort();
     return changed;
   }
 
@@ -240,6 +256,7 @@ export class AdsStream {
     st.answered = nonce;
     st.ackedVersion = req.version_info ?? '';
     this.ctx.metrics.pushToAck.observe({ type: TYPE_LABEL[st.typeUrl] }, (this.ctx.clock.monotonic() - st.sentAtMono) / 1000);
+    this.ctx.answered({ kind: 'ack', nodeId: this.node!.id, connectionId: this.connectionId, typeUrl: st.typeUrl, version: st.ackedVersion });
   }
 
   /**
@@ -259,13 +276,15 @@ export class AdsStream {
     if (gate) {
       this.ctx.logger.warn({ node: node.id, type: TYPE_LABEL[st.typeUrl], rejected: st.nack.version, using: st.ackedVersion, code: st.nack.code, error: st.nack.message, suppressed: gate.suppressed || undefined }, 'proxy rejected config (NACK); it keeps its last accepted version');
     }
+    this.ctx.answered({ kind: 'nack', nodeId: node.id, connectionId: this.connectionId, typeUrl: st.typeUrl, version: st.nack.version, message: st.nack.message });
   }
 
   /**
    * Types this server does not serve (Secret, ScopedRouteConfiguration, VirtualHost, made-up ones) are
-   * ignored as istiod ignores types it has no generator for: no response, so a gRPC client's 15 s
-   * does-not-exist timer or Envoy's warming timeout applies, and the stream stays up for the other types.
-   * Logged once per type per stream.
+   * ignored, as istiod sends nothing when no generator yields resources for a type (pushXds): no response, so
+   * a gRPC client's 15 s does-not-exist timer or Envoy's warming timeout applies, and the stream stays up for
+   * the other types. go-control-plane ends the stream instead, which would take the served types down too.
+   * Logged once per type per stream, counted always.
    */
   private unsupported(typeUrl: string): void {
     this.ctx.metrics.unsupported.inc();
@@ -321,10 +340,16 @@ export class AdsStream {
 
   status(): XdsNodeStatus {
     const node = this.node!;
-    const snap = this.snapshot();
+    let versions: ReadonlyMap<ServedType, string>;
+    try {
+      versions = this.snapshot().versions;
+    } catch {
+      // The translator failing for this proxy must not take /status down; pushes report it (INTERNAL).
+      versions = new Map();
+    }
     const types: Partial<Record<XdsTypeLabel, XdsTypeStatus>> = {};
     for (const [type, st] of this.types) {
-      const current = snap.versions.get(type) ?? '';
+      const current = versions.get(type) ?? '';
       const iso = (ms: number) => new Date(ms).toISOString();
       types[TYPE_LABEL[type]] = {
         type_url: type,

@@ -1,6 +1,7 @@
 // The ADS server over real gRPC on 127.0.0.1: SotW subscriptions, ACK/NACK, nonces, pushes, refusals and metrics.
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
+import { FakeClock } from '../../../src/core/clock.js';
 import { encodeRequest } from '../../../src/control/ads/protocol.js';
 import { renderXdsStatus } from '../../../src/control/ads/status.js';
 import { CDS, DELTA_PATH, EDS, LDS, RDS, clusterJson, endpointsJson, listenerJson, nodeProto, rawStream, routeJson, startAds, type AdsTestClient } from '../../helpers/ads-client.js';
@@ -94,6 +95,24 @@ t.test('ACK is recorded (SYNCED) with a push-to-ACK observation; an ACK is not a
   t.match(await a.metric('outrigger_xds_push_to_ack_seconds'), /outrigger_xds_push_to_ack_seconds_count\{type="cds"\} 1/);
   t.equal(a.ads.status().nodes[0]!.types.lds!.state, 'STALE');
   t.notOk(a.ads.status().nodes[0]!.types.eds, 'EDS never requested');
+});
+
+t.test('push-to-ACK and times in status run on the injected clock', async (t) => {
+  const clock = new FakeClock(Date.UTC(2026, 4, 1));
+  const a = await startAds({ clock });
+  t.teardown(() => a.close());
+  const c = a.client();
+  const cds = await c.ask({ node: nodeProto('n'), type_url: CDS });
+  clock.advance(250);
+  c.ack(cds);
+  await c.ask({ type_url: LDS });
+  const m = await a.metric('outrigger_xds_push_to_ack_seconds');
+  t.match(m, /outrigger_xds_push_to_ack_seconds_sum\{type="cds"\} 0\.25(\n|$)/);
+  t.match(m, /outrigger_xds_push_to_ack_seconds_bucket\{le="0\.1",type="cds"\} 0\n[\s\S]*le="0\.5",type="cds"\} 1/);
+  const n = a.ads.status().nodes[0]!;
+  t.equal(n.connected_at, '2026-05-01T00:00:00.000Z');
+  t.equal(n.types.cds!.last_push, '2026-05-01T00:00:00.000Z');
+  t.equal(n.types.lds!.last_push, '2026-05-01T00:00:00.250Z');
 });
 
 t.test('NACK: recorded with error_detail, not resent; a later change pushes again and ACK makes it SYNCED', async (t) => {
@@ -340,6 +359,7 @@ t.test('a source that throws ends that stream with INTERNAL, not the process', a
   const c = a.client();
   await c.ask({ node: nodeProto('n'), type_url: CDS });
   a.source.broken = new Error('translation failed');
+  t.equal(a.ads.status().nodes[0]!.types.cds!.state, 'STALE', 'status survives the source failing');
   a.source.change();
   const s = await c.status();
   t.equal(s.code, grpc.status.INTERNAL);

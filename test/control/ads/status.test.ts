@@ -67,17 +67,17 @@ t.test('ResponseCache: one body per (resources, version, selection), shared; mis
     ['b', Uint8Array.from([0x0a, 0x01, 0x62])],
     ['a', Uint8Array.from([0x0a, 0x01, 0x61])],
   ]);
-  const all = c.body(EDS, resources, 'v1', { wildcard: true, names: new Set() });
-  t.equal(c.body(EDS, resources, 'v1', { wildcard: true, names: new Set(['a']) }), all, 'the same Buffer: encoded once');
-  const named = c.body(EDS, resources, 'v1', { wildcard: false, names: new Set(['b', 'a', 'missing']) });
-  t.equal(c.body(EDS, resources, 'v1', { wildcard: false, names: new Set(['a', 'b']) }), named);
-  t.not(c.body(EDS, resources, 'v2', { wildcard: false, names: new Set(['a', 'b']) }), named, 'another version is another body');
+  const all = c.body(EDS, resources, 'v1', { wildcard: true, sortedNames: [] });
+  t.equal(c.body(EDS, resources, 'v1', { wildcard: true, sortedNames: ['a'] }), all, 'the same Buffer: encoded once');
+  const named = c.body(EDS, resources, 'v1', { wildcard: false, sortedNames: ['a', 'b', 'missing'] });
+  t.equal(c.body(EDS, resources, 'v1', { wildcard: false, sortedNames: ['a', 'b'] }), named);
+  t.not(c.body(EDS, resources, 'v2', { wildcard: false, sortedNames: ['a', 'b'] }), named, 'another version is another body');
   const r = decodeResponse(withNonce(named, 'n1'));
   t.equal(r.nonce, 'n1');
   t.equal(r.version_info, 'v1');
   t.strictSame(r.resources.map((x) => Buffer.from(x.value).toString('hex')), ['0a0161', '0a0162'], 'named: sorted by name');
   t.strictSame(decodeResponse(all).resources.map((x) => Buffer.from(x.value).toString('hex')), ['0a0162', '0a0161'], 'wildcard: snapshot order');
   // Bounded: 256 selections per map, the oldest dropped first.
-  for (let i = 0; i < 300; i++) c.body(EDS, resources, `x${i}`, { wildcard: true, names: new Set() });
-  t.not(c.body(EDS, resources, 'v1', { wildcard: true, names: new Set() }), all, 'evicted, encoded again');
+  for (let i = 0; i < 300; i++) c.body(EDS, resources, `x${i}`, { wildcard: true, sortedNames: [] });
+  t.not(c.body(EDS, resources, 'v1', { wildcard: true, sortedNames: [] }), all, 'evicted, encoded again');
 });
