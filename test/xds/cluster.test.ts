@@ -51,17 +51,18 @@ t.test('cluster fields outside the subset are refused by name', (t) => {
 
 t.test('EDS clusters: endpoints over ADS under eds_cluster_config.service_name (default: the cluster name)', (t) => {
   const eds = (extra: object = {}) => decode({ name: 'outbound|9080||reviews', type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: 'reviews-eds' }, ...extra });
-  t.match(eds(), { ok: true, value: { name: 'outbound|9080||reviews', type: 'EDS', edsServiceName: 'reviews-eds', lbPolicy: 'ROUND_ROBIN' } });
-  t.match(decode({ name: 'c', type: 'EDS', eds_cluster_config: {} }), { ok: true, value: { type: 'EDS', edsServiceName: 'c' } });
+  t.match(eds(), { ok: true, value: { name: 'outbound|9080||reviews', type: 'EDS', eds: { serviceName: 'reviews-eds', initialFetchTimeoutMs: 15_000 }, lbPolicy: 'ROUND_ROBIN' } });
+  t.match(decode({ name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } } }), { ok: true, value: { type: 'EDS', eds: { serviceName: 'c' } } });
   const st = decode({ name: 'c' });
-  t.ok(st.ok && !('edsServiceName' in st.value), 'STATIC clusters have none');
-  t.strictSame(problems(decode({ name: 'c', type: 'EDS' })), ['eds_cluster_config: is required for type EDS']);
-  t.strictSame(problems(eds({ load_assignment: { cluster_name: 'c' } })), ['load_assignment: an EDS cluster takes its endpoints from eds_cluster_config, not load_assignment']);
+  t.ok(st.ok && !('eds' in st.value), 'STATIC clusters have none');
+  t.strictSame(problems(decode({ name: 'c', type: 'EDS' })), ['eds_cluster_config: is required for type EDS (eds_config: {ads: {}})']);
+  t.strictSame(problems(decode({ name: 'c', type: 'EDS', eds_cluster_config: {} })), ['eds_cluster_config.eds_config: is required']);
+  t.strictSame(problems(eds({ load_assignment: { cluster_name: 'c' } })), ['load_assignment: an EDS cluster gets its endpoints from EDS; load_assignment is not allowed']);
   t.strictSame(problems(decode({ name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { path_config_source: { path: '/x' }, resource_api_version: 'V2' } } })), [
     "eds_cluster_config.eds_config.path_config_source: field 'path_config_source' is not supported",
     'eds_cluster_config.eds_config.resource_api_version: V2 is not supported',
   ]);
-  t.strictSame(problems(decode(cluster({ eds_cluster_config: {} }))), ['eds_cluster_config: is only for type EDS']);
+  t.strictSame(problems(decode(cluster({ eds_cluster_config: {} }))), ['eds_cluster_config: only a cluster of type EDS takes eds_cluster_config']);
   t.end();
 });
 

@@ -136,7 +136,7 @@ t.test('CDS: Istio cluster names, EDS over ADS, 10 s connect timeout, mTLS with 
   const v1 = clusters.get(`outbound|9080|v1|${REVIEWS}`)!;
   t.match(v1, {
     type: 'EDS',
-    edsServiceName: `outbound|9080|v1|${REVIEWS}`,
+    eds: { serviceName: `outbound|9080|v1|${REVIEWS}` },
     connectTimeoutMs: 10_000,
     lbPolicy: 'ROUND_ROBIN',
     protocol: 'HTTP2',
