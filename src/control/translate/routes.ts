@@ -40,9 +40,16 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
       const port = d.destination.port ?? (target?.entry.ports.length === 1 ? target.entry.ports[0]!.number : vhostPort);
       return { name: outboundClusterName(port, d.destination.subset ?? '', d.destination.fqdn), weight: d.weight };
     });
-  const timeout = duration(r.timeoutMs ?? 0);
-  if (clusters.length === 1) return { cluster: clusters[0]!.name, timeout };
-  return { weighted_clusters: { clusters }, timeout };
+  return { ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weighted_clusters: { clusters } }), ...timeouts(ctx, r.timeoutMs ?? 0) };
+}
+
+/**
+ * The route timeout (0 = none, Istio's default). gRPC reads max_stream_duration instead of timeout (gRFC A31),
+ * so a proxyless client gets both, as istiod writes them for it.
+ */
+function timeouts(ctx: Ctx, ms: number): Record<string, unknown> {
+  const timeout = duration(ms);
+  return ctx.caller.kind === 'proxyless' ? { timeout, max_stream_duration: { max_stream_duration: timeout } } : { timeout };
 }
 
 /**
@@ -53,7 +60,7 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
  */
 export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, unknown>[] {
   const vs = ctx.mesh.virtualService(svc.host, ctx.caller.namespace, svc.namespace);
-  if (!vs) return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port, '', svc.host), timeout: NO_TIMEOUT } }];
+  if (!vs) return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port, '', svc.host), ...timeouts(ctx, 0) } }];
   return vs.http.flatMap((r) =>
     (r.match.length ? r.match : [undefined])
       .filter((m) => m?.port === undefined || m.port === port)

@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { NodeSnapshot, ServedType } from '../../../src/control/snapshot.js';
 import { SERVED_TYPES } from '../../../src/control/snapshot.js';
-import { encode } from '../../../src/control/translate/common.js';
+import { domainsFor, encode, hostForms } from '../../../src/control/translate/common.js';
 import { TranslateError, checkConsistent, translate, versionOf } from '../../../src/control/translate/index.js';
 import { MeshSnapshots } from '../../../src/control/translate/snapshots.js';
 import { decodeCanonical } from '../../../src/xds/canonical.js';
@@ -198,5 +198,13 @@ t.test('MeshSnapshots: one translation per node kind per config version; setConf
   const other = new MeshSnapshots({ trustDomain: OPTS.trustDomain, domainSuffix: 'mesh.example' }, bookinfo());
   const rc = decodeResource(ROUTE_CONFIGURATION_TYPE_URL, other.snapshotFor(node()).resources.get(ROUTE_CONFIGURATION_TYPE_URL)!.get('outbound')!);
   t.ok(rc.ok && rc.value.virtualHosts.every((v) => !v.domains.includes('reviews')), 'hosts outside the suffix get no short names');
+  t.end();
+});
+
+t.test('host forms: only <name>.<ns>.svc.<suffix> hosts have short names', (t) => {
+  t.strictSame(hostForms(REVIEWS, 'cluster.local', 'default'), [REVIEWS, 'reviews.default', 'reviews']);
+  t.strictSame(hostForms(REVIEWS, 'cluster.local', 'other'), [REVIEWS, 'reviews.default']);
+  t.strictSame(hostForms('a.b.c.svc.cluster.local', 'cluster.local', 'c'), ['a.b.c.svc.cluster.local'], 'a dotted name is not a Kubernetes service name');
+  t.strictSame(domainsFor(['x', 'x.ns'], 8080, false), ['x:8080', 'x.ns:8080']);
   t.end();
 });
