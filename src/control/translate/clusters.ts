@@ -14,6 +14,7 @@ import {
   trustDomainPrefix,
   type Built,
   type Ctx,
+  type NodeCtx,
 } from './common.js';
 import { isH2Protocol, type Service } from './mesh-index.js';
 
@@ -67,8 +68,8 @@ function lbPolicyOf(simple: SimpleLb | undefined): EnvoyLbPolicy {
 export function outboundClusterPlans(ctx: Ctx): ClusterPlan[] {
   const plans: ClusterPlan[] = [];
   for (const svc of ctx.mesh.services) {
-    const dr = ctx.mesh.destinationRule(svc.host, ctx.node.namespace, svc.namespace);
-    const defaultTls = ctx.node.kind === 'sidecar' && svc.entry.location === 'MESH_INTERNAL' ? 'ISTIO_MUTUAL' : 'DISABLE';
+    const dr = ctx.mesh.destinationRule(svc.host, ctx.caller.namespace, svc.namespace);
+    const defaultTls = ctx.caller.kind === 'sidecar' && svc.entry.location === 'MESH_INTERNAL' ? 'ISTIO_MUTUAL' : 'DISABLE';
     for (const port of svc.httpPorts) {
       const base = merge({}, dr?.trafficPolicy, port.number);
       const plan = (subset: Subset | undefined): ClusterPlan => {
@@ -156,7 +157,7 @@ export function proxylessCluster(ctx: Ctx, p: ClusterPlan): Built {
 }
 
 /** `inbound|<port>||`: the sidecar's own app on INSTANCE_IPS[0]:<port>, HTTP/2 for GRPC/HTTP2 ports. */
-export function inboundCluster(ctx: Ctx, port: number, h2: boolean): Built {
+export function inboundCluster(ctx: NodeCtx, port: number, h2: boolean): Built {
   const name = inboundClusterName(port);
   return {
     name,

@@ -21,12 +21,21 @@ export const DOWNSTREAM_TLS_TYPE_URL = 'type.googleapis.com/envoy.extensions.tra
 /** ConfigSource `ads: {}` (V3): the resource comes on the same ADS stream, as Istio's sidecars and gRPC use it. */
 export const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
 
-/** Everything a translator reads: the indexed mesh, the proxy, and the server's identity settings. */
+/**
+ * What the outbound side of a translation reads: the indexed mesh, the caller's kind and namespace (nothing
+ * else of the node, so that every proxy of one kind in one namespace shares these resources), and the server's
+ * identity settings.
+ */
 export interface Ctx {
   readonly mesh: MeshIndex;
-  readonly node: ProxyNode;
+  readonly caller: Pick<ProxyNode, 'kind' | 'namespace'>;
   readonly trustDomain: string;
   readonly domainSuffix: string;
+}
+
+/** The sidecar's own side (listeners, inbound routes and clusters), which names its addresses, labels and ports. */
+export interface NodeCtx extends Ctx {
+  readonly node: ProxyNode;
 }
 
 /** Istio's cluster names: `outbound|<port>|<subset>|<fqdn>` and `inbound|<port>||`. */

@@ -7,11 +7,6 @@ import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, HCM_TYPE_URL, LISTE
 const list = (o: ProtoObj | undefined, k: string) => ((o?.[k] as ProtoObj[] | undefined) ?? []);
 const msg = (o: ProtoObj | undefined, k: string) => o?.[k] as ProtoObj | undefined;
 
-function decoded(s: NodeSnapshot, type: ServedType): [string, ProtoObj][] {
-  const t = typeForUrl(type)!;
-  return [...(s.resources.get(type) ?? new Map<string, Uint8Array>())].map(([name, bytes]) => [name, decodeCanonical(t, bytes)]);
-}
-
 /** The RDS names a listener's HttpConnectionManagers use: in its filter chains, or as a gRPC api_listener. */
 function rdsNames(l: ProtoObj): string[] {
   const hcms = [...list(l, 'filter_chains').flatMap((c) => list(c, 'filters').map((f) => msg(f, 'typed_config'))), msg(msg(l, 'api_listener'), 'api_listener')];
@@ -23,24 +18,40 @@ function rdsNames(l: ProtoObj): string[] {
   });
 }
 
+/** An EDS cluster's ClusterLoadAssignment name: eds_cluster_config.service_name, else its name (as Envoy defaults it). */
+function edsName(c: ProtoObj): string[] {
+  if (c.type !== 'EDS') return [];
+  return [(msg(c, 'eds_cluster_config')?.service_name as string | undefined) || (c.name as string)];
+}
+
+/**
+ * The names one encoded resource references, decoded once per bytes object: the resources every proxy of a
+ * kind shares are the same objects, so checking another proxy's snapshot decodes only what is its own.
+ */
+const refCache = new WeakMap<Uint8Array, readonly string[]>();
+function refsOf(type: ServedType, bytes: Uint8Array, find: (o: ProtoObj) => string[]): readonly string[] {
+  let refs = refCache.get(bytes);
+  if (!refs) {
+    refs = find(decodeCanonical(typeForUrl(type)!, bytes));
+    refCache.set(bytes, refs);
+  }
+  return refs;
+}
+
 /**
  * Every problem that would leave a proxy waiting for a resource that never comes: a listener naming a route
- * configuration that is not in the snapshot, an EDS cluster whose service_name (else its name, as Envoy
- * defaults it) has no ClusterLoadAssignment. Empty = consistent: the only kind of snapshot translate() returns.
+ * configuration that is not in the snapshot, an EDS cluster whose service_name (else its name) has no
+ * ClusterLoadAssignment. Empty = consistent: the only kind of snapshot translate() returns.
  */
 export function checkConsistent(s: NodeSnapshot): string[] {
   const problems: string[] = [];
-  const routes = s.resources.get(ROUTE_CONFIGURATION_TYPE_URL) ?? new Map();
-  const assignments = s.resources.get(CLUSTER_LOAD_ASSIGNMENT_TYPE_URL) ?? new Map();
-  for (const [name, l] of decoded(s, LISTENER_TYPE_URL)) {
-    for (const rds of rdsNames(l)) {
-      if (!routes.has(rds)) problems.push(`listener ${JSON.stringify(name)} uses route configuration ${JSON.stringify(rds)}, which is not in the snapshot`);
+  const check = (from: ServedType, to: ServedType, find: (o: ProtoObj) => string[], say: (name: string, ref: string) => string) => {
+    const targets = s.resources.get(to) ?? new Map<string, Uint8Array>();
+    for (const [name, bytes] of s.resources.get(from) ?? []) {
+      for (const ref of refsOf(from, bytes, find)) if (!targets.has(ref)) problems.push(say(name, ref));
     }
-  }
-  for (const [name, c] of decoded(s, CLUSTER_TYPE_URL)) {
-    if (c.type !== 'EDS') continue;
-    const eds = (msg(c, 'eds_cluster_config')?.service_name as string | undefined) || name;
-    if (!assignments.has(eds)) problems.push(`cluster ${JSON.stringify(name)} takes endpoints from ${JSON.stringify(eds)}, which is not in the snapshot`);
-  }
+  };
+  check(LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, rdsNames, (l, r) => `listener ${JSON.stringify(l)} uses route configuration ${JSON.stringify(r)}, which is not in the snapshot`);
+  check(CLUSTER_TYPE_URL, CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, edsName, (c, e) => `cluster ${JSON.stringify(c)} takes endpoints from ${JSON.stringify(e)}, which is not in the snapshot`);
   return problems;
 }

@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import type { MeshConfig } from '../mesh/types.js';
 import { SERVED_TYPES, type NodeSnapshot, type ProxyNode, type ServedType } from '../snapshot.js';
 import { inboundCluster, outboundClusterPlans, proxylessCluster, sidecarCluster } from './clusters.js';
-import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, encode, type Built, type Ctx } from './common.js';
+import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, encode, type Built, type Ctx, type NodeCtx } from './common.js';
 import { checkConsistent } from './consistency.js';
 import { loadAssignment } from './endpoints.js';
 import { TranslateError } from './errors.js';
-import { meshIndex } from './mesh-index.js';
+import { meshIndex, type MeshIndex } from './mesh-index.js';
 import { proxylessListenersAndRoutes } from './proxyless.js';
 import { inboundRoutes, outboundRouteConfig } from './routes.js';
 import { sidecarListeners } from './sidecar-listeners.js';
@@ -23,22 +23,23 @@ export interface TranslateOptions {
 }
 
 type Resources = Record<ServedType, Built[]>;
+type Encoded = Record<ServedType, readonly (readonly [string, Uint8Array])[]>;
 
-/** A sidecar: its two listeners, route tables `outbound` / `inbound`, outbound EDS and inbound STATIC clusters. */
-function sidecar(ctx: Ctx): Resources {
+/**
+ * What every proxy of one kind in one namespace gets alike. Sidecar: the outbound route table, the outbound
+ * clusters and their endpoints. Proxyless: everything (a gRPC client names no address of its own).
+ */
+function shared(ctx: Ctx): Resources {
   const plans = outboundClusterPlans(ctx);
-  const inbound = inboundRoutes(ctx);
-  return {
-    [LISTENER_TYPE_URL]: sidecarListeners(ctx),
-    [ROUTE_CONFIGURATION_TYPE_URL]: [outboundRouteConfig(ctx), inbound.routeConfig],
-    [CLUSTER_TYPE_URL]: [...plans.map((p) => sidecarCluster(ctx, p)), ...[...inbound.appPorts].map(([port, h2]) => inboundCluster(ctx, port, h2))],
-    [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: plans.map(loadAssignment),
-  };
-}
-
-/** A proxyless gRPC client: API listeners and route tables per target name, EDS clusters and their endpoints. */
-function proxyless(ctx: Ctx): Resources {
-  const plans = outboundClusterPlans(ctx);
+  if (ctx.caller.kind === 'sidecar') {
+    return {
+      [LISTENER_TYPE_URL]: [],
+      [ROUTE_CONFIGURATION_TYPE_URL]: [outboundRouteConfig(ctx)],
+      [CLUSTER_TYPE_URL]: plans.map((p) => sidecarCluster(ctx, p)),
+      [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: plans.map(loadAssignment),
+    };
+  }
+  // A proxyless client gets API listeners and route tables per target name (gRFC A27/A28).
   const { listeners, routes } = proxylessListenersAndRoutes(ctx);
   return {
     [LISTENER_TYPE_URL]: listeners,
@@ -48,29 +49,80 @@ function proxyless(ctx: Ctx): Resources {
   };
 }
 
+/** A sidecar's own part: its two listeners, the `inbound` route table and the STATIC clusters to its app. */
+function sidecarOwn(ctx: NodeCtx): Resources {
+  const inbound = inboundRoutes(ctx);
+  return {
+    [LISTENER_TYPE_URL]: sidecarListeners(ctx),
+    [ROUTE_CONFIGURATION_TYPE_URL]: [inbound.routeConfig],
+    [CLUSTER_TYPE_URL]: [...inbound.appPorts].map(([port, h2]) => inboundCluster(ctx, port, h2)),
+    [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: [],
+  };
+}
+
+function encodeAll(built: Resources): Encoded {
+  const out = {} as Record<ServedType, (readonly [string, Uint8Array])[]>;
+  for (const type of SERVED_TYPES) out[type] = built[type].map((r) => [r.name, encode(type, r)] as const);
+  return out;
+}
+
 /**
- * A type's version: sha256 over its (name, bytes) pairs in name order, first 16 hex digits. Equal content gives
- * an equal version across reconnects and control-server restarts, and a push that changes nothing for a proxy
- * leaves its versions alone. Lengths are hashed too, so no two different sets can run together into one input.
+ * The shared part, encoded once per config version and (kind, namespace): a sidecar's translation then only
+ * builds what names its own address. The cache lives as long as the config's index (a WeakMap on it), so
+ * a new config version starts empty and the old one is collected with its config.
+ */
+const sharedCache = new WeakMap<MeshIndex, Map<string, Encoded>>();
+function sharedEncoded(ctx: Ctx): Encoded {
+  let perMesh = sharedCache.get(ctx.mesh);
+  if (!perMesh) {
+    perMesh = new Map();
+    sharedCache.set(ctx.mesh, perMesh);
+  }
+  const key = JSON.stringify([ctx.caller.kind, ctx.caller.namespace, ctx.trustDomain, ctx.domainSuffix]);
+  let e = perMesh.get(key);
+  if (!e) {
+    e = encodeAll(shared(ctx));
+    perMesh.set(key, e);
+  }
+  return e;
+}
+
+/** sha256 of one encoded resource, computed once per bytes object (shared resources are hashed once). */
+const digests = new WeakMap<Uint8Array, Buffer>();
+function digest(bytes: Uint8Array): Buffer {
+  let d = digests.get(bytes);
+  if (!d) {
+    d = createHash('sha256').update(bytes).digest();
+    digests.set(bytes, d);
+  }
+  return d;
+}
+
+/**
+ * A type's version: sha256 over its (name, sha256(bytes)) pairs in name order, first 16 hex digits. Equal
+ * content gives an equal version across reconnects and control-server restarts, and a push that changes
+ * nothing for a proxy leaves its versions alone. Name lengths are hashed too, so no two different sets can
+ * run together into one input.
  */
 export function versionOf(resources: ReadonlyMap<string, Uint8Array>): string {
   const h = createHash('sha256');
   for (const name of [...resources.keys()].sort()) {
-    const bytes = resources.get(name)!;
-    h.update(`${Buffer.byteLength(name)}:${name}:${bytes.length}:`);
-    h.update(bytes);
+    h.update(`${Buffer.byteLength(name)}:${name}:`);
+    h.update(digest(resources.get(name)!));
   }
   return h.digest('hex').slice(0, 16);
 }
 
-function assemble(built: Resources): NodeSnapshot {
+function assemble(parts: readonly Encoded[]): NodeSnapshot {
   const resources = new Map<ServedType, ReadonlyMap<string, Uint8Array>>();
   const versions = new Map<ServedType, string>();
   for (const type of SERVED_TYPES) {
     const m = new Map<string, Uint8Array>();
-    for (const r of built[type]) {
-      if (m.has(r.name)) throw new TranslateError('TRANSLATE_INCONSISTENT', `two ${type} resources are named ${JSON.stringify(r.name)}`);
-      m.set(r.name, encode(type, r));
+    for (const part of parts) {
+      for (const [name, bytes] of part[type]) {
+        if (m.has(name)) throw new TranslateError('TRANSLATE_INCONSISTENT', `two ${type} resources are named ${JSON.stringify(name)}`);
+        m.set(name, bytes);
+      }
     }
     resources.set(type, m);
     versions.set(type, versionOf(m));
@@ -83,8 +135,10 @@ function assemble(built: Resources): NodeSnapshot {
  * resource that does not encode, or an inconsistent snapshot); a valid MeshConfig always translates.
  */
 export function translate(mesh: MeshConfig, node: ProxyNode, opts: TranslateOptions): NodeSnapshot {
-  const ctx: Ctx = { mesh: meshIndex(mesh), node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix };
-  const snapshot = assemble(node.kind === 'sidecar' ? sidecar(ctx) : proxyless(ctx));
+  const ctx: NodeCtx = { mesh: meshIndex(mesh), caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix };
+  const parts = [sharedEncoded(ctx)];
+  if (node.kind === 'sidecar') parts.push(encodeAll(sidecarOwn(ctx)));
+  const snapshot = assemble(parts);
   // ARCHITECTURE house style 3: only consistent snapshots are ever served.
   const problems = checkConsistent(snapshot);
   if (problems.length > 0) throw new TranslateError('TRANSLATE_INCONSISTENT', `snapshot for ${node.id} is inconsistent:\n${problems.join('\n')}`);

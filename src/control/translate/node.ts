@@ -137,8 +137,14 @@ export function proxyNodeFrom(node: NodeInfo, opts: { trustDomain: string }): Re
   if (td !== undefined && td !== opts.trustDomain) r.add('TRUST_DOMAIN', `is ${JSON.stringify(td)}, but this control server serves trust domain ${JSON.stringify(opts.trustDomain)}`);
   let spiffeId = '';
   if (namespace !== '' && serviceAccount !== '') {
-    // The SPIFFE-ID path rules (SPIFFE-ID §2.2) apply to each segment; blame the key that broke them.
+    // The SPIFFE-ID path rules (SPIFFE-ID §2.2) apply to each segment; blame the key that broke them. A "/"
+    // would make a valid ID of another shape (ns/a/b/sa/x), so each value must be exactly one segment.
     const valid = (key: string, ns: string, sa: string) => {
+      const v = key === 'NAMESPACE' ? ns : sa;
+      if (v.includes('/')) {
+        r.add(key, `${JSON.stringify(v)} must be one segment of the SPIFFE ID path (no "/")`);
+        return false;
+      }
       try {
         workloadId(opts.trustDomain, ns, sa);
         return true;

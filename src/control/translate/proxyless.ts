@@ -18,7 +18,7 @@ export function proxylessListenersAndRoutes(ctx: Ctx): { listeners: Built[]; rou
   const seen = new Set<string>();
   for (const svc of ctx.mesh.services) {
     for (const port of svc.httpPorts) {
-      const forms = hostForms(svc.host, ctx.domainSuffix, ctx.node.namespace);
+      const forms = hostForms(svc.host, ctx.domainSuffix, ctx.caller.namespace);
       const vhost = { name: `${svc.host}:${port.number}`, domains: domainsFor(forms, port.number, port === svc.defaultPort), routes: routesFor(ctx, svc, port.number) };
       for (const form of forms) {
         const name = `${form}:${port.number}`;

@@ -1,6 +1,6 @@
 // RDS: VirtualService http routes -> Envoy routes, the sidecar's `outbound` and `inbound` route tables.
 import type { HTTPMatchRequest, HTTPRoute, StringMatch } from '../mesh/types.js';
-import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx } from './common.js';
+import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
 import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
 
 /** Istio's route timeout when a VirtualService sets none: disabled (Envoy's own default would be 15 s). */
@@ -40,9 +40,16 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
       const port = d.destination.port ?? (target?.entry.ports.length === 1 ? target.entry.ports[0]!.number : vhostPort);
       return { name: outboundClusterName(port, d.destination.subset ?? '', d.destination.fqdn), weight: d.weight };
     });
-  const timeout = duration(r.timeoutMs ?? 0);
-  if (clusters.length === 1) return { cluster: clusters[0]!.name, timeout };
-  return { weighted_clusters: { clusters }, timeout };
+  return { ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weighted_clusters: { clusters } }), ...timeouts(ctx, r.timeoutMs ?? 0) };
+}
+
+/**
+ * The route timeout (0 = none, Istio's default). gRPC reads max_stream_duration instead of timeout (gRFC A31),
+ * so a proxyless client gets both, as istiod writes them for it.
+ */
+function timeouts(ctx: Ctx, ms: number): Record<string, unknown> {
+  const timeout = duration(ms);
+  return ctx.caller.kind === 'proxyless' ? { timeout, max_stream_duration: { max_stream_duration: timeout } } : { timeout };
 }
 
 /**
@@ -52,8 +59,8 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
  * Without a VirtualService: Istio's single "default" route, prefix "/", to `outbound|<port>||<fqdn>`.
  */
 export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, unknown>[] {
-  const vs = ctx.mesh.virtualService(svc.host, ctx.node.namespace, svc.namespace);
-  if (!vs) return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port, '', svc.host), timeout: NO_TIMEOUT } }];
+  const vs = ctx.mesh.virtualService(svc.host, ctx.caller.namespace, svc.namespace);
+  if (!vs) return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port, '', svc.host), ...timeouts(ctx, 0) } }];
   return vs.http.flatMap((r) =>
     (r.match.length ? r.match : [undefined])
       .filter((m) => m?.port === undefined || m.port === port)
@@ -84,7 +91,7 @@ export function outboundRouteConfig(ctx: Ctx): Built {
   const claim = claimer();
   const virtualHosts = ctx.mesh.services.flatMap((svc) =>
     svc.httpPorts.flatMap((port) => {
-      const domains = claim(domainsFor(hostForms(svc.host, ctx.domainSuffix, ctx.node.namespace), port.number, port === svc.defaultPort));
+      const domains = claim(domainsFor(hostForms(svc.host, ctx.domainSuffix, ctx.caller.namespace), port.number, port === svc.defaultPort));
       return domains.length ? [{ name: `${svc.host}:${port.number}`, domains, routes: routesFor(ctx, svc, port.number) }] : [];
     }),
   );
@@ -111,7 +118,7 @@ export interface InboundRoutes {
  * targetPort ?? number. A `*` virtual host takes everything else to the first selecting service's default port,
  * or, when nothing selects the node, to its first HTTP container port (POD_PORTS, by Istio's port naming).
  */
-export function inboundRoutes(ctx: Ctx): InboundRoutes {
+export function inboundRoutes(ctx: NodeCtx): InboundRoutes {
   const { node } = ctx;
   const claim = claimer();
   const appPorts = new Map<number, boolean>();

@@ -1,5 +1,5 @@
 // LDS for sidecars: Istio's virtualOutbound (15001, plaintext from the app) and virtualInbound (15006, mTLS only).
-import { DOWNSTREAM_TLS_TYPE_URL, HCM_FILTER_NAME, INBOUND_PORT, OUTBOUND_PORT, TLS_SOCKET_NAME, rdsHcm, sdsCommonTls, socketAddress, trustDomainPrefix, type Built, type Ctx } from './common.js';
+import { DOWNSTREAM_TLS_TYPE_URL, HCM_FILTER_NAME, INBOUND_PORT, OUTBOUND_PORT, TLS_SOCKET_NAME, rdsHcm, sdsCommonTls, socketAddress, trustDomainPrefix, type Built, type NodeCtx } from './common.js';
 
 /** WebSocket upgrades pass through (HttpConnectionManager.upgrade_configs), as Istio enables them. */
 const UPGRADES = [{ upgrade_type: 'websocket' }];
@@ -60,7 +60,7 @@ function virtualInbound(ip: string, trustDomain: string): Built {
   };
 }
 
-export function sidecarListeners(ctx: Ctx): Built[] {
+export function sidecarListeners(ctx: NodeCtx): Built[] {
   const ip = ctx.node.ips[0]!;
   return [virtualOutbound(ip), virtualInbound(ip, ctx.trustDomain)];
 }
