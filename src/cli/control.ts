@@ -1,6 +1,7 @@
-// `outrigger control` and `outrigger status`: the control server process (mesh CA today; xDS joins it) and its status view.
+// `outrigger control` and `outrigger status`: the control server process (mesh CA and xDS) and its status view.
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock } from '../core/clock.js';
+import { renderXdsStatus } from '../control/ads/status.js';
 import { ControlServer, type ControlStatus } from '../control/server.js';
 import { createLogger } from '../telemetry/logger.js';
 import { UsageError, commandFlags, durationFlag } from './args.js';
@@ -17,9 +18,12 @@ export async function controlMain(argv: string[]): Promise<number> {
   const values = commandFlags(
     argv,
     {
+      config: { type: 'string' },
       'ca-dir': { type: 'string' },
       'trust-domain': { type: 'string' },
       'grpc-address': { type: 'string' },
+      'xds-address': { type: 'string' },
+      'domain-suffix': { type: 'string' },
       'monitoring-address': { type: 'string' },
       'server-name': { type: 'string', multiple: true },
       'default-ttl': { type: 'string' },
@@ -40,6 +44,8 @@ export async function controlMain(argv: string[]): Promise<number> {
     caDir: values['ca-dir'] ?? 'ca',
     trustDomain: values['trust-domain'] ?? 'cluster.local',
     grpcAddress: hostPort('grpc-address', values['grpc-address'], '127.0.0.1:15012'),
+    ...(values.config && { configDir: values.config, xdsAddress: hostPort('xds-address', values['xds-address'], '127.0.0.1:15010') }),
+    ...(values['domain-suffix'] && { domainSuffix: values['domain-suffix'] }),
     monitoringAddress: hostPort('monitoring-address', values['monitoring-address'], '127.0.0.1:15014'),
     serverNames: values['server-name'] ?? ['localhost', '127.0.0.1', '::1'],
     defaultTtlMs,
@@ -87,6 +93,16 @@ export function renderStatus(s: ControlStatus): string {
   const w = s.root_rotation.waiting;
   if (w) lines.push(`  waiting for ${w.for}: ${w.caughtUp}/${w.sidecars}`);
   if (s.root_rotation.error) lines.push(`  error: ${s.root_rotation.error}`);
+  if (s.config) {
+    const c = s.config;
+    const r = c.resources;
+    lines.push(
+      '',
+      `mesh config  ${c.dir}: generation ${c.generation} accepted ${c.accepted_at} (${r.ServiceEntry} ServiceEntry, ${r.WorkloadEntry} WorkloadEntry, ${r.VirtualService} VirtualService, ${r.DestinationRule} DestinationRule)`,
+    );
+    if (c.rejected) lines.push(`  REJECTED change at ${c.rejected.at}; the config above keeps serving:`, ...c.rejected.issues.map((i) => `    ${i}`));
+  }
+  if (s.xds) lines.push('', renderXdsStatus(s.xds).trimEnd());
   return lines.join('\n') + '\n';
 }
 

@@ -13,9 +13,9 @@ const HELP = `Usage: outrigger <command> [options]
 
 Commands:
   sidecar --config FILE   run a sidecar from an Envoy v3 bootstrap
-  control                 run the control server (the mesh CA)
+  control                 run the control server (mesh CA, and xDS from Istio-kind YAML with --config)
   validate DIR            check a mesh config directory (Istio kinds); every problem with its file and line
-  status                  show the control server's CA, sidecars and root-rotation progress
+  status                  show the control server's CA, mesh config and every proxy's xDS sync state
   certs <sub>             mesh certificates: token, dev, renew, rotate-root
   demo                    run the local two-workload mTLS demo (what \`npm start\` runs)
 

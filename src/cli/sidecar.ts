@@ -1,8 +1,8 @@
-// `outrigger sidecar --config FILE`: wires bootstrap, secrets, data plane, admin and signals together.
+// `outrigger sidecar --config FILE [--xds URL]`: wires bootstrap, secrets, data plane, ADS client, admin and signals together.
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock } from '../core/clock.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
-import { systemRng } from '../core/rng.js';
+import { systemRng, type Rng } from '../core/rng.js';
 import { SecretStore } from '../identity/secret-store.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { Bootstrap, CaConfig } from '../model/types.js';
@@ -10,16 +10,21 @@ import { AdminServer, type CertView, type ClusterView } from '../admin/server.js
 import { SidecarRuntime } from '../dataplane/sidecar.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
-import { loadBootstrapFile } from '../xds/bootstrap.js';
-import { redactedDump } from '../admin/config-dump.js';
+import { loadBootstrapFile, type XdsTarget } from '../xds/bootstrap.js';
+import type { AdsClient } from '../xds/ads-client.js';
+import { configDump } from '../admin/config-dump.js';
 import { UsageError, commandFlags, durationFlag, numberFlag } from './args.js';
 
 export const SIDECAR_HELP = `Usage: outrigger sidecar --config FILE [options]
 
-Runs one sidecar from an Envoy v3 bootstrap (YAML or JSON, Envoy's field names).
+Runs one sidecar from an Envoy v3 bootstrap (YAML or JSON, Envoy's field names). With dynamic_resources
+(ADS) in the bootstrap, or --xds, listeners, routes, clusters and endpoints come from the control server
+and change live.
 
 Options:
-  --config FILE             Envoy v3 bootstrap (node, static_resources, admin)
+  --config FILE             Envoy v3 bootstrap (node, static_resources, dynamic_resources, admin)
+  --xds URL                 the control server's ADS: grpc://HOST:15010 (plaintext) or grpcs://HOST:15012
+                            (mTLS with the workload SVID; needs the mesh CA in node metadata, CA_ADDR, ...)
   --drain-time DURATION     how long in-flight requests may take to finish on SIGTERM (default 5s)
   --access-log TARGET       stdout (default), stderr, off, or a file path
   --access-log-sample RATE  fraction of successful requests logged, 0..1 (errors are always logged; default 1)
@@ -31,6 +36,10 @@ Exit codes: 0 clean shutdown, 2 bad usage or config (file, line and field named)
 
 export interface RunningSidecar {
   readonly runtime: SidecarRuntime;
+  /** The ADS client, when the bootstrap has dynamic_resources (or --xds). */
+  readonly ads: AdsClient | undefined;
+  /** What /ready answers: listeners bound, identity issued, initial xDS config applied. */
+  readonly ready: () => boolean;
   readonly admin: AdminServer;
   readonly adminAddress: { host: string; port: number } | undefined;
   /** Drain and stop; resolves true when in-flight requests finished within the drain time. */
@@ -45,6 +54,10 @@ export interface SidecarOptions {
   registry?: Registry;
   /** Called once shutdown finished (the CLI exits here). */
   onExit?: (clean: boolean) => void;
+  /** Jitter for load balancing and the ADS reconnect backoff (tests pass a seeded one). */
+  rng?: Rng;
+  /** ADS reconnect backoff (default 500 ms doubling up to 30 s, full jitter). */
+  adsBackoffMs?: { base: number; max: number };
 }
 
 /** Starts a sidecar in this process. Used by the CLI, the demo and the end-to-end tests. */
@@ -54,20 +67,37 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   // With a mesh CA, nothing listens before the first SVID: a sidecar without an identity is not ready.
   const identity = o.bootstrap.ca ? await startIdentity(o.bootstrap.ca, o.logger, registry) : undefined;
   const secrets = new SecretStore({ clock, logger: o.logger, ...(identity && { identity }) });
+  const rng = o.rng ?? systemRng;
   const runtime = new SidecarRuntime(o.bootstrap, {
     clock,
-    rng: systemRng,
+    rng,
     logger: o.logger,
     registry,
     accessLog: o.accessLog,
     materialFor: (common) => secrets.sourceFor(common),
+    drainMs: o.drainMs,
   });
   secrets.bindMetrics(runtime.metrics);
+  let ads: AdsClient | undefined;
   let shuttingDown: Promise<boolean> | undefined;
+  // Envoy's init: not ready until the first full config is applied (identity issued, initial CDS, EDS, LDS and
+  // RDS done, nothing warming or binding); from then on a cluster or listener warming later is no reason to
+  // take the workload out of service. Draining always is.
+  let live = false;
+  const ready = () => runtime.serving && (live ||= (!identity || identity.hasSvid) && (!ads || ads.initialized) && runtime.settled);
   const admin = new AdminServer({
-    ready: () => runtime.ready && (!identity || identity.hasSvid),
+    ready,
     registry,
-    configDump: () => redactedDump(o.bootstrap, runtime.listeners.map((l) => ({ name: l.name, address: l.address() }))),
+    configDump: () => {
+      const listeners = runtime.listenerManager.views();
+      return configDump({
+        bootstrap: o.bootstrap,
+        clusters: runtime.clusters.views(),
+        listeners: { static: listeners.static.map((l) => ({ listener: l.listener, address: l.address() })), dynamic: listeners.dynamic },
+        routes: runtime.routes.views(),
+        ...(ads && { ads: ads.status() }),
+      });
+    },
     clusters: () => clusterViews(runtime),
     certs: (): CertView[] => secrets.views(clock.now()),
     quit: () => void shutdown(),
@@ -75,6 +105,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   const shutdown = (): Promise<boolean> => {
     shuttingDown ??= (async () => {
       o.logger.info({ drainMs: o.drainMs }, 'draining');
+      ads?.close();
       const clean = await runtime.drain(o.drainMs);
       secrets.close();
       identity?.close();
@@ -89,7 +120,23 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   try {
     secrets.start();
     await runtime.start();
+    const b = o.bootstrap;
+    if (b.ads) {
+      // gRPC and the xDS protos load only for a sidecar that talks to a control server.
+      const { startAds } = await import('./sidecar-ads.js');
+      ads = startAds({
+        bootstrap: { ...b, ads: b.ads },
+        runtime,
+        materialFor: (common) => secrets.sourceFor(common),
+        clock,
+        rng,
+        logger: o.logger,
+        registry,
+        ...(o.adsBackoffMs && { backoffBaseMs: o.adsBackoffMs.base, backoffMaxMs: o.adsBackoffMs.max }),
+      });
+    }
   } catch (e) {
+    ads?.close();
     runtime.close();
     secrets.close();
     identity?.close();
@@ -97,7 +144,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   }
   const adminAddress = o.bootstrap.admin ? await admin.start(o.bootstrap.admin.address) : undefined;
   if (adminAddress) o.logger.info({ address: `${adminAddress.host}:${adminAddress.port}` }, 'admin listening');
-  return { runtime, admin, adminAddress, shutdown };
+  return { runtime, ads, ready, admin, adminAddress, shutdown };
 }
 
 /**
@@ -181,6 +228,7 @@ export async function sidecarMain(argv: string[]): Promise<number> {
     argv,
     {
       config: { type: 'string' },
+      xds: { type: 'string' },
       'drain-time': { type: 'string' },
       'access-log': { type: 'string' },
       'access-log-sample': { type: 'string' },
@@ -193,7 +241,8 @@ export async function sidecarMain(argv: string[]): Promise<number> {
   const drainMs = durationFlag('drain-time', values['drain-time'], 5000);
   const sample = numberFlag('access-log-sample', values['access-log-sample'], 1, 0, 1);
   const logger = createLogger({ level: values['log-level'] ?? 'info' });
-  const bootstrap = loadBootstrapFile(values.config);
+  const xds = values.xds === undefined ? undefined : parseXdsUrl(values.xds);
+  const bootstrap = loadBootstrapFile(values.config, xds ? { xds } : {});
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_process_' });
   const accessLog = new AccessLog({ target: values['access-log'] ?? 'stdout', sampleRate: sample }, systemRng);
@@ -207,6 +256,24 @@ export async function sidecarMain(argv: string[]): Promise<number> {
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
   return exited;
+}
+
+const XDS_URL_HELP = 'use grpc://HOST:PORT (plaintext, Istio\'s 15010) or grpcs://HOST:PORT (mTLS with the workload SVID, 15012)';
+
+/** `--xds`: grpc:// is plaintext, grpcs:// is TLS; anything else is refused rather than guessed at. */
+export function parseXdsUrl(v: string): XdsTarget {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new UsageError(`--xds: ${JSON.stringify(v)} is not a URL; ${XDS_URL_HELP}`);
+  }
+  if (u.protocol !== 'grpc:' && u.protocol !== 'grpcs:') throw new UsageError(`--xds: scheme ${JSON.stringify(u.protocol.replace(/:$/, ''))} is not supported; ${XDS_URL_HELP}`);
+  if (!u.hostname || !u.port) throw new UsageError(`--xds: ${JSON.stringify(v)} needs a host and a port; ${XDS_URL_HELP}`);
+  if ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash || u.username || u.password) {
+    throw new UsageError(`--xds: ${JSON.stringify(v)} must be only scheme://host:port; ${XDS_URL_HELP}`);
+  }
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port), tls: u.protocol === 'grpcs:' };
 }
 
 export function isConfigError(e: unknown): e is ConfigError {

@@ -1,23 +1,44 @@
-// The control server process: the CA's gRPC services on the TLS port (15012) and the monitoring HTTP port (15014).
+// The control server process: xDS (ADS) and the CA's gRPC services on the TLS port (15012), plaintext xDS (15010),
+// the mesh config watcher feeding the snapshots, and the monitoring HTTP port (15014).
 import http from 'node:http';
 import { isLoopbackAddress } from '../core/net.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
+import { ConfigError } from '../core/errors.js';
 import { caServices } from '../identity/ca-api.js';
 import { TokenVerifier, loadOrCreateTokenKey } from '../identity/token.js';
 import type { SocketAddress } from '../model/types.js';
-import { createCaMetrics } from '../telemetry/metrics.js';
+import { createCaMetrics, createConfigMetrics, createXdsMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CaAuthority } from './ca-authority.js';
 import { CaService } from './ca-service.js';
+import { AdsServer } from './ads/server.js';
+import type { XdsStatus } from './ads/status.js';
+import { ConfigWatcher, type ConfigStatus } from './config-watch.js';
+import { loadMeshDir } from './mesh/loader.js';
+import type { MeshConfig, MeshIssue } from './mesh/types.js';
 import { RootRotation, type RotationStatus } from './root-rotation.js';
+import { proxyNodeFrom } from './translate/node.js';
+import { MeshSnapshots } from './translate/snapshots.js';
 
 export interface ControlServerOptions {
   readonly caDir: string;
   readonly trustDomain: string;
   /** The xDS + CA gRPC port over TLS (Istio's 15012). */
   readonly grpcAddress: SocketAddress;
+  /**
+   * The mesh config directory (Istio kinds). Without it the server is only the mesh CA; with it, it also
+   * serves xDS on the TLS port and on `xdsAddress`.
+   */
+  readonly configDir?: string;
+  /** Plaintext xDS (Istio's 15010): for local use and proxyless gRPC clients; no identity is proven on it. */
+  readonly xdsAddress?: SocketAddress;
+  /** The DNS suffix short host names resolve against (default cluster.local). */
+  readonly domainSuffix?: string;
+  /** Mesh config debounce (istiod's 100 ms quiet, 10 s max); tests shorten them. */
+  readonly debounceMs?: number;
+  readonly debounceMaxMs?: number;
   /** Monitoring: /metrics, /status, /ready and the rotate-root trigger (Istio's 15014). */
   readonly monitoringAddress?: SocketAddress;
   readonly serverNames: readonly string[];
@@ -43,13 +64,25 @@ export interface ControlStatus {
   };
   readonly sidecars: readonly { readonly spiffe_id: string; readonly instance: string; readonly bundle_current: boolean; readonly issuer_current: boolean }[];
   readonly root_rotation: RotationStatus;
+  /** Present when the server serves xDS (--config). */
+  readonly config?: ConfigStatus;
+  readonly xds?: XdsStatus;
+}
+
+/** A mesh config issue as a ConfigError issue: the CLI prints `file:line Kind name: path: message` and exits 2. */
+function fieldIssue(i: MeshIssue) {
+  return { file: i.file, ...(i.line !== undefined && { line: i.line }), path: `${i.kind ? `${i.kind}${i.name ? ` ${i.name}` : ''}: ` : ''}${i.path || '(document)'}`, message: i.message };
 }
 
 export class ControlServer {
   private grpcServer: grpc.Server | undefined;
+  private xdsServer: grpc.Server | undefined;
   private http: http.Server | undefined;
   grpcPort = 0;
+  xdsPort = 0;
   monitoringPort = 0;
+  /** Set with --config: the watcher, the per-proxy snapshots it feeds, and the ADS server reading them. */
+  private mesh: { watcher: ConfigWatcher; snapshots: MeshSnapshots; ads: AdsServer } | undefined;
 
   private constructor(
     private readonly o: ControlServerOptions,
@@ -66,13 +99,51 @@ export class ControlServer {
     const rotation = new RootRotation(authority, () => ca.watchers, { clock: o.clock, logger: o.logger, metrics, stepTimeoutMs: o.rotationStepTimeoutMs, ...(o.reconnectGraceMs !== undefined && { reconnectGraceMs: o.reconnectGraceMs }) });
     const s = new ControlServer(o, authority, ca, rotation);
     try {
+      if (o.configDir) await s.loadMesh(o.configDir);
       await s.listen();
     } catch (e) {
       await s.close();
       throw e;
     }
-    o.logger.info({ mode: authority.mode, trustDomain: o.trustDomain, grpc: `${o.grpcAddress.host}:${s.grpcPort}`, monitoring: s.monitoringPort || undefined, roots: authority.roots.length }, 'control server ready');
+    o.logger.info({ mode: authority.mode, trustDomain: o.trustDomain, grpc: `${o.grpcAddress.host}:${s.grpcPort}`, xds: s.xdsPort || undefined, monitoring: s.monitoringPort || undefined, roots: authority.roots.length }, 'control server ready');
     return s;
+  }
+
+  /**
+   * The first load decides whether the server starts: an invalid directory is a ConfigError (exit 2, every
+   * issue with file and line), since there is no previous config to keep serving. Later changes that fail
+   * are rejected whole by the watcher while the previous snapshot keeps serving.
+   */
+  private async loadMesh(dir: string): Promise<void> {
+    const o = this.o;
+    let snapshots: MeshSnapshots | undefined;
+    const onConfig = (c: MeshConfig) => {
+      if (snapshots) snapshots.setConfig(c);
+      else snapshots = new MeshSnapshots({ trustDomain: o.trustDomain, ...(o.domainSuffix && { domainSuffix: o.domainSuffix }) }, c);
+    };
+    const watcher = new ConfigWatcher({
+      dir,
+      load: () => loadMeshDir(dir, { ...(o.domainSuffix && { domainSuffix: o.domainSuffix }) }),
+      onConfig,
+      clock: o.clock,
+      logger: o.logger,
+      metrics: createConfigMetrics(o.registry),
+      ...(o.debounceMs !== undefined && { debounceMs: o.debounceMs }),
+      ...(o.debounceMaxMs !== undefined && { debounceMaxMs: o.debounceMaxMs }),
+    });
+    const first = await watcher.start();
+    if (!first.ok || !snapshots) {
+      watcher.close();
+      throw new ConfigError(first.ok ? [] : first.issues.map(fieldIssue), 'MESH_CONFIG_INVALID');
+    }
+    const ads = new AdsServer({
+      source: snapshots,
+      identify: (node) => proxyNodeFrom(node, { trustDomain: o.trustDomain }),
+      clock: o.clock,
+      logger: o.logger,
+      metrics: createXdsMetrics(o.registry),
+    });
+    this.mesh = { watcher, snapshots, ads };
   }
 
   private async listen(): Promise<void> {
@@ -82,12 +153,20 @@ export class ControlServer {
     const h = this.ca.handlers();
     server.addService(caServices().certificate.service, h.certificate);
     server.addService(caServices().trustBundle.service, h.trustBundle);
+    // On the TLS port a proxy proves who it is: its node identity must be its certificate's SPIFFE ID.
+    this.mesh?.ads.attach(server, { requireIdentity: true });
     // Client certificates are requested but optional: a first request proves itself with a token instead.
     // grpc-js only reports a peer certificate that verified against the bundle (socket.authorized).
     const creds = grpc.experimental.createCertificateProviderServerCredentials(this.authority.credentials, this.authority.credentials, false);
     this.grpcServer = server;
     const a = this.o.grpcAddress;
-    this.grpcPort = await new Promise<number>((resolve, reject) => server.bindAsync(`${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))));
+    this.grpcPort = await bind(server, a, creds);
+    if (this.mesh && this.o.xdsAddress) {
+      const plain = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
+      this.mesh.ads.attach(plain, { requireIdentity: false });
+      this.xdsServer = plain;
+      this.xdsPort = await bind(plain, this.o.xdsAddress, grpc.ServerCredentials.createInsecure());
+    }
     if (this.o.monitoringAddress) {
       const hs = http.createServer((req, res) => void this.handle(req, res));
       this.http = hs;
@@ -97,6 +176,11 @@ export class ControlServer {
       });
       this.monitoringPort = (hs.address() as { port: number }).port;
     }
+  }
+
+  /** Resolves after the next mesh config reload (accepted or rejected); immediately without --config. */
+  nextConfigReload(): Promise<void> {
+    return this.mesh?.watcher.nextReload() ?? Promise.resolve();
   }
 
   status(): ControlStatus {
@@ -115,6 +199,7 @@ export class ControlServer {
       },
       sidecars: [...this.ca.watchers].map((w) => ({ spiffe_id: w.spiffeId, instance: w.instance, bundle_current: w.bundleVersion === a.bundleVersion, issuer_current: w.issuerFingerprint === a.issuerFingerprint })),
       root_rotation: this.rotation.status(),
+      ...(this.mesh && { config: this.mesh.watcher.status(), xds: this.mesh.ads.status() }),
     };
   }
 
@@ -152,10 +237,13 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    this.mesh?.watcher.close();
+    // Ends every ADS stream with UNAVAILABLE, so proxies keep their config and reconnect.
+    this.mesh?.ads.close();
     this.ca.close();
     this.authority.close();
-    const g = this.grpcServer;
-    if (g) {
+    for (const g of [this.grpcServer, this.xdsServer]) {
+      if (!g) continue;
       // Graceful first; a client that keeps its connection open must not hold the process forever.
       const t = this.o.clock.setTimeout(() => g.forceShutdown(), 2000);
       await new Promise<void>((r) => g.tryShutdown(() => r()));
@@ -169,4 +257,8 @@ export class ControlServer {
       });
     }
   }
+}
+
+function bind(server: grpc.Server, a: SocketAddress, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise<number>((resolve, reject) => server.bindAsync(`${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))));
 }

@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
-import { uuid4 } from '../core/rng.js';
+import { uuid4, type Rng } from '../core/rng.js';
 import type { HttpConnectionManager } from '../model/types.js';
 import type { ClusterManager, EndpointRuntime } from '../upstream/cluster-manager.js';
 import { UpstreamError } from '../upstream/errors.js';
@@ -28,8 +28,17 @@ export interface HcmDeps {
   readonly accessLog: AccessLog;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Picks among a route's weighted_clusters. */
+  readonly rng: Rng;
   /** Our own SPIFFE ID on this listener, if it has a certificate. */
   readonly localUri: () => string | undefined;
+  /** For an HCM with `rds`: the route store's slot of that name (RDS swaps its table). */
+  readonly rdsSlot?: (name: string) => RouteHolder;
+}
+
+/** Where an HCM reads its route table at request start: fixed for an inline route_config, swapped by RDS. */
+export interface RouteHolder {
+  readonly table: RouteTable | undefined;
 }
 
 const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -50,7 +59,7 @@ function headerGetter(rec: RequestRecord): (name: string) => string | undefined 
 }
 
 export class HcmRuntime {
-  readonly routes: RouteTable;
+  readonly routes: RouteHolder;
   private readonly streamsGauge;
   private readonly localRepliesCounter;
   active = 0;
@@ -60,8 +69,9 @@ export class HcmRuntime {
     readonly cfg: HttpConnectionManager,
     private readonly d: HcmDeps,
   ) {
-    if (cfg.route.kind !== 'inline') throw new Error('RDS route configs arrive with the ADS client');
-    this.routes = new RouteTable(cfg.route.config);
+    if (cfg.route.kind === 'inline') this.routes = { table: new RouteTable(cfg.route.config) };
+    else if (d.rdsSlot) this.routes = d.rdsSlot(cfg.route.name);
+    else throw new Error(`route config ${cfg.route.name} comes from RDS, which needs the ADS client`);
     this.streamsGauge = d.metrics.downstreamStreamsActive.labels({ listener: d.listenerName });
     this.localRepliesCounter = d.metrics.localReplies;
   }
@@ -133,14 +143,14 @@ export class HcmRuntime {
     if (type !== 'websocket' || !this.cfg.upgradeTypes.includes(type)) {
       return refuse({ status: 403, code: 'upgrade_not_allowed', message: `upgrade type ${JSON.stringify(type)} is not enabled in upgrade_configs`, flag: '-', details: 'upgrade_failed' });
     }
-    const match = this.routes.match(rec.authority, rec.path, headerGetter(rec));
+    const match = this.routes.table?.match(rec.authority, rec.path, headerGetter(rec));
     if (!match || match.route.action.kind !== 'route') return refuse(Replies.noRoute());
     const ra = match.route.action.action;
     rec.routeName = match.route.name || null;
     rec.virtualHost = match.virtualHost;
-    rec.upstreamCluster = ra.cluster;
-    const cluster = this.d.clusters.get(ra.cluster);
-    if (!cluster) return refuse(Replies.noCluster(ra.cluster));
+    rec.upstreamCluster = match.pickCluster(this.d.rng);
+    const cluster = this.d.clusters.get(rec.upstreamCluster);
+    if (!cluster) return refuse(Replies.noCluster(rec.upstreamCluster));
     const ep = cluster.pick();
     if (!ep) return refuse(Replies.noHealthyUpstream());
     rec.upstreamHost = ep.hostPort;
@@ -210,16 +220,17 @@ export class HcmRuntime {
     this.active++;
     this.streamsGauge.inc();
 
-    const match = this.routes.match(rec.authority, rec.path, headerGetter(rec));
+    // The table current when the request starts serves all of it; RDS may swap in the next one meanwhile.
+    const match = this.routes.table?.match(rec.authority, rec.path, headerGetter(rec));
     if (!match) return this.localReply(rec, sink, body, Replies.noRoute());
     rec.routeName = match.route.name || null;
     rec.virtualHost = match.virtualHost;
     const action = match.route.action;
     if (action.kind === 'direct_response') return this.localReply(rec, sink, body, Replies.direct(action.status, action.body ?? ''));
     const ra = action.action;
-    rec.upstreamCluster = ra.cluster;
-    const cluster = this.d.clusters.get(ra.cluster);
-    if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(ra.cluster));
+    rec.upstreamCluster = match.pickCluster(this.d.rng);
+    const cluster = this.d.clusters.get(rec.upstreamCluster);
+    if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(rec.upstreamCluster));
     // Picked before the route timer exists: a request answered UH here is complete and arms nothing.
     const first = cluster.pick();
     if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
@@ -358,7 +369,8 @@ export class HcmRuntime {
     const retry = (err: UpstreamError): boolean => {
       if (state.retried || body !== null || err.kind !== 'refused_stream') return false;
       state.retried = true;
-      const ep = cluster.pick();
+      // The cluster's current version: an EDS update may have drained the pool the first attempt used.
+      const ep = (this.d.clusters.get(ra.cluster) ?? cluster).pick();
       if (!ep) return false;
       attempt(ep);
       return true;

@@ -1,10 +1,11 @@
-// A bound listener: accepts sockets (plaintext or mTLS with SVID checks), picks HTTP/1.1 or HTTP/2, hands requests to the HCM, drains.
+// A bound listener: accepts sockets (plaintext or mTLS with SVID checks), picks HTTP/1.1 or HTTP/2, hands requests to the current HCM, swaps config in place, drains.
 import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { compileStringMatcher, type Predicate } from '../model/matchers.js';
+import type { Clock } from '../core/clock.js';
 import type { Listener, SocketAddress } from '../model/types.js';
 import { checkX509Svid, reasonFromTlsError } from '../identity/svid.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -27,31 +28,165 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 export interface ListenerDeps {
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
+  readonly clock: Clock;
+  /** How long connections of a replaced filter chain get to finish before they are closed. */
+  readonly drainMs: number;
   /** The downstream TLS material, when the filter chain has a DownstreamTlsContext. */
   readonly tlsMaterial?: MaterialSource;
 }
 
+/**
+ * What a filter chain fixes for the life of a connection: TLS, codec, HTTP/1 limits and HTTP/2 SETTINGS. When
+ * an update leaves these equal, open connections simply take the new HCM for their next request.
+ */
+function connectionSettings(l: Listener): string {
+  const h = l.filterChain.hcm;
+  return JSON.stringify([l.filterChain.tls ?? null, h.codecType, h.maxRequestHeadersKb, h.requestTimeoutMs, h.idleTimeoutMs, h.http2]);
+}
+
+/**
+ * A bound listener: owns the socket, and hands each accepted connection to its current filter chain. An
+ * update with the same address keeps the socket: new requests take the new HCM (requests in flight finish on
+ * the one they started with); if the connection settings changed, a new chain serves new connections while
+ * the old one drains its own.
+ */
 export class ListenerRuntime {
   private server: net.Server | undefined;
+  private chain: FilterChainRuntime;
+  private readonly replaced = new Set<FilterChainRuntime>();
+  /** Every HCM that may still have requests in flight (drain waits for them). */
+  private readonly hcms = new Set<HcmRuntime>();
+  private readonly connGauge;
+  private readonly connTotal;
+  private readonly raw = new Set<net.Socket>();
+  private draining = false;
+
+  constructor(
+    public listener: Listener,
+    hcm: HcmRuntime,
+    private readonly d: ListenerDeps,
+  ) {
+    this.connGauge = d.metrics.downstreamConnectionsActive.labels({ listener: listener.name });
+    this.connTotal = d.metrics.downstreamConnectionsTotal.labels({ listener: listener.name });
+    this.chain = new FilterChainRuntime(listener, hcm, d);
+    this.hcms.add(hcm);
+  }
+
+  get name(): string {
+    return this.listener.name;
+  }
+
+  /** The HCM new requests go to. */
+  get hcm(): HcmRuntime {
+    return this.chain.hcm;
+  }
+
+  address(): SocketAddress | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  async start(): Promise<SocketAddress> {
+    const server = net.createServer((s) => this.accept(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.listener.address.host, port: this.listener.address.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.address()!;
+  }
+
+  private accept(s: net.Socket): void {
+    this.raw.add(s);
+    this.connGauge.inc();
+    this.connTotal.inc();
+    s.setNoDelay(true);
+    s.once('close', () => {
+      this.raw.delete(s);
+      this.connGauge.dec();
+    });
+    s.on('error', () => {
+      /* resets are normal at connection level; requests account for their own failures */
+    });
+    this.chain.accept(s);
+  }
+
+  /**
+   * LDS changed this listener and its address stayed: keep the socket. Same connection settings: the chain
+   * takes the new HCM for every request from now on. Otherwise a new chain takes new connections, and the
+   * old one drains (GOAWAY, Connection: close) and is closed after the drain time.
+   */
+  update(listener: Listener, hcm: HcmRuntime, tlsMaterial: MaterialSource | undefined): void {
+    this.listener = listener;
+    for (const h of this.hcms) if (h.active === 0) this.hcms.delete(h);
+    this.hcms.add(hcm);
+    if (connectionSettings(listener) === connectionSettings(this.chain.listener) && tlsMaterial === this.chain.tlsMaterial) {
+      this.chain.hcm = hcm;
+      return;
+    }
+    const old = this.chain;
+    this.chain = new FilterChainRuntime(listener, hcm, { ...this.d, tlsMaterial });
+    this.replaced.add(old);
+    old.drain(() => {
+      this.replaced.delete(old);
+      old.close();
+    });
+    const timer = this.d.clock.setTimeout(() => old.close(), this.d.drainMs);
+    timer.unref();
+  }
+
+  /** Stop accepting; GOAWAY on HTTP/2; HTTP/1.1 connections close after their current response. */
+  drain(): void {
+    this.draining = true;
+    this.server?.close();
+    this.chain.drain();
+    for (const c of this.replaced) c.drain();
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  whenIdle(): Promise<void> {
+    return Promise.all([...this.hcms].map((h) => h.whenIdle())).then(() => undefined);
+  }
+
+  close(): void {
+    this.draining = true;
+    this.server?.close();
+    this.chain.close();
+    for (const c of this.replaced) c.close();
+    for (const s of this.raw) s.destroy();
+  }
+}
+
+/** One filter chain's connection handling: TLS admission, codec choice, HTTP/1.1 and HTTP/2 servers, drain. */
+class FilterChainRuntime {
+  hcm: HcmRuntime;
+  readonly tlsMaterial: MaterialSource | undefined;
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
+  private readonly tlsServer: tls.Server | undefined;
+  /** Connections as HTTP sees them (the TLS socket when TLS is on). */
   private readonly sockets = new Set<TrackedSocket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
+  private onIdle: (() => void) | undefined;
   private readonly sanMatchers: readonly Predicate[];
   private localTrustDomain: string | undefined;
-  private readonly connGauge;
-  private readonly connTotal;
+  private readonly onMaterial = (m: TlsMaterialView) => this.tlsServer?.setSecureContext(this.tlsOptions(m));
 
   constructor(
     readonly listener: Listener,
-    readonly hcm: HcmRuntime,
+    hcm: HcmRuntime,
     private readonly d: ListenerDeps,
   ) {
+    this.hcm = hcm;
+    this.tlsMaterial = d.tlsMaterial;
     const cfg = listener.filterChain.hcm;
-    const name = listener.name;
-    this.connGauge = d.metrics.downstreamConnectionsActive.labels({ listener: name });
-    this.connTotal = d.metrics.downstreamConnectionsTotal.labels({ listener: name });
     this.sanMatchers = (listener.filterChain.tls?.common.validation?.uriSanMatchers ?? []).map(compileStringMatcher);
 
     this.h1 = http.createServer({
@@ -69,7 +204,7 @@ export class ListenerRuntime {
         sock[kInflight] = (sock[kInflight] ?? 1) - 1;
         if (this.draining && sock[kInflight] === 0) sock.destroySoon();
       });
-      this.hcm.handleH1(req, res, sock[kConn] ?? this.plainConn(sock));
+      this.hcm.handleH1(req, res, sock[kConn] ?? plainConn(sock));
     });
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.onUpgrade(req, socket, head));
     this.h1.on('clientError', (err: Error & { code?: string }, socket: net.Socket) => this.onClientError(err, socket));
@@ -99,55 +234,40 @@ export class ListenerRuntime {
       const sock = stream.session?.socket as TrackedSocket | undefined;
       this.hcm.handleH2(stream, headers, flags, sock?.[kConn] ?? { remoteIp: '', remotePort: 0, tls: false });
     });
-  }
 
-  get name(): string {
-    return this.listener.name;
-  }
-
-  address(): SocketAddress | undefined {
-    const a = this.server?.address();
-    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
-  }
-
-  private plainConn(sock: net.Socket): ConnInfo {
-    return { remoteIp: sock.remoteAddress ?? '', remotePort: sock.remotePort ?? 0, tls: false };
-  }
-
-  async start(): Promise<SocketAddress> {
-    const chain = this.listener.filterChain;
-    if (chain.tls) {
-      const source = this.d.tlsMaterial;
-      if (!source) throw new Error(`listener ${this.name}: TLS material missing`);
+    const chainTls = listener.filterChain.tls;
+    if (chainTls) {
+      const source = d.tlsMaterial;
+      if (!source) throw new Error(`listener ${listener.name}: TLS material missing`);
+      // Never listens itself: the listener's socket hands it raw connections, so a chain can change
+      // (or stop using TLS) without the port being closed.
       const server = tls.createServer({
         ...this.tlsOptions(source.current()),
-        requestCert: chain.tls.requireClientCertificate,
+        requestCert: chainTls.requireClientCertificate,
         // Chain verification still happens; the verdict is read in onSecure so each refusal has a reason.
         rejectUnauthorized: false,
-        ALPNProtocols: chain.tls.common.alpnProtocols.length ? [...chain.tls.common.alpnProtocols] : ['h2', 'http/1.1'],
+        ALPNProtocols: chainTls.common.alpnProtocols.length ? [...chainTls.common.alpnProtocols] : ['h2', 'http/1.1'],
       });
       // Rotation: new handshakes use the new SVID and bundle; established connections keep theirs.
-      source.on('update', (m) => server.setSecureContext(this.tlsOptions(m)));
+      source.on('update', this.onMaterial);
       server.on('secureConnection', (s: tls.TLSSocket) => this.onSecure(s));
       server.on('tlsClientError', (err: Error & { code?: string }, s: tls.TLSSocket) => {
         this.d.metrics.tlsHandshakeFailures.inc({ listener: this.name, reason: reasonFromTlsError(err.code ?? 'handshake') });
         this.d.logger.debug({ listener: this.name, remote: s.remoteAddress, code: err.code, err: err.message }, 'TLS handshake failed');
         s.destroy();
       });
-      this.server = server;
-    } else {
-      this.server = net.createServer((s) => this.onPlain(s));
+      this.tlsServer = server;
     }
-    const server = this.server;
-    server.on('connection', (s: net.Socket) => this.track(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.listener.address.host, port: this.listener.address.port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.address()!;
+  }
+
+  private get name(): string {
+    return this.listener.name;
+  }
+
+  /** A raw connection from the listener's socket. */
+  accept(s: net.Socket): void {
+    if (this.tlsServer) this.tlsServer.emit('connection', s);
+    else this.onPlain(s);
   }
 
   private tlsOptions(m: TlsMaterialView): tls.SecureContextOptions {
@@ -155,17 +275,12 @@ export class ListenerRuntime {
     return { cert: m.certChainPem, key: m.keyPem, ca: m.caPem, minVersion: 'TLSv1.2' };
   }
 
-  private track(s: net.Socket): void {
+  /** An HTTP-level connection of this chain; a draining chain reports when its last one closed. */
+  private adopt(s: TrackedSocket): void {
     this.sockets.add(s);
-    this.connGauge.inc();
-    this.connTotal.inc();
-    s.setNoDelay(true);
     s.once('close', () => {
       this.sockets.delete(s);
-      this.connGauge.dec();
-    });
-    s.on('error', () => {
-      /* resets are normal at connection level; requests account for their own failures */
+      if (this.draining && this.sockets.size === 0) this.onIdle?.();
     });
   }
 
@@ -197,6 +312,7 @@ export class ListenerRuntime {
     }
     const info: ConnInfo = { remoteIp: s.remoteAddress ?? '', remotePort: s.remotePort ?? 0, tls: true, peer, sni: (s as tls.TLSSocket & { servername?: string }).servername || undefined };
     (s as TrackedSocket)[kConn] = info;
+    this.adopt(s);
     const codec = this.listener.filterChain.hcm.codecType;
     if (s.alpnProtocol === 'h2' && codec !== 'HTTP1') this.toH2(s);
     else this.h1.emit('connection', s);
@@ -204,7 +320,8 @@ export class ListenerRuntime {
 
   /** Plaintext: HTTP/1.x or h2c with prior knowledge, told apart by the first bytes (codec_type AUTO). */
   private onPlain(s: net.Socket): void {
-    (s as TrackedSocket)[kConn] = this.plainConn(s);
+    (s as TrackedSocket)[kConn] = plainConn(s);
+    this.adopt(s);
     const codec = this.listener.filterChain.hcm.codecType;
     if (codec === 'HTTP1') return void this.h1.emit('connection', s);
     if (codec === 'HTTP2') return this.toH2(s);
@@ -239,7 +356,7 @@ export class ListenerRuntime {
    * because Node has already detached its parser.
    */
   private onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-    const conn = (socket as TrackedSocket)[kConn] ?? this.plainConn(socket);
+    const conn = (socket as TrackedSocket)[kConn] ?? plainConn(socket);
     if (String(req.headers.upgrade ?? '').toLowerCase() === 'websocket') return this.hcm.handleH1Upgrade(req, socket, head, conn);
     const res = new http.ServerResponse(req);
     res.shouldKeepAlive = false;
@@ -270,24 +387,25 @@ export class ListenerRuntime {
     this.d.logger.info({ listener: this.name, remote: socket.remoteAddress, code, status: reply.status }, 'malformed request refused');
   }
 
-  /** Stop accepting; GOAWAY on HTTP/2; HTTP/1.1 connections close after their current response. */
-  drain(): void {
+  /** GOAWAY on HTTP/2; HTTP/1.1 connections close after their current response. `onIdle` runs once none is left. */
+  drain(onIdle?: () => void): void {
     this.draining = true;
-    this.server?.close();
+    if (onIdle) this.onIdle = onIdle;
     for (const s of this.sessions) s.close();
     for (const s of this.sockets) if (!s[kInflight] && !s[kH2]) s.destroySoon();
-  }
-
-  whenIdle(): Promise<void> {
-    return this.hcm.whenIdle();
+    if (this.sockets.size === 0) this.onIdle?.();
   }
 
   close(): void {
     this.draining = true;
-    this.server?.close();
+    this.tlsMaterial?.off?.('update', this.onMaterial);
     for (const s of this.sessions) s.destroy();
     for (const s of this.sockets) s.destroy();
   }
+}
+
+function plainConn(sock: net.Socket): ConnInfo {
+  return { remoteIp: sock.remoteAddress ?? '', remotePort: sock.remotePort ?? 0, tls: false };
 }
 
 function peerInfo(cert: X509Certificate, uri: string): PeerInfo {

@@ -1,7 +1,7 @@
 // Replies the proxy makes itself: JSON {code,message,request_id} for HTTP, trailers-only grpc-status for gRPC.
 
 /** Envoy response flags (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage). */
-export type ResponseFlag = '-' | 'NR' | 'UF' | 'UC' | 'UT' | 'UH' | 'UO' | 'RL' | 'DC' | 'URX' | 'DPE' | 'UPE' | 'SI';
+export type ResponseFlag = '-' | 'NR' | 'NC' | 'UF' | 'UC' | 'UT' | 'UH' | 'UO' | 'RL' | 'DC' | 'URX' | 'DPE' | 'UPE' | 'SI';
 
 export interface LocalReply {
   readonly status: number;
@@ -51,7 +51,8 @@ export function grpcStatusForHttp(status: number): number {
 
 export const Replies = {
   noRoute: (): LocalReply => ({ status: 404, code: 'no_route', message: 'no route matched the request', flag: 'NR', details: 'route_not_found' }),
-  noCluster: (cluster: string): LocalReply => ({ status: 503, code: 'no_cluster', message: `cluster ${cluster} is not known`, flag: 'NR', details: 'cluster_not_found' }),
+  /** Envoy's NC: the route names a cluster the proxy does not have (a control plane that broke make-before-break). */
+  noCluster: (cluster: string): LocalReply => ({ status: 503, code: 'no_cluster', message: `cluster ${cluster} is not known`, flag: 'NC', details: 'cluster_not_found' }),
   noHealthyUpstream: (): LocalReply => ({ status: 503, code: 'no_healthy_upstream', message: 'no healthy upstream', flag: 'UH', details: 'no_healthy_upstream' }),
   connectFailure: (reason: string): LocalReply => ({
     status: 503,

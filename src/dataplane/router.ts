@@ -1,11 +1,32 @@
 // Route table compiled once per RouteConfiguration: virtual host lookup by authority, then first matching route.
 import { compileHeaderMatcher, compileRegex, type HeaderGetter } from '../model/matchers.js';
+import type { Rng } from '../core/rng.js';
 import type { Route, RouteConfiguration, VirtualHost } from '../model/types.js';
 
 export interface CompiledRoute {
   readonly route: Route;
   readonly virtualHost: string;
   matches(path: string, pathNoQuery: string, get: HeaderGetter): boolean;
+  /** The upstream cluster for one request: the route's cluster, or one of its weighted_clusters by weight. */
+  pickCluster(rng: Rng): string;
+}
+
+/** weighted_clusters as a cumulative table built once per config, so a pick is one draw and a short scan. */
+function clusterPicker(r: Route): (rng: Rng) => string {
+  const action = r.action.kind === 'route' ? r.action.action : undefined;
+  const weighted = action?.weightedClusters;
+  if (!weighted) {
+    const cluster = action?.cluster ?? '';
+    return () => cluster;
+  }
+  const live = weighted.filter((c) => c.weight > 0);
+  const total = live.reduce((s, c) => s + c.weight, 0);
+  let sum = 0;
+  const table = live.map((c) => ({ name: c.name, upTo: (sum += c.weight) }));
+  return (rng) => {
+    const x = rng.next() * total;
+    return (table.find((e) => x < e.upTo) ?? table[table.length - 1]!).name;
+  };
 }
 
 interface CompiledVhost {
@@ -28,9 +49,11 @@ function compileRoute(r: Route, vhost: string): CompiledRoute {
     const v = r.match.caseSensitive ? p.value : p.value.toLowerCase();
     pathOk = r.match.caseSensitive ? (path) => path.startsWith(v) : (path) => path.toLowerCase().startsWith(v);
   }
+  const pick = clusterPicker(r);
   return {
     route: r,
     virtualHost: vhost,
+    pickCluster: pick,
     matches(path, noQuery, get) {
       if (!pathOk(path, noQuery)) return false;
       for (const h of headers) if (!h(get)) return false;

@@ -1,15 +1,19 @@
-// The sidecar's data plane as one unit: clusters, listeners and their HCMs built from one Bootstrap, plus drain.
+// The sidecar's data plane as one unit: clusters, routes and listeners from the bootstrap, updated live from
+// xDS (CDS, EDS, LDS, RDS applied make-before-break), plus readiness and drain.
 import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
+import type { FieldIssue } from '../core/errors.js';
 import type { Rng } from '../core/rng.js';
-import type { Bootstrap, Cluster, CommonTls, Listener } from '../model/types.js';
+import type { Bootstrap, Cluster, ClusterLoadAssignment, CommonTls, Listener, RouteConfiguration } from '../model/types.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { Logger } from '../telemetry/logger.js';
 import { RequestRecorder, createMetrics, type MeshMetrics } from '../telemetry/metrics.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import type { MaterialSource } from '../upstream/tls.js';
 import { HcmRuntime } from './hcm.js';
-import { ListenerRuntime } from './listener.js';
+import type { ListenerRuntime } from './listener.js';
+import { ListenerManager } from './listener-manager.js';
+import { RouteStore } from './route-store.js';
 
 export interface SidecarDeps {
   readonly clock: Clock;
@@ -17,66 +21,124 @@ export interface SidecarDeps {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly accessLog: AccessLog;
-  /** Identity's secret store: the live TLS material for a CommonTlsContext's certificates. */
+  /** Identity's secret store: the live TLS material for a CommonTlsContext's certificates. May throw. */
   readonly materialFor: (common: CommonTls) => MaterialSource;
+  /** How long a listener that LDS replaced or removed lets its requests finish (default 5 s, as --drain-time). */
+  readonly drainMs?: number;
 }
+
+const DEFAULT_DRAIN_MS = 5000;
 
 export class SidecarRuntime {
   readonly metrics: MeshMetrics;
   readonly clusters: ClusterManager;
-  readonly listeners: readonly ListenerRuntime[];
+  readonly routes: RouteStore;
+  readonly listenerManager: ListenerManager;
+  private readonly recorder: RequestRecorder;
   private started = false;
+  /** The workload's identity outbound: the TLS material of any cluster that originates TLS. */
+  private upstreamIdentity: MaterialSource | undefined;
 
   constructor(
     readonly bootstrap: Bootstrap,
     private readonly d: SidecarDeps,
   ) {
     this.metrics = createMetrics(d.registry);
-    const recorder = new RequestRecorder(this.metrics);
+    this.recorder = new RequestRecorder(this.metrics);
     this.clusters = new ClusterManager(bootstrap.clusters, {
       clock: d.clock,
       metrics: this.metrics,
       materialFor: (c: Cluster) => (c.tls ? d.materialFor(c.tls.common) : undefined),
       startOffset: (n) => d.rng.int(n),
     });
-    this.listeners = bootstrap.listeners.map((l) => this.buildListener(l, recorder));
+    this.refreshUpstreamIdentity();
+    this.routes = new RouteStore(() => d.clock.now());
+    this.listenerManager = new ListenerManager(bootstrap.listeners, {
+      clock: d.clock,
+      logger: d.logger,
+      metrics: this.metrics,
+      drainMs: d.drainMs ?? DEFAULT_DRAIN_MS,
+      routes: this.routes,
+      materialFor: d.materialFor,
+      hcmFor: (l, tls) => this.hcmFor(l, tls),
+    });
   }
 
-  private buildListener(l: Listener, recorder: RequestRecorder): ListenerRuntime {
-    const tls = l.filterChain.tls;
-    const material = tls ? this.d.materialFor(tls.common) : undefined;
-    const reporter = l.trafficDirection === 'INBOUND' || (l.trafficDirection === 'UNSPECIFIED' && tls) ? 'destination' : 'source';
-    // The workload's own identity: the listener's certificate inbound, any upstream TLS context outbound.
-    const own = material ?? this.anyUpstreamMaterial();
-    const hcm = new HcmRuntime(l.filterChain.hcm, {
+  private hcmFor(l: Listener, material: MaterialSource | undefined): HcmRuntime {
+    const reporter = l.trafficDirection === 'INBOUND' || (l.trafficDirection === 'UNSPECIFIED' && l.filterChain.tls) ? 'destination' : 'source';
+    return new HcmRuntime(l.filterChain.hcm, {
       listenerName: l.name,
       reporter,
       clusters: this.clusters,
       metrics: this.metrics,
-      recorder,
+      recorder: this.recorder,
       accessLog: this.d.accessLog,
       logger: this.d.logger,
       clock: this.d.clock,
-      localUri: () => own?.current().spiffeId,
+      rng: this.d.rng,
+      // The workload's own identity: the listener's certificate inbound, any upstream TLS context outbound.
+      localUri: material ? () => material.current().spiffeId : () => this.upstreamIdentity?.current().spiffeId,
+      rdsSlot: (name) => this.routes.slot(name),
     });
-    return new ListenerRuntime(l, hcm, { metrics: this.metrics, logger: this.d.logger, tlsMaterial: material });
   }
 
-  private anyUpstreamMaterial(): MaterialSource | undefined {
-    const c = this.bootstrap.clusters.find((x) => x.tls);
-    return c?.tls ? this.d.materialFor(c.tls.common) : undefined;
+  private refreshUpstreamIdentity(): void {
+    const c = [...this.clusters.all()].find((x) => x.cluster.tls);
+    this.upstreamIdentity = c?.cluster.tls ? this.d.materialFor(c.cluster.tls.common) : undefined;
+  }
+
+  /** Every listener serving now (static, and the active version of each dynamic one). */
+  get listeners(): readonly ListenerRuntime[] {
+    return this.listenerManager.active;
   }
 
   async start(): Promise<void> {
-    for (const l of this.listeners) {
-      const a = await l.start();
-      this.d.logger.info({ listener: l.name, address: `${a.host}:${a.port}` }, 'listener bound');
-    }
+    await this.listenerManager.startStatic();
     this.started = true;
   }
 
-  get ready(): boolean {
+  /** Static listeners bound and not draining. */
+  get serving(): boolean {
     return this.started;
+  }
+
+  /** Nothing warming: no cluster waits for EDS, no listener for RDS or for its bind. */
+  get settled(): boolean {
+    return this.clusters.warmingCount === 0 && this.listenerManager.settled;
+  }
+
+  // ---- xDS, in make-before-break order: CDS, EDS, LDS, RDS. Each returns the issues that refuse it. ------
+
+  applyClusters(clusters: ReadonlyMap<string, Cluster>, changed: ReadonlySet<string>, version: string): FieldIssue[] {
+    const issues = this.clusters.applyClusters(clusters, changed, version);
+    if (!issues.length) this.refreshUpstreamIdentity();
+    return issues;
+  }
+
+  applyEndpoints(assignments: ReadonlyMap<string, ClusterLoadAssignment>, changed: ReadonlySet<string>, version: string): FieldIssue[] {
+    this.clusters.applyAssignments(assignments, changed, version);
+    return [];
+  }
+
+  applyListeners(listeners: ReadonlyMap<string, Listener>, changed: ReadonlySet<string>, version: string): FieldIssue[] {
+    return this.listenerManager.apply(listeners, changed, version);
+  }
+
+  applyRoutes(configs: ReadonlyMap<string, RouteConfiguration>, changed: ReadonlySet<string>, version: string): FieldIssue[] {
+    this.routes.apply(configs, changed, version);
+    this.listenerManager.routesChanged();
+    return [];
+  }
+
+  /** An EDS resource never arrived (initial_fetch_timeout): clusters waiting for it start with no endpoints. */
+  endpointsMissing(name: string): void {
+    this.clusters.assignmentMissing(name);
+  }
+
+  /** An RDS resource never arrived: listeners waiting for it start with no routes (404 NR), as Envoy's do. */
+  routesMissing(name: string): void {
+    this.routes.missing(name);
+    this.listenerManager.routesChanged();
   }
 
   /**
@@ -85,12 +147,13 @@ export class SidecarRuntime {
    */
   async drain(drainMs: number): Promise<boolean> {
     this.started = false;
-    for (const l of this.listeners) l.drain();
+    const all = this.listenerManager.all();
+    for (const l of all) l.drain();
     let timer: ReturnType<Clock['setTimeout']> | undefined;
     const timedOut = new Promise<boolean>((r) => {
       timer = this.d.clock.setTimeout(() => r(false), drainMs);
     });
-    const idle = Promise.all(this.listeners.map((l) => l.whenIdle())).then(() => true);
+    const idle = Promise.all(all.map((l) => l.whenIdle())).then(() => true);
     const clean = await Promise.race([idle, timedOut]);
     if (timer) this.d.clock.clearTimeout(timer);
     this.close();
@@ -99,7 +162,7 @@ export class SidecarRuntime {
 
   close(): void {
     this.started = false;
-    for (const l of this.listeners) l.close();
+    this.listenerManager.close();
     this.clusters.destroy();
   }
 }

@@ -83,9 +83,19 @@ export interface RouteMatch {
   readonly headers: readonly HeaderMatcher[];
 }
 
+/** envoy.config.route.v3.WeightedCluster.ClusterWeight */
+export interface WeightedCluster {
+  readonly name: string;
+  /** Chosen with probability weight / sum of the route's weights; 0 = never. */
+  readonly weight: number;
+}
+
 /** envoy.config.route.v3.RouteAction (subset) */
 export interface RouteAction {
+  /** The upstream cluster; "" when weightedClusters chooses one per request. */
   readonly cluster: string;
+  /** RouteAction.weighted_clusters: one cluster per request, by weight (the router picks with the injected rng). */
+  readonly weightedClusters?: readonly WeightedCluster[];
   /** RouteAction.timeout; Envoy's default is 15 s; 0 disables. */
   readonly timeoutMs: number;
   readonly prefixRewrite?: string;
@@ -148,7 +158,10 @@ export interface Http2Options {
 export interface HttpConnectionManager {
   readonly statPrefix: string;
   readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
-  readonly route: { readonly kind: 'inline'; readonly config: RouteConfiguration } | { readonly kind: 'rds'; readonly name: string };
+  readonly route:
+    | { readonly kind: 'inline'; readonly config: RouteConfiguration }
+    /** rds: the RouteConfiguration named here arrives over ADS; the listener warms until it does. */
+    | { readonly kind: 'rds'; readonly name: string; readonly initialFetchTimeoutMs: number };
   readonly httpFilters: readonly HttpFilterConfig[];
   readonly forwardClientCertDetails: ForwardClientCertDetails;
   readonly setCurrentClientCertDetails: SetCurrentClientCertDetails;
@@ -218,6 +231,11 @@ export type LbPolicy = 'ROUND_ROBIN';
 export interface Cluster {
   readonly name: string;
   readonly type: 'STATIC' | 'EDS';
+  /**
+   * eds_cluster_config, for type EDS: the ClusterLoadAssignment name (service_name, else the cluster name)
+   * and eds_config.initial_fetch_timeout (0 = wait for it forever).
+   */
+  readonly eds?: { readonly serviceName: string; readonly initialFetchTimeoutMs: number };
   /** connect_timeout, Envoy default 5 s */
   readonly connectTimeoutMs: number;
   readonly lbPolicy: LbPolicy;
@@ -242,7 +260,6 @@ export interface AdminConfig {
   readonly address: SocketAddress;
 }
 
-/** envoy.config.bootstrap.v3.Bootstrap (node, static_resources, admin) */
 /**
  * The mesh CA the sidecar's identity manager asks for its SVID, from node metadata in istio-agent's names
  * (CA_ADDR, …). Present exactly when a TLS context names the SDS secrets `default` / `ROOTCA`.
@@ -260,9 +277,29 @@ export interface CaConfig {
   readonly ttlMs: number;
 }
 
+/**
+ * dynamic_resources in Istio's shape: one ADS stream (ads_config, gRPC, V3) to the control server carries
+ * LDS and CDS (and the EDS/RDS they imply). The server is the first endpoint of the static cluster
+ * ads_config names (or the `--xds` URL); a TLS transport socket on that cluster means mTLS.
+ */
+export interface AdsConfig {
+  /** ads_config.grpc_services[0].envoy_grpc.cluster_name; empty when `--xds` named the server. */
+  readonly clusterName: string;
+  /** host may be a DNS name when it came from `--xds`. */
+  readonly address: SocketAddress;
+  readonly tls?: UpstreamTls;
+  /** lds_config / cds_config initial_fetch_timeout (Envoy's default 15 s; 0 = wait forever). */
+  readonly ldsInitialFetchTimeoutMs: number;
+  readonly cdsInitialFetchTimeoutMs: number;
+  /** ads_config.set_node_on_first_message_only (Istio sets it; the protocol only needs the node once). */
+  readonly setNodeOnFirstMessageOnly: boolean;
+}
+
+/** envoy.config.bootstrap.v3.Bootstrap (node, static_resources, dynamic_resources, admin) */
 export interface Bootstrap {
   readonly node: NodeInfo;
   readonly ca?: CaConfig;
+  readonly ads?: AdsConfig;
   readonly listeners: readonly Listener[];
   readonly clusters: readonly Cluster[];
   readonly admin?: AdminConfig;

@@ -140,3 +140,81 @@ export function createIdentityMetrics(registry: Registry): IdentityMetrics {
     bundleUpdates: new Counter({ name: 'outrigger_trust_bundle_updates_total', help: 'Trust bundles received from the mesh CA', registers: r }),
   };
 }
+
+/** The control server's mesh-config reloads: what a user alerts on when a bad change was rejected. */
+export interface ConfigMetrics {
+  readonly reloads: Counter<'result'>;
+  readonly lastReloadSuccessful: Gauge;
+  readonly lastReloadTimestamp: Gauge;
+  readonly issues: Gauge;
+}
+
+export function createConfigMetrics(registry: Registry): ConfigMetrics {
+  const r = [registry];
+  return {
+    reloads: new Counter({ name: 'outrigger_config_reloads_total', help: 'Mesh config loads, by result (ok, rejected)', labelNames: ['result'], registers: r }),
+    // Named after Prometheus' own prometheus_config_last_reload_successful, which alerting rules already know.
+    lastReloadSuccessful: new Gauge({ name: 'outrigger_config_last_reload_successful', help: '1 if the last mesh config change was accepted, 0 if it was rejected (the previous snapshot keeps serving)', registers: r }),
+    lastReloadTimestamp: new Gauge({ name: 'outrigger_config_last_reload_success_timestamp_seconds', help: 'When the serving mesh config was accepted, seconds since epoch', registers: r }),
+    issues: new Gauge({ name: 'outrigger_config_issues', help: 'Validation errors in the last rejected mesh config change (0 when it was accepted)', registers: r }),
+  };
+}
+
+/** xDS short type names, the `type` label values Istio's pilot_* metrics use (bounded). */
+export type XdsTypeLabel = 'cds' | 'eds' | 'lds' | 'rds';
+
+/**
+ * The ADS server's metrics. Istio's pilot_* names where istiod has one (pilot/pkg/xds/monitoring.go and
+ * Istio's metrics reference), so its dashboards and alerts carry over; outrigger_xds_* for what istiod does not
+ * measure (push-to-ACK latency, refused streams by reason, requests for types we do not serve).
+ */
+export interface XdsMetrics {
+  /** pilot_xds: connected xDS streams, by proxy kind (sidecar, proxyless) and transport (mtls, plaintext). */
+  readonly connected: Gauge<'kind' | 'transport'>;
+  readonly pushes: Counter<'type'>;
+  readonly rejects: Counter<'type'>;
+  readonly expiredNonces: Counter<'type'>;
+  readonly configSize: Histogram<'type'>;
+  readonly convergence: Histogram<string>;
+  readonly pushToAck: Histogram<'type'>;
+  readonly refusals: Counter<'reason'>;
+  readonly unsupported: Counter<string>;
+}
+
+export function createXdsMetrics(registry: Registry): XdsMetrics {
+  const r = [registry];
+  return {
+    connected: new Gauge({ name: 'pilot_xds', help: 'xDS streams connected to this control server, by proxy kind and transport', labelNames: ['kind', 'transport'], registers: r }),
+    pushes: new Counter({ name: 'pilot_xds_pushes', help: 'DiscoveryResponses sent, by xDS type (cds, eds, lds, rds)', labelNames: ['type'], registers: r }),
+    rejects: new Counter({ name: 'pilot_total_xds_rejects', help: 'DiscoveryResponses a proxy rejected (NACK with error_detail), by xDS type', labelNames: ['type'], registers: r }),
+    expiredNonces: new Counter({ name: 'pilot_xds_expired_nonce', help: 'Requests ignored because their response_nonce was not the latest sent for the type', labelNames: ['type'], registers: r }),
+    // Istio's boundaries: 4 MB is gRPC's default receive limit, 10 MB strains a proxy.
+    configSize: new Histogram({ name: 'pilot_xds_config_size_bytes', help: 'Size of DiscoveryResponses sent, by xDS type', labelNames: ['type'], buckets: [1, 10000, 1000000, 4000000, 10000000, 40000000], registers: r }),
+    convergence: new Histogram({ name: 'pilot_proxy_convergence_time', help: 'Seconds from a config change to the push of every changed type to one proxy', buckets: [0.1, 0.5, 1, 3, 5, 10, 20, 30], registers: r }),
+    pushToAck: new Histogram({ name: 'outrigger_xds_push_to_ack_seconds', help: 'Seconds from a DiscoveryResponse to the ACK of its nonce, by xDS type', labelNames: ['type'], buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers: r }),
+    refusals: new Counter({ name: 'outrigger_xds_refusals_total', help: 'ADS streams the server ended, by reason (node_missing, node_invalid, identity_mismatch, no_client_cert, svid_invalid, malformed_request, type_url_missing, internal)', labelNames: ['reason'], registers: r }),
+    unsupported: new Counter({ name: 'outrigger_xds_unsupported_requests_total', help: 'DiscoveryRequests for a type URL this server does not serve (ignored)', registers: r }),
+  };
+}
+
+/**
+ * The sidecar's xDS client. Envoy counts update_success / update_rejected per subscription
+ * (control_plane.connected_state for the stream); here one counter with the xDS type (cds, eds, lds, rds)
+ * and the answer we sent.
+ */
+export interface XdsClientMetrics {
+  readonly updates: Counter<'type' | 'result'>;
+  readonly connected: Gauge<string>;
+  readonly applyDuration: Histogram<'type'>;
+}
+
+const APPLY_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
+
+export function createXdsClientMetrics(registry: Registry): XdsClientMetrics {
+  const r = [registry];
+  return {
+    updates: new Counter({ name: 'outrigger_xds_updates_total', help: 'xDS responses answered, by type (cds, eds, lds, rds) and result (ack, nack)', labelNames: ['type', 'result'], registers: r }),
+    connected: new Gauge({ name: 'outrigger_xds_connected', help: '1 while the ADS stream to the control server is up', registers: r }),
+    applyDuration: new Histogram({ name: 'outrigger_xds_apply_duration_milliseconds', help: 'Time to decode, validate and apply one xDS response, by type', labelNames: ['type'], buckets: APPLY_BUCKETS, registers: r }),
+  };
+}

@@ -1,12 +1,18 @@
-// Cluster manager: one runtime per decoded Cluster, each with its endpoints, a round-robin pick and a pool per endpoint.
+// Cluster manager: one runtime per active Cluster version (endpoints, round-robin pick, a pool per endpoint),
+// CDS/EDS applied make-before-break: new EDS clusters warm until their endpoints arrive, endpoints update in place.
 import type { Clock } from '../core/clock.js';
-import type { Cluster, LbEndpoint, Locality } from '../model/types.js';
+import { errorMessage, type FieldIssue } from '../core/errors.js';
+import type { Cluster, ClusterLoadAssignment, LbEndpoint, Locality } from '../model/types.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import { H1Pool } from './h1-pool.js';
 import { H2Pool } from './h2-pool.js';
 import type { UpstreamPool } from './pool.js';
 import { UpstreamTlsContext, type MaterialSource } from './tls.js';
 
+/**
+ * One upstream host. Like Envoy's Host it outlives config versions: an EDS update that keeps its address
+ * keeps this object (pool, open connections, counters) and only refreshes weight, health and locality.
+ */
 export class EndpointRuntime {
   rqActive = 0;
   rqTotal = 0;
@@ -15,13 +21,12 @@ export class EndpointRuntime {
   readonly hostPort: string;
 
   constructor(
-    readonly endpoint: LbEndpoint,
-    readonly locality: Locality,
-    readonly priority: number,
+    public endpoint: LbEndpoint,
+    public locality: Locality,
+    public priority: number,
     readonly pool: UpstreamPool,
   ) {
-    const h = endpoint.address.host;
-    this.hostPort = `${h.includes(':') ? `[${h}]` : h}:${endpoint.address.port}`;
+    this.hostPort = hostPortOf(endpoint);
   }
 
   get healthy(): boolean {
@@ -30,6 +35,12 @@ export class EndpointRuntime {
   }
 }
 
+function hostPortOf(e: LbEndpoint): string {
+  const h = e.address.host;
+  return `${h.includes(':') ? `[${h}]` : h}:${e.address.port}`;
+}
+
+/** One version of one cluster: its endpoints and the pick table, frozen until the next CDS/EDS update. */
 export class ClusterRuntime {
   readonly endpoints: readonly EndpointRuntime[];
   private readonly healthy: readonly EndpointRuntime[];
@@ -39,6 +50,8 @@ export class ClusterRuntime {
     readonly cluster: Cluster,
     endpoints: EndpointRuntime[],
     startOffset: number,
+    /** Shared by every pool of this cluster, and by the next version when its connection settings are equal. */
+    readonly tls?: UpstreamTlsContext,
   ) {
     this.endpoints = endpoints;
     // Until the balancer tree (priorities, localities, outlier detection) lands, the lowest priority
@@ -66,51 +79,206 @@ export class ClusterRuntime {
 export interface ClusterManagerDeps {
   readonly clock: Clock;
   readonly metrics: MeshMetrics;
-  /** The TLS material for an UpstreamTlsContext's certificates (identity's secret store). */
+  /** The TLS material for an UpstreamTlsContext's certificates (identity's secret store). May throw. */
   readonly materialFor: (cluster: Cluster) => MaterialSource | undefined;
   /** Random start offset per cluster, so a fleet of sidecars does not hit endpoint 0 in lockstep. */
   readonly startOffset: (n: number) => number;
 }
 
-export class ClusterManager {
-  private readonly clusters = new Map<string, ClusterRuntime>();
+/** When and at which xDS version a dynamic resource last changed (config_dump's version_info / last_updated). */
+export interface Stamp {
+  readonly version: string;
+  readonly lastUpdated: number;
+}
 
-  constructor(clusters: readonly Cluster[], private readonly deps: ClusterManagerDeps) {
-    for (const c of clusters) this.clusters.set(c.name, this.build(c));
+export interface ClusterView extends Stamp {
+  readonly cluster: Cluster;
+}
+
+export interface AssignmentView extends Stamp {
+  readonly assignment: ClusterLoadAssignment;
+}
+
+const NO_ENDPOINTS = (name: string): ClusterLoadAssignment => ({ clusterName: name, localities: [], overprovisioningFactor: 140 });
+
+/** What a pool depends on: when this is equal between two versions of a cluster, their pools are interchangeable. */
+function poolSettings(c: Cluster): string {
+  return JSON.stringify([c.protocol, c.http2, c.idleTimeoutMs, c.connectTimeoutMs, c.tls ?? null]);
+}
+
+export class ClusterManager {
+  private readonly active = new Map<string, ClusterRuntime>();
+  private readonly staticNames: ReadonlySet<string>;
+  /** CDS clusters that wait for their ClusterLoadAssignment (Envoy: cluster warming); the active version, if any, keeps serving. */
+  private readonly warming = new Map<string, ClusterView>();
+  private readonly stamps = new Map<string, Stamp>();
+  /** The latest ClusterLoadAssignment per EDS name (service_name), as EDS delivered it. */
+  private assignments = new Map<string, AssignmentView>();
+
+  constructor(
+    clusters: readonly Cluster[],
+    private readonly deps: ClusterManagerDeps,
+  ) {
+    for (const c of clusters) this.active.set(c.name, this.build(c, c.loadAssignment, undefined));
+    this.staticNames = new Set(clusters.map((c) => c.name));
   }
 
-  private build(c: Cluster): ClusterRuntime {
-    const source = c.tls ? this.deps.materialFor(c) : undefined;
-    const tlsCtx = c.tls && source ? new UpstreamTlsContext(c.tls, source) : undefined;
+  /**
+   * Builds a version of `c`. Endpoints of `prev` at the same address are carried over (pool, connections
+   * and counters continue) when the connection settings did not change; everything else gets a new pool.
+   */
+  private build(c: Cluster, la: ClusterLoadAssignment | undefined, prev: ClusterRuntime | undefined): ClusterRuntime {
+    const reuse = prev && poolSettings(prev.cluster) === poolSettings(c) ? prev : undefined;
+    let tlsCtx = reuse?.tls;
+    if (!tlsCtx && c.tls) {
+      const source = this.deps.materialFor(c);
+      tlsCtx = source ? new UpstreamTlsContext(c.tls, source) : undefined;
+    }
+    const spare = new Map<string, EndpointRuntime[]>();
+    for (const e of reuse?.endpoints ?? []) spare.set(e.hostPort, [...(spare.get(e.hostPort) ?? []), e]);
     const gauge = this.deps.metrics.upstreamPoolSessions.labels({ cluster: c.name });
     const onSessionDelta = (d: number) => gauge.inc(d);
     const eps: EndpointRuntime[] = [];
-    for (const loc of c.loadAssignment?.localities ?? []) {
+    for (const loc of la?.localities ?? []) {
       for (const ep of loc.endpoints) {
-        const common = {
-          endpoint: ep.address,
-          tls: tlsCtx,
-          connectTimeoutMs: c.connectTimeoutMs,
-          idleTimeoutMs: c.idleTimeoutMs,
-          clock: this.deps.clock,
-          onSessionDelta,
-        };
+        const kept = spare.get(hostPortOf(ep))?.shift();
+        if (kept) {
+          kept.endpoint = ep;
+          kept.locality = loc.locality;
+          kept.priority = loc.priority;
+          eps.push(kept);
+          continue;
+        }
+        const common = { endpoint: ep.address, tls: tlsCtx, connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, clock: this.deps.clock, onSessionDelta };
         const pool = c.protocol === 'HTTP2' ? new H2Pool({ ...common, http2: c.http2 }) : new H1Pool(common);
         eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, pool));
       }
     }
-    return new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)));
+    return new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)), tlsCtx);
+  }
+
+  /** Makes `c` the active version; pools the new version does not use drain (in-flight requests finish, then close). */
+  private activate(c: Cluster, la: ClusterLoadAssignment | undefined, stamp: Stamp): void {
+    const prev = this.active.get(c.name);
+    const next = this.build(c, la, prev);
+    this.active.set(c.name, next);
+    this.stamps.set(c.name, stamp);
+    if (prev) retire(prev, next);
   }
 
   get(name: string): ClusterRuntime | undefined {
-    return this.clusters.get(name);
+    return this.active.get(name);
   }
 
   all(): IterableIterator<ClusterRuntime> {
-    return this.clusters.values();
+    return this.active.values();
+  }
+
+  /** True while a CDS cluster waits for its endpoints. */
+  get warmingCount(): number {
+    return this.warming.size;
+  }
+
+  /**
+   * CDS (state of the world): `clusters` is every dynamic cluster; `changed` the ones new or different since
+   * the last call. Checked first, applied only if nothing is wrong (a refusal leaves everything as it was).
+   * A static cluster cannot be replaced by CDS (Envoy: "static clusters cannot be updated by CDS").
+   */
+  applyClusters(clusters: ReadonlyMap<string, Cluster>, changed: ReadonlySet<string>, version: string): FieldIssue[] {
+    const issues: FieldIssue[] = [];
+    for (const name of changed) {
+      const c = clusters.get(name)!;
+      if (this.staticNames.has(name)) issues.push({ path: name, message: 'a static cluster of this name exists; CDS cannot replace it' });
+      else if (c.tls) {
+        try {
+          this.deps.materialFor(c);
+        } catch (e) {
+          issues.push({ path: `${name}: transport_socket`, message: errorMessage(e) });
+        }
+      }
+    }
+    if (issues.length) return issues;
+    const stamp = { version, lastUpdated: this.deps.clock.now() };
+    for (const name of [...this.active.keys(), ...this.warming.keys()]) {
+      if (this.staticNames.has(name) || clusters.has(name)) continue;
+      this.warming.delete(name);
+      this.stamps.delete(name);
+      const gone = this.active.get(name);
+      this.active.delete(name);
+      if (gone) retire(gone, undefined);
+    }
+    for (const name of changed) {
+      const c = clusters.get(name)!;
+      // A newer version supersedes one still warming.
+      this.warming.delete(name);
+      if (c.type !== 'EDS') {
+        this.activate(c, c.loadAssignment, stamp);
+        continue;
+      }
+      // A ClusterLoadAssignment we already hold for this name is current (the server only resends it when it
+      // changes), so a changed cluster with a known EDS name is warm at once; a new name waits for EDS.
+      const known = this.assignments.get(c.eds!.serviceName);
+      if (known) this.activate(c, known.assignment, stamp);
+      else this.warming.set(name, { cluster: c, ...stamp });
+    }
+    const wanted = new Set([...this.active.values()].map((r) => r.cluster.eds?.serviceName).concat([...this.warming.values()].map((w) => w.cluster.eds?.serviceName)));
+    for (const name of this.assignments.keys()) if (!wanted.has(name)) this.assignments.delete(name);
+    return [];
+  }
+
+  /**
+   * EDS: `assignments` is every ClusterLoadAssignment held, by name; `changed` the ones that arrived new or
+   * different. Warming clusters waiting for one activate; active clusters update their endpoints in place.
+   */
+  applyAssignments(assignments: ReadonlyMap<string, ClusterLoadAssignment>, changed: ReadonlySet<string>, version: string): void {
+    const stamp = { version, lastUpdated: this.deps.clock.now() };
+    const next = new Map<string, AssignmentView>();
+    for (const [name, assignment] of assignments) next.set(name, changed.has(name) ? { assignment, ...stamp } : this.assignments.get(name) ?? { assignment, ...stamp });
+    this.assignments = next;
+    for (const name of changed) this.assignmentArrived(name, next.get(name)!.assignment);
+  }
+
+  /**
+   * The EDS resource did not arrive within initial_fetch_timeout: as Envoy does, the warming clusters
+   * waiting for it activate with no endpoints (503 UH) rather than blocking everything behind them.
+   */
+  assignmentMissing(name: string): void {
+    this.assignmentArrived(name, NO_ENDPOINTS(name));
+  }
+
+  private assignmentArrived(name: string, la: ClusterLoadAssignment): void {
+    const activeBefore = [...this.active.values()];
+    for (const w of [...this.warming.values()]) {
+      if (w.cluster.eds?.serviceName !== name) continue;
+      this.warming.delete(w.cluster.name);
+      this.activate(w.cluster, la, { version: w.version, lastUpdated: w.lastUpdated });
+    }
+    // An active version keeps taking endpoint updates while a newer version of it warms.
+    for (const r of activeBefore) {
+      if (r.cluster.eds?.serviceName === name && this.active.get(r.cluster.name) === r) this.activate(r.cluster, la, this.stamps.get(r.cluster.name)!);
+    }
+  }
+
+  /** config_dump: static clusters, the active and warming dynamic ones, and the EDS assignments held. */
+  views(): { static: Cluster[]; active: ClusterView[]; warming: ClusterView[]; assignments: (AssignmentView & { name: string })[] } {
+    const dynamic = [...this.active.values()].filter((r) => !this.staticNames.has(r.cluster.name));
+    return {
+      static: [...this.active.values()].filter((r) => this.staticNames.has(r.cluster.name)).map((r) => r.cluster),
+      active: dynamic.map((r) => ({ cluster: r.cluster, ...this.stamps.get(r.cluster.name)! })),
+      warming: [...this.warming.values()],
+      assignments: [...this.assignments].map(([name, a]) => ({ name, ...a })),
+    };
   }
 
   destroy(): void {
-    for (const c of this.clusters.values()) for (const e of c.endpoints) e.pool.destroy();
+    for (const c of this.active.values()) for (const e of c.endpoints) e.pool.destroy();
   }
+}
+
+/** Drains the pools of `prev` that `next` does not carry over: no new requests, in-flight ones finish. */
+function retire(prev: ClusterRuntime, next: ClusterRuntime | undefined): void {
+  const kept = new Set(next?.endpoints ?? []);
+  for (const e of prev.endpoints) if (!kept.has(e)) e.pool.close();
+  // Pools keep their connection options; only new connections would have used the context.
+  if (prev.tls && prev.tls !== next?.tls) prev.tls.dispose();
 }

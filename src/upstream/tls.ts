@@ -16,6 +16,8 @@ export interface TlsMaterialView {
 export interface MaterialSource {
   current(): TlsMaterialView;
   on(event: 'update', fn: (m: TlsMaterialView) => void): unknown;
+  /** Lets a context that config replaced stop listening (the sources are EventEmitters). */
+  off?(event: 'update', fn: (m: TlsMaterialView) => void): unknown;
 }
 
 export function trustDomainOf(uri: string | undefined): string | undefined {
@@ -45,17 +47,23 @@ export class UpstreamTlsContext {
   private readonly matchers: readonly Predicate[];
   private readonly matcherText: string;
   private trustDomain: string | undefined;
+  private readonly onUpdate = (m: TlsMaterialView) => {
+    this.ctx = this.build(m);
+  };
 
   constructor(
     private readonly cfg: UpstreamTls,
-    source: MaterialSource,
+    private readonly source: MaterialSource,
   ) {
     this.matchers = (cfg.common.validation?.uriSanMatchers ?? []).map(compileStringMatcher);
     this.matcherText = (cfg.common.validation?.uriSanMatchers ?? []).map((m) => `${m.kind}:${'value' in m ? m.value : m.regex}`).join(' | ') || '<any SVID in our trust domain>';
     this.ctx = this.build(source.current());
-    source.on('update', (m) => {
-      this.ctx = this.build(m);
-    });
+    source.on('update', this.onUpdate);
+  }
+
+  /** The cluster version using this context was replaced: stop following rotations. */
+  dispose(): void {
+    this.source.off?.('update', this.onUpdate);
   }
 
   private build(m: TlsMaterialView): tls.SecureContext {

@@ -7,14 +7,18 @@ import type { Bootstrap } from '../model/types.js';
 import { decodeCanonical } from './canonical.js';
 import { joinPath, jsonToMessage, type PlainMessage } from './json.js';
 import { lookupType } from './protos.js';
-import { decodeBootstrapMessage } from './resources/bootstrap.js';
+import { decodeBootstrapMessage, type XdsTarget } from './resources/bootstrap.js';
 import { lineOf } from './yaml-lines.js';
+
+export type { XdsTarget };
 
 export interface BootstrapOptions {
   /** Named in every issue; relative DataSource filenames resolve against its directory. */
   readonly file?: string;
   /** Overrides the base directory for relative filenames (default: the file's directory, else the cwd). */
   readonly baseDir?: string;
+  /** `--xds URL`: the control server, instead of dynamic_resources in the file. */
+  readonly xds?: XdsTarget;
 }
 
 /** The path given to issues about the document as a whole (unreadable, not YAML, not an object). */
@@ -26,7 +30,7 @@ export function decodeBootstrap(json: unknown, opts: BootstrapOptions = {}): Boo
 }
 
 /** Reads, parses and decodes a YAML or JSON bootstrap file. Throws ConfigError whose issues carry file and line. */
-export function loadBootstrapFile(file: string): Bootstrap {
+export function loadBootstrapFile(file: string, opts: Pick<BootstrapOptions, 'xds'> = {}): Bootstrap {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -46,7 +50,7 @@ export function loadBootstrapFile(file: string): Bootstrap {
     // yaml refuses documents whose aliases expand excessively ("billion laughs").
     throw new ConfigError([{ path: DOCUMENT, message: errorMessage(e), file }]);
   }
-  return decode(json, { file }, (p) => lineOf(doc, lines, p));
+  return decode(json, { ...opts, file }, (p) => lineOf(doc, lines, p));
 }
 
 function decode(json: unknown, opts: BootstrapOptions, lineOf: (path: string) => number | undefined): Bootstrap {
@@ -57,7 +61,7 @@ function decode(json: unknown, opts: BootstrapOptions, lineOf: (path: string) =>
   const fileIssues: FieldIssue[] = [];
   const hooks = { 'envoy.config.core.v3.DataSource': (m: PlainMessage, p: string) => resolveFile(m, p, baseDir, fileIssues) };
   const conv = jsonToMessage(type, json, '', { hooks });
-  const decoded = conv.ok ? decodeBootstrapMessage(decodeCanonical(type, type.encode(conv.value).finish()), '') : conv;
+  const decoded = conv.ok ? decodeBootstrapMessage(decodeCanonical(type, type.encode(conv.value).finish()), '', opts) : conv;
   if (decoded.ok && fileIssues.length === 0) return decoded.value;
   const issues = [...(decoded.ok ? [] : decoded.errors), ...fileIssues].map((i): FieldIssue => {
     const line = lineOf(i.path);

@@ -58,5 +58,5 @@ t.test('POST /quitquitquit drains and stops a running sidecar', async (t) => {
     const reply = await request(m.outPort);
     return reply.status === 503;
   }, 'the inbound sidecar to be gone');
-  t.equal(m.b.runtime.ready, false, 'no longer ready');
+  t.equal(m.b.ready(), false, 'no longer ready');
 });

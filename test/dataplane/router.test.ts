@@ -1,4 +1,5 @@
 import t from 'tap';
+import { seededRng } from '../../src/core/rng.js';
 import { RouteTable } from '../../src/dataplane/router.js';
 import type { Route, RouteConfiguration } from '../../src/model/types.js';
 
@@ -76,5 +77,30 @@ t.test('no virtual host and no route both give undefined', (t) => {
   t.equal(only.match('b', '/a', () => undefined), undefined);
   t.equal(only.match('a', '/b', () => undefined), undefined);
   t.equal(only.match('a', '/a', () => undefined)?.virtualHost, 'a');
+  t.end();
+});
+
+t.test('weighted_clusters: each request picks one cluster in proportion to its weight; weight 0 never', (t) => {
+  const split: Route = {
+    name: 'split',
+    match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] },
+    action: { kind: 'route', action: { cluster: '', timeoutMs: 0, weightedClusters: [{ name: 'v1', weight: 90 }, { name: 'off', weight: 0 }, { name: 'v3', weight: 10 }] } },
+  };
+  const direct: Route = { ...route('d', { kind: 'path', value: '/d' }), action: { kind: 'direct_response', status: 200 } };
+  const tbl = new RouteTable({ name: 'w', virtualHosts: [{ name: 'w', domains: ['*'], routes: [direct, split] }] });
+  const picked = tbl.match('reviews', '/x', () => undefined)!;
+  const rng = seededRng(7);
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < 10_000; i++) {
+    const c = picked.pickCluster(rng);
+    counts[c] = (counts[c] ?? 0) + 1;
+  }
+  t.strictSame(Object.keys(counts).sort(), ['v1', 'v3']);
+  t.ok(counts.v1! > 8700 && counts.v1! < 9300, `about 90 % to v1 (${counts.v1})`);
+  // The draw decides: just under 0.9 is v1, 0.9 and above v3.
+  t.equal(picked.pickCluster({ next: () => 0.8999, int: () => 0 }), 'v1');
+  t.equal(picked.pickCluster({ next: () => 0.9, int: () => 0 }), 'v3');
+  t.equal(tbl.match('a', '/d', () => undefined)!.pickCluster(rng), '', 'a direct response names no cluster');
+  t.equal(table.match('api.example.com', '/', () => undefined)!.pickCluster(rng), 'exact-api', 'a single cluster needs no draw');
   t.end();
 });

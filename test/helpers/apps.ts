@@ -12,6 +12,8 @@ export interface EchoApp {
   port: number;
   /** Every request the app saw, in order (headers as received). */
   seen: { method: string; path: string; headers: http.IncomingHttpHeaders }[];
+  /** Connections accepted so far (a pool that reconnects shows up here). */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
@@ -86,7 +88,9 @@ export async function startEchoApp(name = 'echo', opts: { h2c?: boolean } = {}):
     socket.pipe(socket);
   });
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((s) => {
+    connections++;
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
     s.on('error', () => {});
@@ -104,6 +108,9 @@ export async function startEchoApp(name = 'echo', opts: { h2c?: boolean } = {}):
   return {
     port: (server.address() as AddressInfo).port,
     seen,
+    get connections() {
+      return connections;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.close(() => r());

@@ -20,12 +20,14 @@ export interface ControlForTest {
   monitoringUrl: string;
   /** The file a sidecar trusts the CA's serving certificate with (the trust bundle at start). */
   rootFile: string;
+  /** host:port of plaintext xDS (with configDir). */
+  xdsAddress: string;
   /** Writes a fresh single-use bootstrap token for ns/sa and returns its path. */
   token(nsSa: string, ttlMs?: number): Promise<string>;
   close(): Promise<void>;
 }
 
-export async function startControl(o: { caDir?: string; clock?: Clock; defaultTtlMs?: number; maxTtlMs?: number; port?: number; stepTimeoutMs?: number } = {}): Promise<ControlForTest> {
+export async function startControl(o: { caDir?: string; clock?: Clock; defaultTtlMs?: number; maxTtlMs?: number; port?: number; stepTimeoutMs?: number; configDir?: string; debounceMs?: number } = {}): Promise<ControlForTest> {
   const tmp = tempDir('outrigger-ca-');
   const caDir = o.caDir ?? path.join(tmp.dir, 'ca');
   const registry = new Registry();
@@ -36,6 +38,7 @@ export async function startControl(o: { caDir?: string; clock?: Clock; defaultTt
     trustDomain: TD,
     grpcAddress: { host: '127.0.0.1', port: o.port ?? 0 },
     monitoringAddress: { host: '127.0.0.1', port: 0 },
+    ...(o.configDir && { configDir: o.configDir, xdsAddress: { host: '127.0.0.1', port: 0 }, debounceMs: o.debounceMs ?? 20 }),
     serverNames: ['outrigger-control', 'localhost', '127.0.0.1'],
     defaultTtlMs: o.defaultTtlMs ?? 3600_000,
     maxTtlMs: o.maxTtlMs ?? 24 * 3600_000,
@@ -57,6 +60,7 @@ export async function startControl(o: { caDir?: string; clock?: Clock; defaultTt
     registry,
     logs,
     address: `127.0.0.1:${server.grpcPort}`,
+    xdsAddress: `127.0.0.1:${server.xdsPort}`,
     monitoringUrl: `http://127.0.0.1:${server.monitoringPort}`,
     rootFile,
     async token(nsSa, ttlMs = 600_000) {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
-import { systemRng } from '../../src/core/rng.js';
+import { systemRng, type Rng } from '../../src/core/rng.js';
 import { AccessLog } from '../../src/telemetry/access-log.js';
 import type { Logger } from '../../src/telemetry/logger.js';
 import { pino } from 'pino';
@@ -228,7 +228,7 @@ export interface StartedSidecar extends RunningSidecar {
 }
 
 /** Starts a sidecar in-process from an Envoy-shaped bootstrap object, through the real decoders. */
-export async function runSidecar(bootstrap: object, opts: { drainMs?: number } = {}): Promise<StartedSidecar> {
+export async function runSidecar(bootstrap: object, opts: { drainMs?: number; rng?: Rng; adsBackoffMs?: { base: number; max: number } } = {}): Promise<StartedSidecar> {
   const registry = new Registry();
   const { logger, logs } = memoryLogger();
   const model = decodeBootstrapObject(bootstrap);
@@ -238,6 +238,8 @@ export async function runSidecar(bootstrap: object, opts: { drainMs?: number } =
     accessLog: new AccessLog({ target: 'off', sampleRate: 1 }, systemRng),
     logger,
     registry,
+    ...(opts.rng && { rng: opts.rng }),
+    ...(opts.adsBackoffMs && { adsBackoffMs: opts.adsBackoffMs }),
   });
   return {
     ...running,

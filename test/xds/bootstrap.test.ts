@@ -288,12 +288,12 @@ t.test('bootstrap-level rules: unsupported sections, duplicate names, listener p
     decodeBootstrap(
       bootstrap({
         listeners: [listener({ name: 'a' }), listener({ name: 'a', port: 8081 }), { ...listener({ name: 'c', port: 9000 }), address: { socket_address: { address: '127.0.0.2', port_value: 9000 } } }, listener({ name: 'd', port: 0 }), listener({ name: 'e', port: 0 })],
-        extra: { dynamic_resources: { ads_config: { api_type: 'GRPC' } }, node: { id: 'x', user_agent_name: 'me' } },
+        extra: { layered_runtime: {}, node: { id: 'x', user_agent_name: 'me' } },
       }),
     ),
   ).map(fmt);
   t.strictSame(issues, [
-    "dynamic_resources: field 'dynamic_resources' is not supported",
+    "layered_runtime: field 'layered_runtime' is not supported",
     "node.user_agent_name: field 'user_agent_name' is not supported",
     'static_resources.listeners[1].name: duplicate listener name "a" (also static_resources.listeners[0])',
   ]);

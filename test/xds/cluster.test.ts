@@ -49,6 +49,22 @@ t.test('cluster fields outside the subset are refused by name', (t) => {
   t.end();
 });
 
+t.test('EDS clusters: endpoints over ADS under eds_cluster_config.service_name (default: the cluster name)', (t) => {
+  const eds = (extra: object = {}) => decode({ name: 'outbound|9080||reviews', type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: 'reviews-eds' }, ...extra });
+  t.match(eds(), { ok: true, value: { name: 'outbound|9080||reviews', type: 'EDS', edsServiceName: 'reviews-eds', lbPolicy: 'ROUND_ROBIN' } });
+  t.match(decode({ name: 'c', type: 'EDS', eds_cluster_config: {} }), { ok: true, value: { type: 'EDS', edsServiceName: 'c' } });
+  const st = decode({ name: 'c' });
+  t.ok(st.ok && !('edsServiceName' in st.value), 'STATIC clusters have none');
+  t.strictSame(problems(decode({ name: 'c', type: 'EDS' })), ['eds_cluster_config: is required for type EDS']);
+  t.strictSame(problems(eds({ load_assignment: { cluster_name: 'c' } })), ['load_assignment: an EDS cluster takes its endpoints from eds_cluster_config, not load_assignment']);
+  t.strictSame(problems(decode({ name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { path_config_source: { path: '/x' }, resource_api_version: 'V2' } } })), [
+    "eds_cluster_config.eds_config.path_config_source: field 'path_config_source' is not supported",
+    'eds_cluster_config.eds_config.resource_api_version: V2 is not supported',
+  ]);
+  t.strictSame(problems(decode(cluster({ eds_cluster_config: {} }))), ['eds_cluster_config: is only for type EDS']);
+  t.end();
+});
+
 t.test('UpstreamTlsContext: SNI, optional client certificate, SAN matchers', (t) => {
   const ts = (ctx: object, type = UPSTREAM_TLS) => ({ transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': type, ...ctx } } });
   const r = decode(cluster(ts({ sni: 'svc', common_tls_context: { validation_context: { trusted_ca: INLINE_PEM, match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: 'spiffe://td/ns/a/sa/b' } }] } } })));

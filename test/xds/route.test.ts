@@ -1,6 +1,7 @@
 // RouteConfiguration and matcher decoders: match kinds, header matchers, RE2, domains, actions and their refusals.
 import t from 'tap';
 import { ROUTE_CONFIGURATION_TYPE_URL } from '../../src/xds/protos.js';
+import { routeClusterRefs } from '../../src/xds/resources/route.js';
 import { problems, viaJson } from './helpers.js';
 
 const decode = (json: unknown) => viaJson(ROUTE_CONFIGURATION_TYPE_URL, json);
@@ -87,9 +88,9 @@ t.test('routes need a match and an action from the supported set', (t) => {
     `${R}[1].match.connect_matcher: field 'connect_matcher' is not supported`,
     `${R}[2].match.grpc: field 'grpc' is not supported`,
   ]);
-  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { weighted_clusters: { clusters: [{ name: 'a', weight: 1 }] } } }, { match: { prefix: '/' }, route: {} }), [
-    `${R}[0].route.weighted_clusters: field 'weighted_clusters' is not supported`,
-    `${R}[1].route.cluster: is required`,
+  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { cluster_header: 'x-cluster' } }, { match: { prefix: '/' }, route: {} }), [
+    `${R}[0].route.cluster_header: field 'cluster_header' is not supported`,
+    `${R}[1].route: one of cluster, weighted_clusters is required`,
   ]);
   t.strictSame(routeProblems({ match: { prefix: '/' }, route: { cluster: 'c', timeout: '-1s', retry_policy: {} } }), [
     `${R}[0].route.retry_policy: field 'retry_policy' is not supported`,
@@ -132,6 +133,28 @@ t.test('string and header matchers: required parts, Envoy length rules, unsuppor
   t.strictSame(header({ name: 'a', range_match: { start: 1, end: 2 }, treat_missing_header_as_empty: true }), [
     `${H}.range_match: field 'range_match' is not supported`,
     `${H}.treat_missing_header_as_empty: field 'treat_missing_header_as_empty' is not supported`,
+  ]);
+  t.end();
+});
+
+t.test('weighted_clusters: one cluster per request by weight; names required, weights not all 0, no total_weight', (t) => {
+  const split = { match: { prefix: '/' }, route: { weighted_clusters: { clusters: [{ name: 'v1', weight: 90 }, { name: 'v3', weight: 10 }, { name: 'off' }] }, timeout: '0s' } };
+  const r = decode(withRoutes([split]));
+  t.match(r, { ok: true, value: { virtualHosts: [{ routes: [{ action: { kind: 'route', action: { cluster: '', timeoutMs: 0, weightedClusters: [{ name: 'v1', weight: 90 }, { name: 'v3', weight: 10 }, { name: 'off', weight: 0 }] } } }] }] } });
+  if (r.ok) {
+    t.strictSame(
+      routeClusterRefs(r.value, 'rc').map((x) => x.path),
+      [0, 1, 2].map((i) => `rc.virtual_hosts[0].routes[0].route.weighted_clusters.clusters[${i}].name`),
+      'every weighted cluster is a reference the bootstrap checks',
+    );
+  }
+  const wc = (clusters: object[], extra: object = {}) => ({ match: { prefix: '/' }, route: { weighted_clusters: { clusters, ...extra } } });
+  t.strictSame(routeProblems(wc([]), wc([{ name: 'a' }, { name: 'b', weight: 0 }]), wc([{ weight: 1 }]), wc([{ name: 'a', weight: 1, cluster_header: 'x' }], { total_weight: 1 })), [
+    `${R}[0].route.weighted_clusters.clusters: at least one cluster is required`,
+    `${R}[1].route.weighted_clusters.clusters: the weights must not all be 0`,
+    `${R}[2].route.weighted_clusters.clusters[0].name: is required`,
+    `${R}[3].route.weighted_clusters.total_weight: field 'total_weight' is not supported`,
+    `${R}[3].route.weighted_clusters.clusters[0].cluster_header: field 'cluster_header' is not supported`,
   ]);
   t.end();
 });

@@ -1,16 +1,30 @@
-// Decodes envoy.config.bootstrap.v3.Bootstrap (node, static_resources, admin) and checks the resources agree.
+// Decodes envoy.config.bootstrap.v3.Bootstrap (node, static_resources, dynamic_resources, admin) and checks the resources agree.
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import { parseDurationMs } from '../../core/duration.js';
-import type { AdminConfig, Bootstrap, CaConfig, Cluster, CommonTls, Listener, NodeInfo } from '../../model/types.js';
+import type { AdminConfig, AdsConfig, Bootstrap, CaConfig, Cluster, CommonTls, Listener, NodeInfo } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { Issues, joinPath, list, locality, msg, num, onlyFields, socketAddress, str, structToPlain } from './common.js';
+import { DEFAULT_INITIAL_FETCH_TIMEOUT_MS, Issues, adsConfigSource, enumOf, joinPath, list, locality, msg, num, onlyFields, requireOne, required, socketAddress, str, structToPlain } from './common.js';
+import { SDS_BUNDLE, SDS_CERTIFICATE } from './tls.js';
 import { decodeCluster } from './cluster.js';
 import { decodeListener, listenerClusterRefs } from './listener.js';
 
-export function decodeBootstrapMessage(o: ProtoObj, path: string): Result<Bootstrap, FieldIssue> {
+/** Options that come from the command line rather than the file. */
+export interface BootstrapDecodeOptions {
+  /** `--xds grpc://host:port` (plaintext) or `grpcs://host:port` (mTLS with the workload SVID). */
+  readonly xds?: XdsTarget;
+}
+
+/** The control server named by `--xds`. */
+export interface XdsTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: boolean;
+}
+
+export function decodeBootstrapMessage(o: ProtoObj, path: string, opts: BootstrapDecodeOptions = {}): Result<Bootstrap, FieldIssue> {
   const issues = new Issues();
-  onlyFields(o, path, ['node', 'static_resources', 'admin'], issues);
+  onlyFields(o, path, ['node', 'static_resources', 'dynamic_resources', 'admin'], issues);
   const node = decodeNode(msg(o, 'node') ?? {}, joinPath(path, 'node'), issues);
   const srPath = joinPath(path, 'static_resources');
   const sr = msg(o, 'static_resources') ?? {};
@@ -20,30 +34,122 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string): Result<Bootst
   uniqueNames(list(sr, 'listeners'), `${srPath}.listeners`, 'listener', issues);
   uniqueNames(list(sr, 'clusters'), `${srPath}.clusters`, 'cluster', issues);
   uniquePorts(list(sr, 'listeners'), `${srPath}.listeners`, issues);
-  // Every route must name a cluster that exists (go-control-plane's Snapshot.Consistent, for the static case).
-  // Names come from the raw clusters so that one broken cluster does not also make its routes "dangling".
-  const clusterNames = new Set(list(sr, 'clusters').map((c) => str(c, 'name')));
+  const dr = msg(o, 'dynamic_resources');
+  const drPath = joinPath(path, 'dynamic_resources');
+  if (dr && opts.xds) issues.add(drPath, 'the control server is given by --xds; remove dynamic_resources from the file or drop --xds');
+  const ads = opts.xds ? xdsFlagConfig(opts.xds) : dr && decodeDynamicResources(dr, drPath, list(sr, 'clusters'), clusters, `${srPath}.clusters`, issues);
+  if (!ads) staticOnlyRules(listeners, clusters, list(sr, 'clusters'), srPath, issues);
+  const a = msg(o, 'admin');
+  const admin = a && decodeAdmin(a, joinPath(path, 'admin'), issues);
+  const usesSds = [...listeners.map((l) => l?.filterChain.tls?.common), ...clusters.map((c) => c?.tls?.common), ads?.tls?.common].some((c) => c && usesSdsSecrets(c));
+  // Dynamic resources may name the SDS secrets at any time (Istio's always do), so with ADS the CA is
+  // configured whenever node metadata names one, even if nothing static needs it yet.
+  const wantsCa = usesSds || (ads !== undefined && node.metadata.CA_ADDR !== undefined);
+  const why = opts.xds?.tls
+    ? 'is required: --xds grpcs:// authenticates to the control server with the workload SVID, which the identity manager gets from the mesh CA at this host:port'
+    : 'is required: a TLS context names the SDS secrets "default"/"ROOTCA", which the identity manager gets from the mesh CA at this host:port';
+  const ca = wantsCa ? decodeCaConfig(node, joinPath(path, 'node.metadata'), why, issues) : undefined;
+  return issues.result(() => ({
+    node,
+    ...(ca && { ca }),
+    ...(ads && { ads }),
+    listeners: listeners as Listener[],
+    clusters: clusters as Cluster[],
+    ...(admin && { admin }),
+  }));
+}
+
+/**
+ * Without dynamic_resources nothing could ever deliver RDS routes or EDS endpoints, and every route must
+ * name a cluster that exists (go-control-plane's Snapshot.Consistent, for the static case). Names come
+ * from the raw clusters so that one broken cluster does not also make its routes "dangling".
+ */
+function staticOnlyRules(listeners: readonly (Listener | undefined)[], clusters: readonly (Cluster | undefined)[], raw: readonly ProtoObj[], srPath: string, issues: Issues): void {
+  const clusterNames = new Set(raw.map((c) => str(c, 'name')));
   listeners.forEach((l, i) => {
-    // The HCM decoder takes `rds` (ADS will serve it); a static bootstrap has no dynamic_resources yet, so
-    // such a listener could never get routes: refuse it at load rather than 404 every request.
     if (l?.filterChain.hcm.route.kind === 'rds') {
-      issues.add(`${srPath}.listeners[${i}].filter_chains[0].filters[0].typed_config.rds`, 'RDS needs dynamic_resources (ADS), which this sidecar does not support yet; use an inline route_config');
+      issues.add(`${srPath}.listeners[${i}].filter_chains[0].filters[0].typed_config.rds`, 'RDS needs dynamic_resources (ADS); use an inline route_config in a static bootstrap');
     }
     for (const ref of l ? listenerClusterRefs(l, `${srPath}.listeners[${i}]`) : []) {
       if (!clusterNames.has(ref.cluster)) issues.add(ref.path, `unknown cluster ${JSON.stringify(ref.cluster)} (not in static_resources.clusters)`);
     }
   });
-  const a = msg(o, 'admin');
-  const admin = a && decodeAdmin(a, joinPath(path, 'admin'), issues);
-  const usesSds = [...listeners.map((l) => l?.filterChain.tls?.common), ...clusters.map((c) => c?.tls?.common)].some((c) => c && usesSdsSecrets(c));
-  const ca = decodeCaConfig(node, joinPath(path, 'node.metadata'), usesSds, issues);
-  return issues.result(() => ({
-    node,
-    ...(ca && { ca }),
-    listeners: listeners as Listener[],
-    clusters: clusters as Cluster[],
-    ...(admin && { admin }),
-  }));
+  clusters.forEach((c, i) => {
+    if (c?.type === 'EDS') issues.add(`${srPath}.clusters[${i}].type`, 'EDS needs dynamic_resources (ADS); use STATIC with a load_assignment in a static bootstrap');
+  });
+}
+
+/** ApiConfigSource.api_type and GrpcService fields of Istio's ads_config; anything else is another transport. */
+const ADS_CONFIG_FIELDS = ['api_type', 'transport_api_version', 'grpc_services', 'set_node_on_first_message_only'];
+
+/**
+ * dynamic_resources in Istio's bootstrap shape: `ads_config {api_type: GRPC, transport_api_version: V3,
+ * grpc_services: [{envoy_grpc: {cluster_name}}]}` plus `lds_config`/`cds_config` `{ads: {}}`. The named
+ * cluster must be a STATIC one in static_resources: its first endpoint is the control server, and its
+ * UpstreamTlsContext (if any) says how to authenticate (SDS `default`/`ROOTCA` = the workload SVID).
+ */
+function decodeDynamicResources(o: ProtoObj, path: string, raw: readonly ProtoObj[], clusters: readonly (Cluster | undefined)[], clustersPath: string, issues: Issues): AdsConfig | undefined {
+  onlyFields(o, path, ['ads_config', 'lds_config', 'cds_config'], issues);
+  for (const k of ['ads_config', 'lds_config', 'cds_config']) if (o[k] === undefined) issues.add(joinPath(path, k), 'is required (this sidecar takes listeners and clusters over one ADS stream)');
+  const ldsInitialFetchTimeoutMs = adsConfigSource(msg(o, 'lds_config'), joinPath(path, 'lds_config'), issues);
+  const cdsInitialFetchTimeoutMs = adsConfigSource(msg(o, 'cds_config'), joinPath(path, 'cds_config'), issues);
+  const a = msg(o, 'ads_config');
+  if (!a) return undefined;
+  const p = joinPath(path, 'ads_config');
+  onlyFields(a, p, ADS_CONFIG_FIELDS, issues);
+  // ApiConfigSource.api_type: GRPC is the state-of-the-world variant (DELTA_GRPC is incremental xDS).
+  if (a.api_type !== 'GRPC') issues.add(joinPath(p, 'api_type'), a.api_type === undefined ? 'is required (GRPC)' : `${String(a.api_type)} is not supported (only GRPC, state of the world)`);
+  enumOf(a, 'transport_api_version', p, ['V3'], 'V3', issues);
+  const services = list(a, 'grpc_services');
+  const sPath = joinPath(p, 'grpc_services');
+  if (services.length !== 1) issues.add(sPath, `exactly one gRPC service is supported (got ${services.length})`);
+  let clusterName = '';
+  if (services[0]) {
+    const g = services[0];
+    const gPath = `${sPath}[0]`;
+    const clean = onlyFields(g, gPath, ['envoy_grpc'], issues);
+    requireOne(g, gPath, ['envoy_grpc'], clean, issues);
+    const eg = msg(g, 'envoy_grpc');
+    if (eg) {
+      onlyFields(eg, joinPath(gPath, 'envoy_grpc'), ['cluster_name'], issues);
+      clusterName = required(eg, 'cluster_name', joinPath(gPath, 'envoy_grpc'), issues);
+    }
+  }
+  const index = raw.findIndex((c) => str(c, 'name') === clusterName);
+  const target = index < 0 ? undefined : clusters[index];
+  const namePath = `${sPath}[0].envoy_grpc.cluster_name`;
+  if (clusterName !== '' && index < 0) issues.add(namePath, `unknown cluster ${JSON.stringify(clusterName)} (the control server must be a STATIC cluster in ${clustersPath})`);
+  const endpoint = target?.loadAssignment?.localities.flatMap((l) => l.endpoints)[0];
+  if (target && target.type !== 'STATIC') issues.add(`${clustersPath}[${index}].type`, `the ADS cluster ${JSON.stringify(clusterName)} must be STATIC (its first endpoint is the control server)`);
+  else if (target && !endpoint) issues.add(`${clustersPath}[${index}].load_assignment`, `the ADS cluster ${JSON.stringify(clusterName)} needs an endpoint: the control server's address`);
+  if (!endpoint) return undefined;
+  return {
+    clusterName,
+    address: endpoint.address,
+    ...(target?.tls && { tls: target.tls }),
+    ldsInitialFetchTimeoutMs,
+    cdsInitialFetchTimeoutMs,
+    setNodeOnFirstMessageOnly: a.set_node_on_first_message_only === true,
+  };
+}
+
+/**
+ * `--xds`: the same as a bootstrap ADS cluster with that address; grpcs:// carries Istio's SDS names, so the
+ * stream authenticates with the workload SVID and checks the server against the mesh's trust bundle, as
+ * istio-agent does for istiod's 15012.
+ */
+function xdsFlagConfig(x: XdsTarget): AdsConfig {
+  const tls = x.tls
+    ? { tls: { sni: '', common: { certificates: [], sdsCertificate: SDS_CERTIFICATE, validation: { sdsBundle: SDS_BUNDLE, uriSanMatchers: [] }, alpnProtocols: ['h2'] } } }
+    : {};
+  return {
+    clusterName: '',
+    address: { host: x.host, port: x.port },
+    ...tls,
+    ldsInitialFetchTimeoutMs: DEFAULT_INITIAL_FETCH_TIMEOUT_MS,
+    cdsInitialFetchTimeoutMs: DEFAULT_INITIAL_FETCH_TIMEOUT_MS,
+    setNodeOnFirstMessageOnly: true,
+  };
 }
 
 /** Node: identity and locality a proxy reports (bootstrap, and the first DiscoveryRequest); metadata (a Struct) becomes plain data. */
@@ -68,17 +174,15 @@ const DEFAULT_SECRET_TTL_MS = 3600_000;
 /**
  * The mesh CA, from node metadata in istio-agent's names: CA_ADDR, CA_ROOT_CERT, CA_SERVER_NAME,
  * BOOTSTRAP_TOKEN, SECRET_TTL, and the identity from TRUST_DOMAIN / NAMESPACE / SERVICE_ACCOUNT (Istio's
- * node metadata keys). Required when an SDS secret is named; nothing else could resolve it.
+ * node metadata keys). Required when an SDS secret is named; nothing else could resolve it. Only decoded
+ * when something needs it: without one, waiting for an SVID would only delay the start for nothing.
  */
-function decodeCaConfig(node: NodeInfo, path: string, usesSds: boolean, issues: Issues): CaConfig | undefined {
+function decodeCaConfig(node: NodeInfo, path: string, why: string, issues: Issues): CaConfig | undefined {
   const md = node.metadata;
   const text = (k: string) => (typeof md[k] === 'string' ? (md[k] as string) : undefined);
   const address = text('CA_ADDR');
-  // Only a context that names an SDS secret needs an identity from the CA; without one, waiting for an
-  // SVID would only delay the start for nothing.
-  if (!usesSds) return undefined;
   if (!address) {
-    issues.add(joinPath(path, 'CA_ADDR'), 'is required: a TLS context names the SDS secrets "default"/"ROOTCA", which the identity manager gets from the mesh CA at this host:port');
+    issues.add(joinPath(path, 'CA_ADDR'), why);
     return undefined;
   }
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) issues.add(joinPath(path, 'CA_ADDR'), `must be host:port, not ${JSON.stringify(address)}`);

@@ -6,6 +6,7 @@ import { unpackAs, type ProtoObj } from '../canonical.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
   Issues,
+  adsConfigSource,
   decodeTypedExtension,
   durationMs,
   enumOf,
@@ -16,6 +17,7 @@ import {
   onlyFields,
   requireOne,
   required,
+  str,
 } from './common.js';
 import { decodeClusterLoadAssignment } from './endpoint.js';
 import { UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext } from './tls.js';
@@ -34,27 +36,53 @@ interface UpstreamHttp {
 
 export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldIssue> {
   const issues = new Issues();
-  onlyFields(o, path, ['name', 'type', 'connect_timeout', 'lb_policy', 'load_assignment', 'typed_extension_protocol_options', 'transport_socket'], issues);
+  onlyFields(o, path, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'typed_extension_protocol_options', 'transport_socket'], issues);
   const name = required(o, 'name', path, issues);
-  // Only STATIC for now: EDS needs the ADS client, DNS types need a resolver loop.
-  if (o.type !== undefined && o.type !== 'STATIC') issues.add(joinPath(path, 'type'), `${String(o.type)} is not supported yet`);
+  // STATIC and EDS (endpoints over ADS); DNS types need a resolver loop.
+  if (o.type !== undefined && o.type !== 'STATIC' && o.type !== 'EDS') issues.add(joinPath(path, 'type'), `${String(o.type)} is not supported yet`);
+  const type = o.type === 'EDS' ? 'EDS' : 'STATIC';
   const connectTimeoutMs = durationMs(o, 'connect_timeout', path, issues) ?? DEFAULT_CONNECT_TIMEOUT_MS;
   if (connectTimeoutMs === 0) issues.add(joinPath(path, 'connect_timeout'), 'must be greater than 0');
   const la = msg(o, 'load_assignment');
   const loadAssignment = la && issues.take(decodeClusterLoadAssignment(la, joinPath(path, 'load_assignment')));
+  const eds = edsClusterConfig(o, path, type, name, issues);
   const ts = msg(o, 'transport_socket');
   const tls = ts && issues.take(decodeTypedExtension(ts, joinPath(path, 'transport_socket'), UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext));
   const http = upstreamHttp(o, joinPath(path, 'typed_extension_protocol_options'), issues);
   const lbPolicy = enumOf(o, 'lb_policy', path, ['ROUND_ROBIN'], 'ROUND_ROBIN', issues);
   return issues.result(() => ({
     name,
-    type: 'STATIC',
+    type,
+    ...(eds && { eds }),
     connectTimeoutMs,
     lbPolicy,
     ...(loadAssignment && { loadAssignment }),
     ...http,
     ...(tls && { tls }),
   }));
+}
+
+/**
+ * Cluster.EdsClusterConfig: where an EDS cluster's ClusterLoadAssignment comes from (`eds_config: {ads: {}}`)
+ * and its name (service_name, defaulting to the cluster name, as Envoy does). Only EDS clusters have one,
+ * and their endpoints come from EDS alone: an inline load_assignment would be silently replaced.
+ */
+function edsClusterConfig(o: ProtoObj, path: string, type: Cluster['type'], name: string, issues: Issues): Cluster['eds'] {
+  const e = msg(o, 'eds_cluster_config');
+  const p = joinPath(path, 'eds_cluster_config');
+  if (type !== 'EDS') {
+    if (e) issues.add(p, 'only a cluster of type EDS takes eds_cluster_config');
+    return undefined;
+  }
+  if (o.load_assignment !== undefined) issues.add(joinPath(path, 'load_assignment'), 'an EDS cluster gets its endpoints from EDS; load_assignment is not allowed');
+  if (e === undefined) {
+    issues.add(p, 'is required for type EDS (eds_config: {ads: {}})');
+    return undefined;
+  }
+  onlyFields(e, p, ['eds_config', 'service_name'], issues);
+  requireOne(e, p, ['eds_config'], true, issues);
+  const initialFetchTimeoutMs = adsConfigSource(msg(e, 'eds_config'), joinPath(p, 'eds_config'), issues);
+  return { serviceName: str(e, 'service_name') || name, initialFetchTimeoutMs };
 }
 
 /**

@@ -197,3 +197,21 @@ export function decodeTypedExtension<T>(
   const value = config && issues.take(decode(config, p));
   return issues.result(() => value!);
 }
+
+/** ConfigSource.initial_fetch_timeout default (Envoy docs: 15 s); the xDS protocol doc recommends the same. */
+export const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
+
+/**
+ * envoy.config.core.v3.ConfigSource restricted to `ads: {}`, the one source this sidecar speaks (Istio's
+ * shape: `{ads: {}, initial_fetch_timeout, resource_api_version: V3}`). Returns initial_fetch_timeout in ms.
+ */
+export function adsConfigSource(o: ProtoObj | undefined, path: string, issues: Issues): number {
+  if (o === undefined) return DEFAULT_INITIAL_FETCH_TIMEOUT_MS;
+  const clean = onlyFields(o, path, ['ads', 'resource_api_version', 'initial_fetch_timeout'], issues);
+  requireOne(o, path, ['ads'], clean, issues);
+  const ads = msg(o, 'ads');
+  // AggregatedConfigSource has no fields; anything set is from a newer proto we do not know.
+  if (ads) onlyFields(ads, joinPath(path, 'ads'), [], issues);
+  enumOf(o, 'resource_api_version', path, ['V3'], 'V3', issues);
+  return durationMs(o, 'initial_fetch_timeout', path, issues) ?? DEFAULT_INITIAL_FETCH_TIMEOUT_MS;
+}

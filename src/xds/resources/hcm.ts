@@ -7,6 +7,7 @@ import { httpFilterDecoder } from '../http-filters/index.js';
 import { ROUTER_TYPE_URL } from '../http-filters/router.js';
 import {
   Issues,
+  adsConfigSource,
   bool,
   boolValue,
   durationMs,
@@ -65,7 +66,7 @@ export function decodeHttpConnectionManager(o: ProtoObj, path: string): Result<H
     const config = issues.take(decodeRouteConfiguration(inline, joinPath(path, 'route_config')));
     if (config) route = { kind: 'inline', config };
   } else if (rds) {
-    route = { kind: 'rds', name: decodeRds(rds, joinPath(path, 'rds'), issues) };
+    route = decodeRds(rds, joinPath(path, 'rds'), issues);
   }
   const maxKb = u32Value(o, 'max_request_headers_kb') ?? DEFAULT_MAX_REQUEST_HEADERS_KB;
   if (maxKb < 1 || maxKb > MAX_REQUEST_HEADERS_KB_LIMIT) {
@@ -89,16 +90,11 @@ export function decodeHttpConnectionManager(o: ProtoObj, path: string): Result<H
   return issues.result(() => ({ ...value, route: route! }));
 }
 
-/** Rds: the route table comes over ADS (config_source `ads: {}`); only its name is kept here. */
-function decodeRds(o: ProtoObj, path: string, issues: Issues): string {
+/** Rds: the route table comes over ADS (config_source `ads: {}`); its name and how long to wait for it. */
+function decodeRds(o: ProtoObj, path: string, issues: Issues): { kind: 'rds'; name: string; initialFetchTimeoutMs: number } {
   onlyFields(o, path, ['route_config_name', 'config_source'], issues);
-  const source = msg(o, 'config_source');
-  if (source) {
-    const p = joinPath(path, 'config_source');
-    onlyFields(source, p, ['ads', 'resource_api_version'], issues);
-    enumOf(source, 'resource_api_version', p, ['V3'], 'V3', issues);
-  }
-  return required(o, 'route_config_name', path, issues);
+  const initialFetchTimeoutMs = adsConfigSource(msg(o, 'config_source'), joinPath(path, 'config_source'), issues);
+  return { kind: 'rds', name: required(o, 'route_config_name', path, issues), initialFetchTimeoutMs };
 }
 
 /** SetCurrentClientCertDetails: which parts of the peer certificate go into x-forwarded-client-cert. */

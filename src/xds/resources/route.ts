@@ -1,9 +1,9 @@
 // Decodes envoy.config.route.v3.RouteConfiguration (the RDS resource, and HCM's inline route_config).
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { HeaderMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteKind, RouteMatch, VirtualHost } from '../../model/types.js';
+import type { HeaderMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteKind, RouteMatch, VirtualHost, WeightedCluster } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { Issues, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings } from './common.js';
+import { Issues, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
 import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
 
 /** RouteAction.timeout default (Envoy docs: 15 s; 0 disables the timeout). */
@@ -96,15 +96,34 @@ function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIs
 
 function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['cluster', 'timeout', 'prefix_rewrite', 'host_rewrite_literal'], issues);
-  requireOne(o, path, ['cluster'], clean, issues);
+  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal'], issues);
+  requireOne(o, path, ['cluster', 'weighted_clusters'], clean, issues);
   const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  const wc = msg(o, 'weighted_clusters');
+  const weighted = wc && weightedClusters(wc, joinPath(path, 'weighted_clusters'), issues);
   return issues.result(() => ({
     cluster: str(o, 'cluster'),
+    ...(weighted && { weightedClusters: weighted }),
     timeoutMs,
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
     ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
   }));
+}
+
+/**
+ * WeightedCluster: each request goes to one cluster with probability weight / sum of weights (the deprecated
+ * total_weight is not supported). Envoy and gRPC (gRFC A28) both refuse a set whose weights sum to 0.
+ */
+function weightedClusters(o: ProtoObj, path: string, issues: Issues): WeightedCluster[] {
+  onlyFields(o, path, ['clusters'], issues);
+  const clusters = list(o, 'clusters').map((c, i) => {
+    const p = joinPath(path, `clusters[${i}]`);
+    onlyFields(c, p, ['name', 'weight'], issues);
+    return { name: required(c, 'name', p, issues), weight: u32Value(c, 'weight') ?? 0 };
+  });
+  if (clusters.length === 0) issues.add(joinPath(path, 'clusters'), 'at least one cluster is required');
+  else if (clusters.reduce((s, c) => s + c.weight, 0) === 0) issues.add(joinPath(path, 'clusters'), 'the weights must not all be 0');
+  return clusters;
 }
 
 /** DirectResponseAction: status in [200, 600) (Envoy's validate rule) and an optional inline body. */
@@ -120,8 +139,12 @@ function directResponse(o: ProtoObj, path: string, issues: Issues): RouteKind {
 /** Every cluster a route table names, with the field path of the reference (for "does it exist" checks). */
 export function routeClusterRefs(rc: RouteConfiguration, path: string): { cluster: string; path: string }[] {
   return rc.virtualHosts.flatMap((vh, v) =>
-    vh.routes.flatMap((r, i) =>
-      r.action.kind === 'route' ? [{ cluster: r.action.action.cluster, path: joinPath(path, `virtual_hosts[${v}].routes[${i}].route.cluster`) }] : [],
-    ),
+    vh.routes.flatMap((r, i) => {
+      if (r.action.kind !== 'route') return [];
+      const p = joinPath(path, `virtual_hosts[${v}].routes[${i}].route`);
+      const weighted = r.action.action.weightedClusters;
+      if (weighted) return weighted.map((c, j) => ({ cluster: c.name, path: joinPath(p, `weighted_clusters.clusters[${j}].name`) }));
+      return [{ cluster: r.action.action.cluster, path: joinPath(p, 'cluster') }];
+    }),
   );
 }

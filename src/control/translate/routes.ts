@@ -1,0 +1,142 @@
+// RDS: VirtualService http routes -> Envoy routes, the sidecar's `outbound` and `inbound` route tables.
+import type { HTTPMatchRequest, HTTPRoute, StringMatch } from '../mesh/types.js';
+import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx } from './common.js';
+import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
+
+/** Istio's route timeout when a VirtualService sets none: disabled (Envoy's own default would be 15 s). */
+const NO_TIMEOUT = duration(0);
+
+/** RegexMatcher in RE2 (Istio's regex syntax), with the engine named as Envoy and Istio write it. */
+const regex = (r: string) => ({ google_re2: {}, regex: r });
+
+/** Istio StringMatch -> envoy.type.matcher.v3.StringMatcher. */
+function stringMatcher(m: StringMatch): Record<string, unknown> {
+  if ('exact' in m) return { exact: m.exact };
+  if ('prefix' in m) return { prefix: m.prefix };
+  return { safe_regex: regex(m.regex) };
+}
+
+/**
+ * HTTPMatchRequest -> RouteMatch: uri exact/prefix/regex -> path/prefix/safe_regex (no uri = prefix "/"), each
+ * header a string_match. Header names are lowercased: HTTP/2 sends them so, and Envoy compares them so.
+ */
+function routeMatch(m: HTTPMatchRequest | undefined): Record<string, unknown> {
+  const uri = m?.uri;
+  const path = !uri ? { prefix: '/' } : 'exact' in uri ? { path: uri.exact } : 'prefix' in uri ? { prefix: uri.prefix } : { safe_regex: regex(uri.regex) };
+  const headers = Object.entries(m?.headers ?? {}).map(([name, v]) => ({ name: name.toLowerCase(), string_match: stringMatcher(v) }));
+  return { ...path, ...(headers.length && { headers }) };
+}
+
+/**
+ * HTTPRoute.route -> RouteAction: one cluster, or weighted_clusters (Envoy picks by weight / sum of weights, so
+ * Istio's weights that add up to 100 read as percentages). Zero-weight destinations are left out, as Istio does.
+ * A destination without a port takes the service's only port, else the port of the virtual host being built.
+ */
+function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, unknown> {
+  const clusters = r.route
+    .filter((d) => d.weight > 0 || r.route.length === 1)
+    .map((d) => {
+      const target = ctx.mesh.service(d.destination.fqdn);
+      const port = d.destination.port ?? (target?.entry.ports.length === 1 ? target.entry.ports[0]!.number : vhostPort);
+      return { name: outboundClusterName(port, d.destination.subset ?? '', d.destination.fqdn), weight: d.weight };
+    });
+  const timeout = duration(r.timeoutMs ?? 0);
+  if (clusters.length === 1) return { cluster: clusters[0]!.name, timeout };
+  return { weighted_clusters: { clusters }, timeout };
+}
+
+/**
+ * The routes of one (service, port) virtual host. With a VirtualService: each http route, in order, becomes
+ * one Envoy route per match block (Istio's matches are ORed); a match with `port` applies only to that port's
+ * virtual host. Route names as Istio builds them: the http route's name, plus `.<match name>` when the match has one.
+ * Without a VirtualService: Istio's single "default" route, prefix "/", to `outbound|<port>||<fqdn>`.
+ */
+export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, unknown>[] {
+  const vs = ctx.mesh.virtualService(svc.host, ctx.node.namespace, svc.namespace);
+  if (!vs) return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port, '', svc.host), timeout: NO_TIMEOUT } }];
+  return vs.http.flatMap((r) =>
+    (r.match.length ? r.match : [undefined])
+      .filter((m) => m?.port === undefined || m.port === port)
+      .map((m) => {
+        const name = (r.name ?? '') + (m?.name ? `.${m.name}` : '');
+        return { ...(name && { name }), match: routeMatch(m), route: routeAction(ctx, r, port) };
+      }),
+  );
+}
+
+/** Keeps the first claim of each domain: Envoy refuses a route table where two virtual hosts share one. */
+function claimer(): (domains: string[]) => string[] {
+  const seen = new Set<string>();
+  return (domains) =>
+    domains.filter((d) => {
+      const k = d.toLowerCase();
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+}
+
+/**
+ * The `outbound` route table of a sidecar's 15001 listener: one virtual host per (service host, HTTP port),
+ * named `<fqdn>:<port>` as in Istio, answering to the host forms a caller in this namespace may use.
+ */
+export function outboundRouteConfig(ctx: Ctx): Built {
+  const claim = claimer();
+  const virtualHosts = ctx.mesh.services.flatMap((svc) =>
+    svc.httpPorts.flatMap((port) => {
+      const domains = claim(domainsFor(hostForms(svc.host, ctx.domainSuffix, ctx.node.namespace), port.number, port === svc.defaultPort));
+      return domains.length ? [{ name: `${svc.host}:${port.number}`, domains, routes: routesFor(ctx, svc, port.number) }] : [];
+    }),
+  );
+  return { name: 'outbound', json: { name: 'outbound', virtual_hosts: virtualHosts } };
+}
+
+/** Istio's port naming convention `<protocol>[-<suffix>]` for a pod's container ports. */
+function protocolFromPortName(name: string): string | undefined {
+  return ({ http: 'HTTP', http2: 'HTTP2', grpc: 'GRPC' } as Record<string, string>)[name.toLowerCase().split('-')[0]!];
+}
+
+/** The inbound route table and the app ports it sends to (port -> HTTP/2?), for the inbound clusters. */
+export interface InboundRoutes {
+  readonly routeConfig: Built;
+  readonly appPorts: ReadonlyMap<number, boolean>;
+}
+
+/**
+ * The `inbound` route table of a sidecar's 15006 listener. A service selects this workload when its
+ * workloadSelector matches the node's labels in the node's namespace, or when one of its endpoints has one of
+ * the node's INSTANCE_IPS. Each selecting (service, HTTP port) gets a virtual host answering to the service's
+ * host forms (the short name too: inbound, it can only have come from this namespace) that routes to
+ * `inbound|<target port>||`, the target port being Istio's: the matching WorkloadEntry's ports[<name>] ??
+ * targetPort ?? number. A `*` virtual host takes everything else to the first selecting service's default port,
+ * or, when nothing selects the node, to its first HTTP container port (POD_PORTS, by Istio's port naming).
+ */
+export function inboundRoutes(ctx: Ctx): InboundRoutes {
+  const { node } = ctx;
+  const claim = claimer();
+  const appPorts = new Map<number, boolean>();
+  const route = (target: number, h2: boolean) => {
+    if (!appPorts.has(target)) appPorts.set(target, h2);
+    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: inboundClusterName(target), timeout: NO_TIMEOUT } }];
+  };
+  const virtualHosts: Record<string, unknown>[] = [];
+  let catchAll: { target: number; h2: boolean } | undefined;
+  for (const svc of ctx.mesh.services) {
+    const sel = svc.entry.workloadSelector?.labels;
+    const own = svc.endpoints.find((e) => node.ips.includes(e.spec.address));
+    if (!own && !(sel && svc.namespace === node.namespace && labelsMatch(sel, node.labels))) continue;
+    for (const port of svc.httpPorts) {
+      const target = own?.spec.ports[port.name] ?? port.targetPort ?? port.number;
+      const h2 = isH2Protocol(port.protocol);
+      if (port === svc.defaultPort) catchAll ??= { target, h2 };
+      const domains = claim(domainsFor(hostForms(svc.host, ctx.domainSuffix, undefined), port.number, port === svc.defaultPort));
+      if (domains.length) virtualHosts.push({ name: `inbound|${svc.host}:${port.number}`, domains, routes: route(target, h2) });
+    }
+  }
+  if (!catchAll) {
+    const first = node.appPorts.map((p) => ({ p, protocol: protocolFromPortName(p.name) })).find((x) => x.protocol && isHttpProtocol(x.protocol));
+    if (first) catchAll = { target: first.p.port, h2: isH2Protocol(first.protocol!) };
+  }
+  if (catchAll) virtualHosts.push({ name: 'inbound|*', domains: ['*'], routes: route(catchAll.target, catchAll.h2) });
+  return { routeConfig: { name: 'inbound', json: { name: 'inbound', virtual_hosts: virtualHosts } }, appPorts };
+}

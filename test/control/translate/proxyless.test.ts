@@ -1,0 +1,137 @@
+// Proxyless gRPC output (gRFC A27/A28) checked by grpc-js-xds's own resource validators, as a real client runs them.
+import { createRequire } from 'node:module';
+import t, { type Test } from 'tap';
+import { translate } from '../../../src/control/translate/index.js';
+import { checkConsistent } from '../../../src/control/translate/consistency.js';
+import type { NodeSnapshot } from '../../../src/control/snapshot.js';
+import { decodeCanonical } from '../../../src/xds/canonical.js';
+import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, typeForUrl } from '../../../src/xds/protos.js';
+import { OPTS, RATINGS, REVIEWS, TD, bookinfo, decodeAll, dr, node, policy } from './helpers.js';
+
+interface Decoded {
+  name: string;
+  value?: Record<string, unknown>;
+  error?: string;
+}
+interface ResourceType {
+  decode(context: unknown, resource: { type_url: string; value: Uint8Array }): Decoded;
+}
+
+// The validators grpc-js-xds runs on every resource it receives (build/src/xds-resource-type/*), after the
+// register() every client application calls (it installs the router and the other HTTP filters).
+const require = createRequire(import.meta.url);
+require('@grpc/grpc-js-xds').register();
+const base = '@grpc/grpc-js-xds/build/src/xds-resource-type';
+const VALIDATORS: Record<string, ResourceType> = {
+  [LISTENER_TYPE_URL]: require(`${base}/listener-resource-type.js`).ListenerResourceType.get(),
+  [ROUTE_CONFIGURATION_TYPE_URL]: require(`${base}/route-config-resource-type.js`).RouteConfigurationResourceType.get(),
+  [CLUSTER_TYPE_URL]: require(`${base}/cluster-resource-type.js`).ClusterResourceType.get(),
+  [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: require(`${base}/endpoint-resource-type.js`).EndpointResourceType.get(),
+};
+/** What XdsClient passes: the bootstrap's certificate providers (Istio's gRPC bootstrap names its provider "default"). */
+const CONTEXT = { bootstrap: { certificateProviders: { default: { plugin_name: 'file_watcher', config: {} } } }, server: {} };
+
+/** Every resource of the snapshot through grpc-js-xds's decode(); fails the test with the client's own message. */
+function grpcAccepts(t: Test, s: NodeSnapshot): Map<string, Map<string, Record<string, unknown>>> {
+  const out = new Map<string, Map<string, Record<string, unknown>>>();
+  const refused: string[] = [];
+  for (const [type, resources] of s.resources) {
+    const m = new Map<string, Record<string, unknown>>();
+    for (const [name, value] of resources) {
+      const d = VALIDATORS[type]!.decode(CONTEXT, { type_url: type, value });
+      if (d.error !== undefined) refused.push(`${name}: ${d.error}`);
+      // The name gRPC files the resource under must be the one it subscribed to.
+      else if (d.name !== name) refused.push(`${name}: gRPC sees it as ${d.name}`);
+      else m.set(name, d.value!);
+    }
+    out.set(type, m);
+  }
+  t.strictSame(refused, [], 'grpc-js-xds accepts every resource');
+  return out;
+}
+
+const proxylessNode = (ns = 'default') => node({ proxyless: true, ns, sa: 'productpage', id: 'grpc~10.0.0.9~productpage.default~default.svc.cluster.local' });
+
+t.test('every proxyless resource passes grpc-js-xds validation, and the snapshot is consistent', (t) => {
+  const s = translate(bookinfo(), proxylessNode(), OPTS);
+  grpcAccepts(t, s);
+  t.strictSame(checkConsistent(s), []);
+  // Route tables and endpoints also pass our own decoders (our listener/cluster decoders are the sidecar's subset).
+  decodeAll(s, ROUTE_CONFIGURATION_TYPE_URL);
+  decodeAll(s, CLUSTER_LOAD_ASSIGNMENT_TYPE_URL);
+  t.end();
+});
+
+t.test('listeners: one api_listener per target name users write, with RDS of the same name over ADS', (t) => {
+  const s = translate(bookinfo(), proxylessNode(), OPTS);
+  const lds = grpcAccepts(t, s).get(LISTENER_TYPE_URL)!;
+  for (const n of [`${REVIEWS}:9080`, 'reviews.default:9080', 'reviews:9080', `${REVIEWS}:9081`, 'reviews:9081', 'details.other:9080', 'api.example.com:80']) t.ok(lds.has(n), n);
+  t.notOk(lds.has('details:9080'), 'no short name for another namespace');
+  t.notOk([...lds.keys()].some((n) => n.endsWith(':443') || n.endsWith(':9443')), 'TLS/HTTPS ports are not routed');
+  const hcm = decodeCanonical(typeForUrl(LISTENER_TYPE_URL)!, s.resources.get(LISTENER_TYPE_URL)!.get('reviews:9080')!);
+  t.equal((hcm.api_listener as { api_listener: { type_url: string } }).api_listener.type_url, 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager');
+  const other = translate(bookinfo(), proxylessNode('other'), OPTS);
+  t.ok(other.resources.get(LISTENER_TYPE_URL)!.has('details:9080'), 'a caller in "other" gets the short name of its own service');
+  t.notOk(other.resources.get(LISTENER_TYPE_URL)!.has('reviews:9080'));
+  t.end();
+});
+
+t.test('route tables: the vhost gRPC picks for the target, weighted clusters and header matches', (t) => {
+  const s = translate(bookinfo(), proxylessNode(), OPTS);
+  const rds = grpcAccepts(t, s).get(ROUTE_CONFIGURATION_TYPE_URL)!;
+  t.equal(rds.size, s.resources.get(LISTENER_TYPE_URL)!.size, 'one route table per listener');
+  const rc = decodeAll(s, ROUTE_CONFIGURATION_TYPE_URL).get('reviews:9080')!;
+  t.equal(rc.virtualHosts.length, 1);
+  const vh = rc.virtualHosts[0]!;
+  t.equal(vh.name, `${REVIEWS}:9080`);
+  t.ok(vh.domains.includes('reviews:9080') && vh.domains.includes(`${REVIEWS}:9080`), 'the listener name is one of the domains');
+  // gRPC's own lookup (xds-dependency-manager findVirtualHostForDomain) must find the vhost for each target.
+  const { findVirtualHostForDomain } = require('@grpc/grpc-js-xds/build/src/xds-dependency-manager.js');
+  for (const [name, r] of rds) t.ok(findVirtualHostForDomain((r as { virtual_hosts: unknown[] }).virtual_hosts, name), `gRPC finds a virtual host for ${name}`);
+  t.match(vh.routes, [
+    { name: 'jason.user', match: { headers: [{ name: 'end-user' }] }, action: { action: { cluster: `outbound|9080|v2|${REVIEWS}` } } },
+    { name: 'jason' },
+    { name: 'split', action: { action: { weightedClusters: [{ name: `outbound|9080|v1|${REVIEWS}`, weight: 90 }, { name: `outbound|9080|v3|${REVIEWS}`, weight: 10 }] } } },
+  ]);
+  t.end();
+});
+
+t.test('clusters: EDS over ADS, round robin, plaintext by default; ISTIO_MUTUAL uses certificate providers gRPC understands', (t) => {
+  const mtls = bookinfo({
+    destinationRules: [
+      dr('reviews', REVIEWS, { trafficPolicy: policy({ tls: { mode: 'ISTIO_MUTUAL' }, loadBalancer: { simple: 'LEAST_REQUEST' } }), subsets: [{ name: 'v1', labels: { version: 'v1' } }] }),
+    ],
+  });
+  const s = translate(mtls, proxylessNode(), OPTS);
+  const cds = grpcAccepts(t, s).get(CLUSTER_TYPE_URL)!;
+  t.match(cds.get(`outbound|9080||${RATINGS}`), { type: 'EDS', edsServiceName: `outbound|9080||${RATINGS}`, securityUpdate: undefined, lbPolicyConfig: [{ xds_wrr_locality: { child_policy: [{ round_robin: {} }] } }] });
+  const secure = cds.get(`outbound|9080|v1|${REVIEWS}`)!;
+  t.match(secure, {
+    type: 'EDS',
+    lbPolicyConfig: [{ xds_wrr_locality: {} }],
+    securityUpdate: { caCertificateProviderInstance: 'default', identityCertificateProviderInstance: 'default' },
+  });
+  const sans = (secure.securityUpdate as { subjectAltNameMatchers: { exact: string }[] }).subjectAltNameMatchers.map((m) => m.exact);
+  t.strictSame(sans, [`spiffe://${TD}/ns/default/sa/bookinfo-reviews`, `spiffe://${TD}/ns/default/sa/bookinfo-reviews-v3`]);
+  // The endpoints of an mTLS cluster are the workloads' sidecars (15006); plaintext ones the apps themselves.
+  const eds = decodeAll(s, CLUSTER_LOAD_ASSIGNMENT_TYPE_URL);
+  t.strictSame(eds.get(`outbound|9080|v1|${REVIEWS}`)!.localities.flatMap((l) => l.endpoints.map((e) => `${e.address.host}:${e.address.port}`)), ['10.0.1.1:15006', '10.0.1.2:15006']);
+  t.strictSame(eds.get(`outbound|9080||${RATINGS}`)!.localities.flatMap((l) => l.endpoints.map((e) => `${e.address.host}:${e.address.port}`)), ['10.0.4.1:8080']);
+  t.end();
+});
+
+t.test('EDS: every locality has a weight (gRPC drops those without) and no address repeats', (t) => {
+  const s = translate(bookinfo(), proxylessNode(), OPTS);
+  const eds = grpcAccepts(t, s).get(CLUSTER_LOAD_ASSIGNMENT_TYPE_URL)!;
+  const reviews = eds.get(`outbound|9080||${REVIEWS}`) as { endpoints: { locality: object; load_balancing_weight: { value: number } }[] };
+  t.strictSame(
+    reviews.endpoints.map((e) => [e.locality, e.load_balancing_weight.value]),
+    [
+      [{ region: 'aws-us-east-1', zone: 'aws-us-east-1a', sub_zone: '' }, 1],
+      [{ region: 'aws-us-east-1', zone: 'aws-us-east-1b', sub_zone: '' }, 3],
+      [{ region: 'azure-eastus', zone: 'azure-eastus-1', sub_zone: 'rack7' }, 1],
+      [{ region: 'gcp-us-east4', zone: 'gcp-us-east4-a', sub_zone: '' }, 2],
+    ],
+  );
+  t.end();
+});
