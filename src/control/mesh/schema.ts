@@ -16,7 +16,7 @@ export interface Shape {
 
 /** `base.key`, or `base["key"]` for map keys that are not plain words (label keys such as app.kubernetes.io/name). */
 export function keyPath(base: string, key: string): string {
-  return /^[A-Za-z0-9_-]+$/.test(key) ? joinPath(base, key) : `${base}[${JSON.stringify(key)}]`;
+  return /^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(key) ? joinPath(base, key) : `${base}[${JSON.stringify(key)}]`;
 }
 
 /** An object without its undefined entries, so the model's optional fields are absent rather than undefined. */

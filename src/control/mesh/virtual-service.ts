@@ -60,7 +60,8 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
  * add up to 100 (Istio's rule before it began normalising them, kept here so a typo cannot skew a canary).
  */
 function weigh(r: Reader, written: readonly { d: Destination; weight?: number }[], raw: unknown, path: string): HTTPRouteDestination[] {
-  if (written.length !== (Array.isArray(raw) ? raw.length : 0)) return []; // a destination failed and is reported
+  // An empty or failed list is already reported.
+  if (written.length === 0 || written.length !== (Array.isArray(raw) ? raw.length : 0)) return [];
   if (written.length === 1 && written[0]!.weight === undefined) return [{ destination: written[0]!.d, weight: 100 }];
   const route = written.map(({ d, weight }) => ({ destination: d, weight: weight ?? 0 }));
   const sum = route.reduce((s, d) => s + d.weight, 0);
@@ -74,7 +75,8 @@ function routeDestination(r: Reader, v: unknown, path: string, ns: string, domai
   const dPath = joinPath(path, 'destination');
   const d = r.object(o.destination, dPath, DESTINATION);
   const weight = r.int(o, 'weight', path, 0, 100);
-  if (!d) return undefined;
+  // A bad weight is reported; summing without it would only add a second, misleading issue.
+  if (!d || (weight === undefined && o.weight !== undefined && o.weight !== null)) return undefined;
   r.need(d, 'host', dPath);
   const host = r.string(d, 'host', dPath, hostProblem) ?? '';
   const port = d.port === undefined || d.port === null ? undefined : portSelector(r, d.port, joinPath(dPath, 'port'));

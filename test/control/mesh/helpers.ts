@@ -2,21 +2,21 @@
 import { parseMeshDocuments, type MeshOptions } from '../../../src/control/mesh/loader.js';
 import { formatMeshIssue, type MeshConfig } from '../../../src/control/mesh/types.js';
 
-/** Every issue of `files` (path -> text), formatted as `outrigger validate` prints them; [] when valid. */
-export function check(files: Record<string, string>, opts?: MeshOptions): string[] {
-  const r = parseMeshDocuments(
+const parse = (files: Record<string, string>, opts?: MeshOptions) =>
+  parseMeshDocuments(
     Object.entries(files).map(([path, text]) => ({ path, text })),
     opts,
   );
+
+/** Every issue of `files` (path -> text), formatted as `outrigger validate` prints them; [] when valid. */
+export function check(files: Record<string, string>, opts?: MeshOptions): string[] {
+  const r = parse(files, opts);
   return r.ok ? [] : r.issues.map(formatMeshIssue);
 }
 
 /** The config of `files`, which must be valid (the issues are the failure message otherwise). */
 export function valid(files: Record<string, string>, opts?: MeshOptions): MeshConfig {
-  const r = parseMeshDocuments(
-    Object.entries(files).map(([path, text]) => ({ path, text })),
-    opts,
-  );
+  const r = parse(files, opts);
   if (!r.ok) throw new Error(`expected a valid config:\n${r.issues.map(formatMeshIssue).join('\n')}`);
   return r.config;
 }
