@@ -1,5 +1,6 @@
 // Watches the mesh config directory: debounced reloads (istiod's 100 ms quiet / 10 s max), all-or-nothing acceptance.
-import { watch, type FSWatcher } from 'node:fs';
+import { readdirSync, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
 import type { Clock, Timer } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import type { ConfigMetrics } from '../telemetry/metrics.js';
@@ -39,7 +40,8 @@ export interface ConfigStatus {
 }
 
 export class ConfigWatcher {
-  private fsWatcher: FSWatcher | undefined;
+  /** One non-recursive watch per directory of the tree (see syncWatches for why not `recursive`). */
+  private readonly fsWatchers = new Map<string, FSWatcher>();
   private quietTimer: Timer | undefined;
   private maxTimer: Timer | undefined;
   private loading: Promise<void> | undefined;
@@ -66,14 +68,47 @@ export class ConfigWatcher {
     const first = await this.o.load();
     if (!first.ok) return first;
     this.accept(first.config);
-    try {
-      // Recursive: Kubernetes ConfigMap volumes swap a `..data` symlink, and users keep one folder per team.
-      this.fsWatcher = watch(this.o.dir, { recursive: true }, () => this.changed());
-      this.fsWatcher.on('error', (e) => this.o.logger.error({ dir: this.o.dir, err: errorMessage(e) }, 'mesh config watch failed; changes are no longer picked up'));
-    } catch (e) {
-      this.o.logger.error({ dir: this.o.dir, err: errorMessage(e) }, 'cannot watch the mesh config directory; changes are not picked up');
-    }
+    this.syncWatches();
     return first;
+  }
+
+  /**
+   * Watches the directory and every sub-directory the loader reads, each with a plain fs.watch. Node 20's
+   * `recursive: true` on Linux misses every atomic replace (write a temp file, rename it over the old one)
+   * after the first one: exactly how editors, `kubectl cp` and config tooling save. A Kubernetes ConfigMap
+   * volume swaps its `..data` symlink in the top directory, which the top-level watch sees. Re-synced after
+   * every reload, so directories created or removed later are followed.
+   */
+  private syncWatches(): void {
+    if (this.closed) return;
+    const dirs = new Set<string>();
+    const walk = (d: string) => {
+      dirs.add(d);
+      let entries;
+      try {
+        entries = readdirSync(d, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      // Dot directories are skipped as the loader skips them (ConfigMap's timestamped ..2026_… folders).
+      for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) walk(path.join(d, e.name));
+    };
+    walk(this.o.dir);
+    for (const d of dirs) {
+      if (this.fsWatchers.has(d)) continue;
+      try {
+        const w = watch(d, () => this.changed());
+        w.on('error', (e) => this.o.logger.error({ dir: d, err: errorMessage(e) }, 'mesh config watch failed; changes there are no longer picked up'));
+        this.fsWatchers.set(d, w);
+      } catch (e) {
+        this.o.logger.error({ dir: d, err: errorMessage(e) }, 'cannot watch a mesh config directory; changes there are not picked up');
+      }
+    }
+    for (const [d, w] of this.fsWatchers) {
+      if (dirs.has(d)) continue;
+      w.close();
+      this.fsWatchers.delete(d);
+    }
   }
 
   /** A change on disk: (re)arm the quiet timer, and the max timer if this starts a burst. */
@@ -115,6 +150,7 @@ export class ConfigWatcher {
     try {
       await this.reloadOnce();
     } finally {
+      this.syncWatches();
       for (const w of this.reloadWaiters.splice(0)) w();
     }
   }
@@ -164,7 +200,8 @@ export class ConfigWatcher {
 
   close(): void {
     this.closed = true;
-    this.fsWatcher?.close();
+    for (const w of this.fsWatchers.values()) w.close();
+    this.fsWatchers.clear();
     if (this.quietTimer) this.o.clock.clearTimeout(this.quietTimer);
     if (this.maxTimer) this.o.clock.clearTimeout(this.maxTimer);
   }
