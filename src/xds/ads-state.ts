@@ -268,9 +268,9 @@ export class AdsState extends EventEmitter {
         if (name) bad.add(name);
         return;
       }
-      if (!name) issues.push(`${where}: the resource has no name`);
-      else if (decoded.has(name)) issues.push(`${name}: the response holds it twice (a server must send each resource once)`);
-      else decoded.set(name, { model: r.value, bytes });
+      // Listener and Cluster decoders require a name; a nameless RDS/EDS resource was never asked for.
+      if (decoded.has(name!)) issues.push(`${name}: the response holds it twice (a server must send each resource once)`);
+      else decoded.set(name!, { model: r.value, bytes });
     });
     return { decoded, issues, bad };
   }
