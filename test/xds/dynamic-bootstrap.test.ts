@@ -1,7 +1,9 @@
 // dynamic_resources in Istio's bootstrap shape, the --xds target, and EDS clusters: decoded, or refused by field path.
 import t from 'tap';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CLUSTER_TYPE_URL } from '../../src/xds/protos.js';
-import { decodeBootstrap } from '../../src/xds/bootstrap.js';
+import { decodeBootstrap, loadBootstrapFile } from '../../src/xds/bootstrap.js';
 import { adsBootstrap, assignment, edsCluster, httpListener } from '../helpers/xds-resources.js';
 import { configIssues, fmt, problems, viaJson } from './helpers.js';
 
@@ -97,5 +99,13 @@ t.test('EDS clusters: eds_cluster_config over ADS, service_name defaulting to th
     'eds_cluster_config.eds_config.initial_fetch_timeout: must not be negative',
   ]);
   t.strictSame(problems(decode({ name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { resource_api_version: 'V3' } } })), ['eds_cluster_config.eds_config.ads: is required']);
+  t.end();
+});
+
+t.test('examples/sidecar-ads.yaml decodes: ADS over mTLS with the SVID, no static listeners', (t) => {
+  const b = loadBootstrapFile(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/sidecar-ads.yaml'));
+  t.match(b.ads, { clusterName: 'xds-grpc', address: { host: '127.0.0.1', port: 15012 }, tls: { common: { sdsCertificate: 'default', validation: { sdsBundle: 'ROOTCA', uriSanMatchers: [] } } }, ldsInitialFetchTimeoutMs: 0 });
+  t.match(b.ca, { spiffeId: 'spiffe://cluster.local/ns/default/sa/reviews' });
+  t.strictSame(b.listeners, []);
   t.end();
 });
