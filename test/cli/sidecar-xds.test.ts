@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../../src/cli/args.js';
+import { main } from '../../src/cli/main.js';
 import { parseXdsUrl } from '../../src/cli/sidecar.js';
 import { startAdsServer, typeOf } from '../helpers/ads-server.js';
 import { startEchoApp } from '../helpers/apps.js';
@@ -57,15 +58,30 @@ t.test('parseXdsUrl: the scheme decides plaintext or TLS; nothing is guessed', (
   t.end();
 });
 
+/** `outrigger …` in this process (main() is what the binary runs): exit code and what it wrote to stderr. */
+async function runMain(argv: string[]): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((c: string | Uint8Array) => {
+    stderr += String(c);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { code: await main(argv), stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
 t.test('a bad --xds exits 2 naming the problem; grpcs without the mesh CA in node metadata too', async (t) => {
   const tmp = tempDir();
   t.teardown(tmp.cleanup);
   const file = path.join(tmp.dir, 'b.json');
   writeFileSync(file, JSON.stringify({ node: { id: 'n', cluster: 'c' } }));
-  const bad = await runCli(['sidecar', '--config', file, '--xds', 'https://127.0.0.1:15012']).done;
+  const bad = await runMain(['sidecar', '--config', file, '--xds', 'https://127.0.0.1:15012']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--xds: scheme "https" is not supported; use grpc:\/\/HOST:PORT/);
-  const noCa = await runCli(['sidecar', '--config', file, '--xds', 'grpcs://127.0.0.1:15012']).done;
+  const noCa = await runMain(['sidecar', '--config', file, '--xds', 'grpcs://127.0.0.1:15012']);
   t.equal(noCa.code, 2);
   t.match(noCa.stderr, /b\.json:1 node\.metadata\.CA_ADDR: is required: --xds grpcs:\/\/ authenticates to the control server with the workload SVID/);
 });

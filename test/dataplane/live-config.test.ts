@@ -123,6 +123,22 @@ t.test('refusals: static names, address clashes with static listeners, TLS mater
   const staticPort = r.port('static-l');
   t.match(r.rt.applyListeners(byName(listener(httpListener('static-l', 0, { cluster: 'x' }))), new Set(['static-l']), 'l1'), [{ path: 'static-l', message: /static listener/ }]);
   t.match(r.rt.applyListeners(byName(listener(httpListener('dyn', staticPort, { cluster: 'x' }))), new Set(['dyn']), 'l1'), [{ path: 'dyn: address.socket_address', message: /is also the address of listener "static-l"/ }]);
+  const sdsListener = listener({
+    ...httpListener('sds', 0, { cluster: 'x' }),
+    filter_chains: [
+      {
+        ...(httpListener('sds', 0, { cluster: 'x' }).filter_chains[0] as object),
+        transport_socket: {
+          name: 'tls',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+            common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default' }], validation_context_sds_secret_config: { name: 'ROOTCA' } },
+          },
+        },
+      },
+    ],
+  });
+  t.match(r.rt.applyListeners(byName(sdsListener), new Set(['sds']), 'l1'), [{ path: 'sds: filter_chains[0].transport_socket', message: /mesh CA/ }]);
   t.equal(r.rt.listenerManager.views().dynamic.length, 0);
 });
 
