@@ -4,7 +4,6 @@ import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
-import { ConfigError, errorMessage } from '../core/errors.js';
 import type { Rng } from '../core/rng.js';
 import type { SidecarRuntime } from '../dataplane/sidecar.js';
 import { DEFAULT_CA_SERVER_NAME, controlSpiffeId } from '../identity/ca-api.js';
@@ -79,12 +78,8 @@ export function startAds(w: AdsWiring): AdsClient {
  */
 function channelSecurity(ads: AdsConfig, materialFor: (common: CommonTls) => MaterialSource): { credentials: () => grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions } {
   if (!ads.tls) return { credentials: () => grpc.credentials.createInsecure(), channelOptions: {} };
-  let source: MaterialSource;
-  try {
-    source = materialFor(ads.tls.common);
-  } catch (e) {
-    throw new ConfigError([{ path: ads.clusterName ? `static_resources.clusters[${JSON.stringify(ads.clusterName)}].transport_socket` : '--xds', message: errorMessage(e) }]);
-  }
+  // Loaded already: the ADS cluster is a static cluster, and --xds grpcs:// names the identity manager's SDS secrets.
+  const source = materialFor(ads.tls.common);
   const td = trustDomainOf(source.current().spiffeId);
   const validation = ads.tls.common.validation;
   const cfg: UpstreamTls = validation?.uriSanMatchers.length || !td

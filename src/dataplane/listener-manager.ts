@@ -100,7 +100,8 @@ export class ListenerManager {
    */
   apply(listeners: ReadonlyMap<string, Listener>, changed: ReadonlySet<string>, version: string): FieldIssue[] {
     const issues: FieldIssue[] = [];
-    const taken: { name: string; address: SocketAddress }[] = this.staticListeners.map((l) => ({ name: l.name, address: l.address }));
+    // Static listeners by the address they hold (port 0 in the bootstrap means whatever port they got).
+    const taken: { name: string; address: SocketAddress }[] = this.statics.map((l) => ({ name: l.name, address: l.address() ?? l.listener.address }));
     for (const [name, l] of listeners) {
       if (this.staticListeners.some((s) => s.name === name)) issues.push({ path: name, message: 'a static listener of this name exists; LDS cannot replace it' });
       const other = taken.find((t) => clash(t.address, l.address));

@@ -43,7 +43,10 @@ export class SecretStore {
   private metrics: MeshMetrics | undefined;
   private started = false;
 
-  constructor(private readonly o: SecretStoreOptions) {}
+  constructor(private readonly o: SecretStoreOptions) {
+    // With xDS, every cluster and listener naming SDS `default` follows the identity's rotations.
+    (o.identity as { setMaxListeners?: (n: number) => void } | undefined)?.setMaxListeners?.(0);
+  }
 
   /**
    * The live material for a CommonTlsContext. Loads synchronously so a bad file fails startup with its name
@@ -66,6 +69,8 @@ export class SecretStore {
       { clock: this.o.clock, logger: this.o.logger, pollIntervalMs: this.o.pollIntervalMs },
     );
     source.load();
+    // Every listener and cluster version naming these files follows its rotations (dozens with xDS).
+    source.setMaxListeners(0);
     const name = nameOf(cert.certificateChain);
     this.sources.set(key, { name, source });
     source.on('update', (m: TlsMaterial) => {

@@ -19,12 +19,15 @@ export interface DiscoveryRequestMsg {
   error_detail?: { code: number; message: string };
 }
 
-/** DiscoveryResponse; resources stay google.protobuf.Any with their bytes (decoded by decodeResource). */
+/**
+ * DiscoveryResponse; resources stay google.protobuf.Any with their bytes (decoded by decodeResource). As
+ * received, a field holding its proto3 default (an empty list, version or nonce) is absent.
+ */
 export interface DiscoveryResponseMsg {
-  version_info: string;
-  resources: { type_url: string; value: Buffer }[];
-  type_url: string;
-  nonce: string;
+  version_info?: string;
+  resources?: { type_url?: string; value?: Buffer }[];
+  type_url?: string;
+  nonce?: string;
 }
 
 /** google.protobuf.Value as proto-loader encodes it: protobufjs bundles the well-known types with camelCase names. */

@@ -133,6 +133,9 @@ export interface AdsStateOptions {
   readonly ldsInitialFetchTimeoutMs: number;
 }
 
+/** A DiscoveryResponse with its proto3 defaults filled in. */
+type Response = Required<Omit<DiscoveryResponseMsg, 'resources'>> & { readonly resources: NonNullable<DiscoveryResponseMsg['resources']> };
+
 /** gRPC INVALID_ARGUMENT: the code of every NACK's error_detail (what Envoy sends). */
 const INVALID_ARGUMENT = 3;
 
@@ -212,7 +215,9 @@ export class AdsState extends EventEmitter {
   }
 
   /** One DiscoveryResponse: decode every resource, hand the result to the data plane, then ACK or NACK. */
-  handle(res: DiscoveryResponseMsg): void {
+  handle(received: DiscoveryResponseMsg): void {
+    // proto3: an empty list, version or nonce is not on the wire at all.
+    const res: Response = { version_info: received.version_info ?? '', resources: received.resources ?? [], type_url: received.type_url ?? '', nonce: received.nonce ?? '' };
     const ts = this.types.get(res.type_url);
     if (!ts) {
       // Answering would subscribe us to a type we cannot use: say nothing (the server may be newer than us).
@@ -247,14 +252,14 @@ export class AdsState extends EventEmitter {
   }
 
   /** Every resource through decodeResource; any failure, a duplicate name or a wrong type is an issue naming the resource. */
-  private decodeAll(ts: TypeState, res: DiscoveryResponseMsg) {
+  private decodeAll(ts: TypeState, res: Response) {
     const decoded = new Map<string, { model: ResourceModels[ResourceTypeUrl]; bytes: Buffer }>();
     const issues: string[] = [];
     const bad = new Set<string>();
     res.resources.forEach((any, i) => {
       const where = `resources[${i}]`;
       if (any.type_url !== res.type_url) {
-        issues.push(`${where}: a ${any.type_url} in a ${ts.short.toUpperCase()} response`);
+        issues.push(`${where}: a ${any.type_url ?? 'resource without a type'} in a ${ts.short.toUpperCase()} response`);
         return;
       }
       const bytes = Buffer.from(any.value ?? []);
@@ -268,9 +273,9 @@ export class AdsState extends EventEmitter {
         if (name) bad.add(name);
         return;
       }
-      if (!name) issues.push(`${where}: the resource has no name`);
-      else if (decoded.has(name)) issues.push(`${name}: the response holds it twice (a server must send each resource once)`);
-      else decoded.set(name, { model: r.value, bytes });
+      // Listener and Cluster decoders require a name; a nameless RDS/EDS resource was never asked for.
+      if (decoded.has(name!)) issues.push(`${name}: the response holds it twice (a server must send each resource once)`);
+      else decoded.set(name!, { model: r.value, bytes });
     });
     return { decoded, issues, bad };
   }
@@ -287,7 +292,7 @@ export class AdsState extends EventEmitter {
     return { typeUrl: ts.typeUrl, version, resources, changed };
   }
 
-  private ack(ts: TypeState, res: DiscoveryResponseMsg, decoded: Map<string, { model: ResourceModels[ResourceTypeUrl]; bytes: Buffer }>, update: ResourceUpdate): void {
+  private ack(ts: TypeState, res: Response, decoded: Map<string, { model: ResourceModels[ResourceTypeUrl]; bytes: Buffer }>, update: ResourceUpdate): void {
     const at = this.o.clock.now();
     const entries = ts.wildcard ? new Map<string, Entry>() : new Map(ts.entries);
     for (const [name, d] of decoded) {
@@ -316,7 +321,7 @@ export class AdsState extends EventEmitter {
    * NACK: the previous version_info with this nonce and error_detail (code INVALID_ARGUMENT, every issue).
    * Nothing of the response is applied; the last good config of this type keeps serving.
    */
-  private nack(ts: TypeState, res: DiscoveryResponseMsg, issues: string[], bad: ReadonlySet<string>): void {
+  private nack(ts: TypeState, res: Response, issues: string[], bad: ReadonlySet<string>): void {
     const rejection: Rejection = { version: res.version_info, details: issues.join('\n'), at: this.o.clock.now() };
     ts.rejected = rejection;
     for (const name of bad) {

@@ -340,3 +340,20 @@ t.test('1000 requests over keep-alive HTTP/1.1 and HTTP/2 with route and endpoin
   t.equal(done, 1000);
   t.ok((served.a ?? 0) > 0 && (served.b ?? 0) > 0, `both configs served: ${JSON.stringify(served)}`);
 });
+
+t.test('resources that never arrive: after initial_fetch_timeout the cluster starts empty (503 UH), the listener with no routes (404)', async (t) => {
+  const w = await world(t);
+  const { ads } = w;
+  await ads.request(isType('cds'));
+  ads.push('cds', 'c1', [edsCluster('backend', { initialFetchTimeout: '0.2s' })]);
+  await ads.request(isType('lds'));
+  t.match(w.sc.ads!.status().types[1], { type: 'eds', resources: [{ name: 'backend', status: 'does-not-exist' }] });
+  ads.push('lds', 'l1', [httpListener('outbound', 0, { rds: 'routes', initialFetchTimeout: '0.2s' })]);
+  await waitFor(() => w.sc.ready(), 'ready without the RDS resource');
+  t.equal((await request(w.port())).status, 404, 'no routes');
+  ads.push('rds', 'r1', [routeConfig('routes', [['/', 'backend']])]);
+  await waitFor(async () => (await request(w.port())).status === 503, 'the route, to a cluster with no endpoints');
+  t.match(JSON.parse((await request(w.port())).body), { code: 'no_healthy_upstream' });
+  ads.push('eds', 'e1', [assignment('backend', [w.a.port])]);
+  await waitFor(async () => (await w.servedBy()) === 'a', 'endpoints that arrive late are used');
+});

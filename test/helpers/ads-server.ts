@@ -20,6 +20,8 @@ export interface AdsServerForTest {
   readonly requests: DiscoveryRequestMsg[];
   /** Streams opened so far. */
   readonly streams: number;
+  /** The client's URI SAN on each stream (mTLS), in order; '' for plaintext. */
+  readonly peers: string[];
   /** Sends one response on the newest stream; returns its nonce. */
   push(type: XdsType, version: string, resources: readonly PushResource[]): string;
   /** The first request at index >= from that matches (waits for it; fails after 10 s). */
@@ -39,6 +41,7 @@ export const typeOf = (r: DiscoveryRequestMsg): XdsType | undefined => (Object.k
 export async function startAdsServer(o: { credentials?: () => grpc.ServerCredentials } = {}): Promise<AdsServerForTest> {
   const events = new EventEmitter();
   const requests: DiscoveryRequestMsg[] = [];
+  const peers: string[] = [];
   const open = new Set<Stream>();
   let newest: Stream | undefined;
   let streams = 0;
@@ -51,6 +54,8 @@ export async function startAdsServer(o: { credentials?: () => grpc.ServerCredent
     server.addService(adsService().service, {
       StreamAggregatedResources: (call: Stream) => {
         streams++;
+        const san = call.getAuthContext().sslPeerCertificate?.subjectaltname ?? '';
+        peers.push(san.split(', ').find((x) => x.startsWith('URI:'))?.slice(4) ?? '');
         open.add(call);
         newest = call;
         // Headers at once: the client learns the stream is up before the first response.
@@ -99,6 +104,7 @@ export async function startAdsServer(o: { credentials?: () => grpc.ServerCredent
       return port;
     },
     requests,
+    peers,
     get streams() {
       return streams;
     },

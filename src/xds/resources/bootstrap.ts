@@ -38,7 +38,7 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string, opts: Bootstra
   const drPath = joinPath(path, 'dynamic_resources');
   if (dr && opts.xds) issues.add(drPath, 'the control server is given by --xds; remove dynamic_resources from the file or drop --xds');
   const ads = opts.xds ? xdsFlagConfig(opts.xds) : dr && decodeDynamicResources(dr, drPath, list(sr, 'clusters'), clusters, `${srPath}.clusters`, issues);
-  if (!ads) staticOnlyRules(listeners, clusters, list(sr, 'clusters'), srPath, issues);
+  if (!dr && !opts.xds) staticOnlyRules(listeners, clusters, list(sr, 'clusters'), srPath, issues);
   const a = msg(o, 'admin');
   const admin = a && decodeAdmin(a, joinPath(path, 'admin'), issues);
   const usesSds = [...listeners.map((l) => l?.filterChain.tls?.common), ...clusters.map((c) => c?.tls?.common), ads?.tls?.common].some((c) => c && usesSdsSecrets(c));
