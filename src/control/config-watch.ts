@@ -1,5 +1,6 @@
 // Watches the mesh config directory: debounced reloads (istiod's 100 ms quiet / 10 s max), all-or-nothing acceptance.
-import { watch, type FSWatcher } from 'node:fs';
+import { readdirSync, watch, type Dirent, type FSWatcher } from 'node:fs';
+import path from 'node:path';
 import type { Clock, Timer } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import type { ConfigMetrics } from '../telemetry/metrics.js';
@@ -39,7 +40,8 @@ export interface ConfigStatus {
 }
 
 export class ConfigWatcher {
-  private fsWatcher: FSWatcher | undefined;
+  /** One watcher per directory the loader reads: the root and its subdirectories (see watchTree). */
+  private readonly dirWatchers = new Map<string, FSWatcher>();
   private quietTimer: Timer | undefined;
   private maxTimer: Timer | undefined;
   private loading: Promise<void> | undefined;
@@ -66,14 +68,47 @@ export class ConfigWatcher {
     const first = await this.o.load();
     if (!first.ok) return first;
     this.accept(first.config);
-    try {
-      // Recursive: Kubernetes ConfigMap volumes swap a `..data` symlink, and users keep one folder per team.
-      this.fsWatcher = watch(this.o.dir, { recursive: true }, () => this.changed());
-      this.fsWatcher.on('error', (e) => this.o.logger.error({ dir: this.o.dir, err: errorMessage(e) }, 'mesh config watch failed; changes are no longer picked up'));
-    } catch (e) {
-      this.o.logger.error({ dir: this.o.dir, err: errorMessage(e) }, 'cannot watch the mesh config directory; changes are not picked up');
-    }
+    this.watchTree();
     return first;
+  }
+
+  /**
+   * Watches every directory the loader reads (the root and its subdirectories, dot directories excepted, as
+   * the loader skips them), each with its own non-recursive watcher, and stops watching directories that are
+   * gone. A directory watch (inotify on Linux) reports every entry created, written, renamed over or removed
+   * in it, so an atomic save (a temp file renamed over x.yaml: editors, config tools, and a Kubernetes
+   * ConfigMap volume swapping its `..data` symlink in the root) is seen every time. Node 20's
+   * `recursive: true` on Linux is emulated with a watch per file, bound to the file's inode, which goes deaf
+   * to a file once a rename has replaced it. Rescanned before every reload, so a new subdirectory is watched
+   * from then on (what was written into it before is read by that reload).
+   */
+  private watchTree(): void {
+    const seen = new Set<string>();
+    const visit = (dir: string): void => {
+      seen.add(dir);
+      if (!this.dirWatchers.has(dir)) {
+        try {
+          const w = watch(dir, () => this.changed());
+          w.on('error', (e) => this.o.logger.error({ dir, err: errorMessage(e) }, 'mesh config watch failed; changes in this directory are no longer picked up'));
+          this.dirWatchers.set(dir, w);
+        } catch (e) {
+          this.o.logger.error({ dir, err: errorMessage(e) }, 'cannot watch a mesh config directory; changes in it are not picked up');
+        }
+      }
+      let entries: Dirent[] = [];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        // Gone or unreadable: the reload reports it (the loader names the directory).
+      }
+      for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) visit(path.join(dir, e.name));
+    };
+    visit(this.o.dir);
+    for (const [dir, w] of this.dirWatchers) {
+      if (seen.has(dir)) continue;
+      w.close();
+      this.dirWatchers.delete(dir);
+    }
   }
 
   /** A change on disk: (re)arm the quiet timer, and the max timer if this starts a burst. */
@@ -88,6 +123,7 @@ export class ConfigWatcher {
     if (this.quietTimer) this.o.clock.clearTimeout(this.quietTimer);
     if (this.maxTimer) this.o.clock.clearTimeout(this.maxTimer);
     this.quietTimer = this.maxTimer = undefined;
+    this.watchTree();
     if (this.loading) {
       this.again = true;
       return;
@@ -164,7 +200,8 @@ export class ConfigWatcher {
 
   close(): void {
     this.closed = true;
-    this.fsWatcher?.close();
+    for (const w of this.dirWatchers.values()) w.close();
+    this.dirWatchers.clear();
     if (this.quietTimer) this.o.clock.clearTimeout(this.quietTimer);
     if (this.maxTimer) this.o.clock.clearTimeout(this.maxTimer);
   }

@@ -1,6 +1,6 @@
 // The mesh config watcher: debounce (100 ms quiet, 10 s max), all-or-nothing acceptance, real fs.watch.
-import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
@@ -175,4 +175,60 @@ t.test('a real file change is picked up through fs.watch', async (t) => {
   writeFileSync(path.join(dir, 'a.yaml'), 'kind: x\n');
   const c = await second;
   t.equal(c.workloadEntries.length, 2);
+});
+
+/**
+ * A watcher on a real directory with a 10 ms debounce whose loads read every file (relative path -> text),
+ * and until(pred): resolves once a reload has loaded files that satisfy pred; it waits on reloads, never
+ * on time, so a change the watcher misses fails the test by its timeout.
+ */
+function realDir(t: Test) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cw-atomic-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'a.yaml'), 'v: 0\n');
+  let files: Record<string, string> = {};
+  let n = 0;
+  const load = async (): Promise<MeshLoad> => {
+    files = {};
+    for (const rel of readdirSync(dir, { recursive: true }) as string[]) {
+      const f = path.join(dir, rel);
+      if (statSync(f, { throwIfNoEntry: false })?.isFile()) files[rel] = readFileSync(f, 'utf8');
+    }
+    return { ok: true, config: config(++n) };
+  };
+  const w = new ConfigWatcher({ dir, load, onConfig: () => {}, clock: systemClock, logger: memoryLogger().logger, metrics: createConfigMetrics(new Registry()), debounceMs: 10 });
+  t.teardown(() => w.close());
+  const until = async (pred: (files: Record<string, string>) => boolean) => {
+    while (!pred(files)) await w.nextReload();
+  };
+  return { dir, w, until };
+}
+
+t.test('a file replaced by rename (an atomic save) is picked up every time, not only the first', async (t) => {
+  const { dir, w, until } = realDir(t);
+  await w.start();
+  for (let i = 1; i <= 3; i++) {
+    writeFileSync(path.join(dir, `.a.yaml.${i}.tmp`), `v: ${i}\n`);
+    renameSync(path.join(dir, `.a.yaml.${i}.tmp`), path.join(dir, 'a.yaml'));
+    await until((f) => f['a.yaml'] === `v: ${i}\n`);
+    t.pass(`save ${i} reloaded`);
+  }
+});
+
+t.test('a subdirectory made after start is watched; after it is removed the root still is', async (t) => {
+  const { dir, w, until } = realDir(t);
+  await w.start();
+  const made = w.nextReload();
+  mkdirSync(path.join(dir, 'team'));
+  await made;
+  // Written after the reload that followed mkdir: only a watcher on team/ itself can see these.
+  writeFileSync(path.join(dir, 'team', 'b.yaml'), 'v: 1\n');
+  await until((f) => f[path.join('team', 'b.yaml')] === 'v: 1\n');
+  writeFileSync(path.join(dir, 'team', 'b.yaml'), 'v: 2\n');
+  await until((f) => f[path.join('team', 'b.yaml')] === 'v: 2\n');
+  rmSync(path.join(dir, 'team'), { recursive: true });
+  await until((f) => !(path.join('team', 'b.yaml') in f));
+  writeFileSync(path.join(dir, 'a.yaml'), 'v: 3\n');
+  await until((f) => f['a.yaml'] === 'v: 3\n');
+  t.pass('every change was loaded');
 });
