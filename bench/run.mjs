@@ -106,26 +106,6 @@ async function machineFacts(sidecar) {
   };
 }
 
-/**
- * The machine is shared: wait (up to BENCH_IDLE_WAIT) until other programs use less than a quarter of a core
- * for 3 s in a row, so the run starts quiet. Returns a note for the report.
- */
-async function waitForQuiet() {
-  const limit = seconds(cfg.idleWait) * 1000;
-  if (limit <= 0) return 'idle wait skipped';
-  const t0 = Date.now();
-  let quiet = 0;
-  let last = null;
-  while (Date.now() - t0 < limit) {
-    const m = procs.foreignCpu([]);
-    await sleep(1000);
-    last = m.end();
-    quiet = last < 0.25 ? quiet + 1 : 0;
-    if (quiet >= 3) return `machine quiet after ${((Date.now() - t0) / 1000).toFixed(0)} s`;
-  }
-  return `machine still busy after waiting ${cfg.idleWait} (other programs at ${last?.toFixed(2)} cores); ran anyway`;
-}
-
 /** All load phases against one started path; fills `res`. */
 async function measure(name, p, ctx, res) {
   const roots = p.hops.map((h) => h.pid);
@@ -287,7 +267,7 @@ async function main() {
   const backend = await startBackend(ctx);
   ctx.backendRoots = [backend.nginx.pid, backend.grpc.pid];
   log(`waiting for a quiet machine (up to ${cfg.idleWait})`);
-  facts.idle = await waitForQuiet();
+  facts.idle = await procs.waitForQuiet(seconds(cfg.idleWait) * 1000);
   log(facts.idle);
   const runForeign = procs.foreignCpu(ctx.backendRoots);
   const results = [];

@@ -54,12 +54,13 @@ export function reapStale(file, marker) {
 
 /**
  * Start a child in its own process group (so nginx workers die with their master), stdout/stderr to files.
- * Returns { pid, name, exited (promise of {code, signal}), stop() }.
+ * `ipc: true` adds Node's IPC channel (the child, a node script even under `taskset`, gets process.send).
+ * Returns { pid, name, child, exited (promise of {code, signal}), stop() }.
  */
-export function start(name, cmd, args, { cwd, env, stdoutFile, stderrFile } = {}) {
+export function start(name, cmd, args, { cwd, env, stdoutFile, stderrFile, ipc = false } = {}) {
   const out = stdoutFile ? openSync(stdoutFile, 'a') : 'ignore';
   const err = stderrFile ? openSync(stderrFile, 'a') : 'ignore';
-  const child = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', out, err], detached: true });
+  const child = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', out, err, ...(ipc ? ['ipc'] : [])], detached: true });
   if (typeof out === 'number') closeSync(out);
   if (typeof err === 'number') closeSync(err);
   const rec = { name, pgid: child.pid, cmd: `${cmd} ${args.join(' ')}`, child, alive: true };
@@ -84,6 +85,7 @@ export function start(name, cmd, args, { cwd, env, stdoutFile, stderrFile } = {}
   return {
     name,
     pid: child.pid,
+    child,
     exited,
     get alive() {
       return rec.alive;
@@ -356,4 +358,24 @@ export function foreignCpu(liveRoots) {
       return secs > 0 ? Math.max(0, other / secs) : null;
     },
   };
+}
+
+/**
+ * The machine is shared: wait (up to limitMs) until other programs use less than a quarter of a core for 3 s
+ * in a row, so a measurement starts quiet. `roots`: our own live processes, not counted as others. Returns a
+ * note for the report.
+ */
+export async function waitForQuiet(limitMs, roots = []) {
+  if (limitMs <= 0) return 'idle wait skipped';
+  const t0 = Date.now();
+  let quiet = 0;
+  let last = null;
+  while (Date.now() - t0 < limitMs) {
+    const m = foreignCpu(roots);
+    await sleep(1000);
+    last = m.end();
+    quiet = last < 0.25 ? quiet + 1 : 0;
+    if (quiet >= 3) return `machine quiet after ${((Date.now() - t0) / 1000).toFixed(0)} s`;
+  }
+  return `machine still busy after waiting ${(limitMs / 1000).toFixed(0)} s (other programs at ${last?.toFixed(2)} cores); ran anyway`;
 }

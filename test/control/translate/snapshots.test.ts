@@ -38,6 +38,25 @@ t.test('versions change per type: a route weight changes only RDS, an endpoint w
   t.end();
 });
 
+t.test('after a change elsewhere a sidecar keeps the same bytes objects for its own resources; what changed is encoded anew', (t) => {
+  const get = (s: NodeSnapshot, type: ServedType, name: string) => s.resources.get(type)!.get(name)!;
+  const hex = (s: NodeSnapshot) => SERVED_TYPES.map((type) => [...s.resources.get(type)!].map(([n, v]) => `${n}=${Buffer.from(v).toString('hex')}`).join()).join('|');
+  const a = translate(bookinfo(), node(), OPTS);
+  const b = translate(bookinfo({ virtualServices: [reviewsVs(80, 20), ...bookinfo().virtualServices.slice(1)] }), node(), OPTS);
+  t.equal(get(b, LISTENER_TYPE_URL, 'virtualInbound'), get(a, LISTENER_TYPE_URL, 'virtualInbound'), 'its listener: the same object, not encoded again');
+  t.equal(get(b, ROUTE_CONFIGURATION_TYPE_URL, 'inbound'), get(a, ROUTE_CONFIGURATION_TYPE_URL, 'inbound'));
+  t.not(Buffer.from(get(b, ROUTE_CONFIGURATION_TYPE_URL, 'outbound')).toString('hex'), Buffer.from(get(a, ROUTE_CONFIGURATION_TYPE_URL, 'outbound')).toString('hex'), 'the changed weights are in the new outbound routes');
+  // frontend's port 80 now targets 9090 on the workload: its own inbound routes and cluster change.
+  const retarget = bookinfo({ serviceEntries: bookinfo().serviceEntries.map((e) => (e.meta.name === 'frontend' ? { ...e, ports: [{ number: 80, protocol: 'HTTP', name: 'http', targetPort: 9090 }] } : e)) });
+  const c = translate(retarget, node(), OPTS);
+  t.not(get(c, ROUTE_CONFIGURATION_TYPE_URL, 'inbound'), get(b, ROUTE_CONFIGURATION_TYPE_URL, 'inbound'));
+  t.ok(c.resources.get(CLUSTER_TYPE_URL)!.has('inbound|9090||'));
+  t.notOk(c.resources.get(CLUSTER_TYPE_URL)!.has('inbound|9080||'));
+  // Two versions later the first version's own encodings are gone; translating it again gives the same bytes.
+  t.equal(hex(translate(bookinfo(), node(), OPTS)), hex(a));
+  t.end();
+});
+
 t.test('sidecars of one namespace share the encoded outbound resources; only what names their address is their own', (t) => {
   const mesh = bookinfo();
   const pods = Array.from({ length: 20 }, (_, i) => translate(mesh, node({ ip: `10.0.7.${i + 1}`, id: `pod-${i}` }), OPTS));
