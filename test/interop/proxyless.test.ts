@@ -140,14 +140,18 @@ t.test('weighted routing: an 80/20 split over subsets v1/v2, across localities',
   t.ok((c['v1-aws'] ?? 0) > 100 && (c['v1-gcp'] ?? 0) > 100, `v1 spread over aws and gcp: ${JSON.stringify(c)}`);
 });
 
-t.test('header-match routing: end-user: jason -> v3, everyone else -> v1', async (t) => {
+t.test('header-match routing: end-user: jason -> v3, everyone else -> v1; regexes match whole values', async (t) => {
   // The route edit is an RDS push the client applies without reconnecting.
-  await W.apply({ workloads: [W.w['v1-aws']!, W.w['v1-gcp']!, W.w['v2-azure']!, W.w['v3-aws']!], http: [CANARY[0]!, { name: 'default', route: to(['v1', 100]) }] });
+  const testers = { name: 'testers', match: [{ headers: { 'end-user': { regex: 'kim|lee' } } }], route: to(['v2', 100]) };
+  await W.apply({ workloads: [W.w['v1-aws']!, W.w['v1-gcp']!, W.w['v2-azure']!, W.w['v3-aws']!], http: [CANARY[0]!, testers, { name: 'default', route: to(['v1', 100]) }] });
   await W.synced();
   t.strictSame(await tally(W.client, 50, JASON), { 'v3-aws': 50 }, 'jason always gets v3');
   const others = await tally(W.client, 100, { 'end-user': 'mike' });
   t.same(Object.keys(others).sort(), ['v1-aws', 'v1-gcp'], `others get v1 only: ${JSON.stringify(others)}`);
   t.same(Object.keys(await tally(W.client, 50)).sort(), ['v1-aws', 'v1-gcp'], 'no end-user header: v1');
+  t.strictSame(await tally(W.client, 10, { 'end-user': 'lee' }), { 'v2-azure': 10 }, 'a regex alternative');
+  // Istio's regexes match the whole value, as Envoy does: not kimberly, whom ^kim|lee$ would take.
+  t.same(Object.keys(await tally(W.client, 20, { 'end-user': 'kimberly' })).sort(), ['v1-aws', 'v1-gcp'], 'kimberly is not kim');
 });
 
 t.test('endpoints: a new WorkloadEntry starts serving, a removed one stops, with no failed call', async (t) => {

@@ -6,7 +6,7 @@ import { checkConsistent } from '../../../src/control/translate/consistency.js';
 import type { NodeSnapshot } from '../../../src/control/snapshot.js';
 import { decodeCanonical } from '../../../src/xds/canonical.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, typeForUrl } from '../../../src/xds/protos.js';
-import { OPTS, RATINGS, REVIEWS, TD, bookinfo, decodeAll, dr, node, policy, we } from './helpers.js';
+import { OPTS, RATINGS, REVIEWS, TD, bookinfo, decodeAll, dest, dr, node, policy, vs, we } from './helpers.js';
 
 interface Decoded {
   name: string;
@@ -104,7 +104,8 @@ t.test('route tables: the vhost gRPC picks for the target, weighted clusters and
       },
     },
   ]);
-  t.match((rds.get('ratings:9080') as typeof rc).virtual_hosts[0]!.routes, [{ match: { prefix: '/ratings' } }, { match: { safe_regex: { regex: '^/v[0-9]+/ratings$' }, headers: [{ string_match: { safe_regex: { regex: 'v[12]' } } }] } }]);
+  // Regexes grouped: grpc-js-xds anchors them as ^...$ itself (see the test below).
+  t.match((rds.get('ratings:9080') as typeof rc).virtual_hosts[0]!.routes, [{ match: { prefix: '/ratings' } }, { match: { safe_regex: { regex: '(?:^/v[0-9]+/ratings$)' }, headers: [{ string_match: { safe_regex: { regex: '(?:v[12])' } } }] } }]);
   t.end();
 });
 
@@ -175,5 +176,30 @@ t.test('EDS: WorkloadEntry weights adding up past uint32 are scaled down, ratios
     (grpcAccepts(t, translate(bookinfo(), proxylessNode(), OPTS)).get(CLUSTER_LOAD_ASSIGNMENT_TYPE_URL)!.get(`outbound|9080|v1|${REVIEWS}`) as typeof v1).endpoints.map((l) => l.lb_endpoints.map((e) => e.load_balancing_weight.value)),
     [[1], [3]],
   );
+  t.end();
+});
+
+t.test('regex matches are whole-value matches in grpc-js-xds too, alternations included', (t) => {
+  const mesh = bookinfo({
+    virtualServices: [vs('reviews', [REVIEWS], [{ match: [{ uri: { regex: '/a|/b' }, headers: { 'end-user': { regex: 'jason|kim' } } }], route: [{ destination: dest(REVIEWS, 'v2'), weight: 100 }] }])],
+  });
+  const rds = grpcAccepts(t, translate(mesh, proxylessNode(), OPTS)).get(ROUTE_CONFIGURATION_TYPE_URL)!;
+  const route = (rds.get('reviews:9080') as { virtual_hosts: { routes: { match: unknown }[] }[] }).virtual_hosts[0]!.routes[0]!;
+  // gRPC's own route predicate (what its resolver builds from the route), fed a method path and metadata.
+  const { getPredicateForMatcher } = require('@grpc/grpc-js-xds/build/src/route.js');
+  const { Metadata } = require('@grpc/grpc-js');
+  const matches = (path: string, user: string) => {
+    const md = new Metadata();
+    md.set('end-user', user);
+    return getPredicateForMatcher(route.match).apply(path, md) as boolean;
+  };
+  t.ok(matches('/a', 'jason') && matches('/b', 'kim'), 'the alternatives match');
+  // Unchanged, grpc-js would compile ^jason|kim$: any value starting with "jason" or ending with "kim".
+  t.notOk(matches('/a', 'jasonx'), 'no prefix match of the first alternative');
+  t.notOk(matches('/a', 'xkim'), 'no suffix match of the last one');
+  t.notOk(matches('/ax', 'jason'), 'the path regex is whole-path too');
+  // A sidecar gets the regex as written (Envoy matches the whole value itself).
+  const sidecarRoutes = decodeAll(translate(mesh, node(), OPTS), ROUTE_CONFIGURATION_TYPE_URL).get('outbound')!;
+  t.match(JSON.stringify(sidecarRoutes), /"jason\|kim"/);
   t.end();
 });
