@@ -26,6 +26,7 @@ interface Group {
  * locality-aware balancing, issue 5). Endpoint weight = WorkloadEntry.weight (Istio treats 0 as 1); a locality's
  * weight is the sum of its endpoints' weights, which gRPC requires (gRFC A27 ignores a locality without one) and
  * Envoy uses under locality-weighted balancing. One address:port appears once: grpc-js-xds refuses duplicates.
+ * Weights whose total would not fit a uint32 are scaled down (fitWeights).
  */
 export function loadAssignment(p: ClusterPlan): Built {
   const groups = new Map<string, Group>();
@@ -45,6 +46,7 @@ export function loadAssignment(p: ClusterPlan): Built {
     }
     g.endpoints.push({ address: e.spec.address, port, weight: e.spec.weight || 1 });
   }
+  fitWeights([...groups.values()].flatMap((g) => g.endpoints));
   // Sorted so the bytes, and so the version, do not depend on the order documents were written in.
   const ordered = [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, g]) => g);
   return {
@@ -60,4 +62,21 @@ export function loadAssignment(p: ClusterPlan): Built {
       })),
     },
   };
+}
+
+const UINT32_MAX = 0xffff_ffff;
+
+/**
+ * A WorkloadEntry weight may be anything up to 2^32-1 (Istio's uint32), but the weights of one priority must add
+ * up to at most 2^32-1: Envoy requires it of the endpoints of a locality and of the localities of a priority
+ * (LbEndpoint / LocalityLbEndpoints.load_balancing_weight), and gRPC refuses the whole assignment otherwise
+ * (grpc-js-xds EDS validation: "priority 0 has total weight greater than UINT32_MAX"). When the total of n
+ * endpoints is over, every weight is divided by k = ceil(total / (2^32-1 - n)), keeping at least 1 (Istio's
+ * floor): the ratios stay, and the new total is at most total/k + n <= 2^32-1.
+ */
+function fitWeights(endpoints: { weight: number }[]): void {
+  const total = endpoints.reduce((s, e) => s + e.weight, 0);
+  if (total <= UINT32_MAX) return;
+  const k = Math.ceil(total / (UINT32_MAX - endpoints.length));
+  for (const e of endpoints) e.weight = Math.max(1, Math.floor(e.weight / k));
 }

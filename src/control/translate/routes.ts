@@ -6,24 +6,31 @@ import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-
 /** Istio's route timeout when a VirtualService sets none: disabled (Envoy's own default would be 15 s). */
 const NO_TIMEOUT = duration(0);
 
-/** RegexMatcher in RE2 (Istio's regex syntax), with the engine named as Envoy and Istio write it. */
-const regex = (r: string) => ({ google_re2: {}, regex: r });
+type Kind = Ctx['caller']['kind'];
+
+/**
+ * RegexMatcher in RE2 (Istio's regex syntax), with the engine named as Envoy and Istio write it. Envoy (and
+ * grpc-go/java) match the whole value; grpc-js-xds compiles `^${regex}$` (matcher.js SafeRegexValueMatcher),
+ * where an alternation binds to the anchors: `v1|v2` would take any value starting with v1 or ending with v2. A
+ * proxyless client gets the regex grouped, which is the same regex to a whole-value matcher.
+ */
+const regex = (r: string, kind: Kind) => ({ google_re2: {}, regex: kind === 'proxyless' ? `(?:${r})` : r });
 
 /** Istio StringMatch -> envoy.type.matcher.v3.StringMatcher. */
-function stringMatcher(m: StringMatch): Record<string, unknown> {
+function stringMatcher(m: StringMatch, kind: Kind): Record<string, unknown> {
   if ('exact' in m) return { exact: m.exact };
   if ('prefix' in m) return { prefix: m.prefix };
-  return { safe_regex: regex(m.regex) };
+  return { safe_regex: regex(m.regex, kind) };
 }
 
 /**
  * HTTPMatchRequest -> RouteMatch: uri exact/prefix/regex -> path/prefix/safe_regex (no uri = prefix "/"), each
  * header a string_match. Header names are lowercased: HTTP/2 sends them so, and Envoy compares them so.
  */
-function routeMatch(m: HTTPMatchRequest | undefined): Record<string, unknown> {
+function routeMatch(m: HTTPMatchRequest | undefined, kind: Kind): Record<string, unknown> {
   const uri = m?.uri;
-  const path = !uri ? { prefix: '/' } : 'exact' in uri ? { path: uri.exact } : 'prefix' in uri ? { prefix: uri.prefix } : { safe_regex: regex(uri.regex) };
-  const headers = Object.entries(m?.headers ?? {}).map(([name, v]) => ({ name: name.toLowerCase(), string_match: stringMatcher(v) }));
+  const path = !uri ? { prefix: '/' } : 'exact' in uri ? { path: uri.exact } : 'prefix' in uri ? { prefix: uri.prefix } : { safe_regex: regex(uri.regex, kind) };
+  const headers = Object.entries(m?.headers ?? {}).map(([name, v]) => ({ name: name.toLowerCase(), string_match: stringMatcher(v, kind) }));
   return { ...path, ...(headers.length && { headers }) };
 }
 
@@ -66,7 +73,7 @@ export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, 
       .filter((m) => m?.port === undefined || m.port === port)
       .map((m) => {
         const name = (r.name ?? '') + (m?.name ? `.${m.name}` : '');
-        return { ...(name && { name }), match: routeMatch(m), route: routeAction(ctx, r, port) };
+        return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), route: routeAction(ctx, r, port) };
       }),
   );
 }

@@ -6,7 +6,7 @@ import { checkConsistent } from '../../../src/control/translate/consistency.js';
 import type { NodeSnapshot } from '../../../src/control/snapshot.js';
 import { decodeCanonical } from '../../../src/xds/canonical.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, typeForUrl } from '../../../src/xds/protos.js';
-import { OPTS, RATINGS, REVIEWS, TD, bookinfo, decodeAll, dr, node, policy } from './helpers.js';
+import { OPTS, RATINGS, REVIEWS, TD, bookinfo, decodeAll, dest, dr, node, policy, vs, we } from './helpers.js';
 
 interface Decoded {
   name: string;
@@ -104,7 +104,8 @@ t.test('route tables: the vhost gRPC picks for the target, weighted clusters and
       },
     },
   ]);
-  t.match((rds.get('ratings:9080') as typeof rc).virtual_hosts[0]!.routes, [{ match: { prefix: '/ratings' } }, { match: { safe_regex: { regex: '^/v[0-9]+/ratings$' }, headers: [{ string_match: { safe_regex: { regex: 'v[12]' } } }] } }]);
+  // Regexes grouped: grpc-js-xds anchors them as ^...$ itself (see the test below).
+  t.match((rds.get('ratings:9080') as typeof rc).virtual_hosts[0]!.routes, [{ match: { prefix: '/ratings' } }, { match: { safe_regex: { regex: '(?:^/v[0-9]+/ratings$)' }, headers: [{ string_match: { safe_regex: { regex: '(?:v[12])' } } }] } }]);
   t.end();
 });
 
@@ -145,5 +146,60 @@ t.test('EDS: every locality has a weight (gRPC drops those without) and no addre
       [{ region: 'gcp-us-east4', zone: 'gcp-us-east4-a', sub_zone: '' }, 2],
     ],
   );
+  t.end();
+});
+
+t.test('EDS: WorkloadEntry weights adding up past uint32 are scaled down, ratios kept, so gRPC and Envoy accept them', (t) => {
+  const MAX = 0xffff_ffff;
+  const heavy = (name: string, address: string, locality: string, weight: number) => we(name, address, { labels: { app: 'reviews', version: 'v1' }, locality, sa: 'bookinfo-reviews', weight });
+  const mesh = bookinfo({
+    workloadEntries: [
+      // Two maximal weights in one locality: their sum did not even encode (a uint32 field), so nothing translated.
+      heavy('a', '10.0.1.1', 'aws-us-east-1/aws-us-east-1a', MAX),
+      heavy('b', '10.0.1.2', 'aws-us-east-1/aws-us-east-1a', MAX),
+      heavy('c', '10.0.1.3', 'gcp-us-east4/gcp-us-east4-a', MAX - 1),
+      heavy('d', '10.0.1.4', 'gcp-us-east4/gcp-us-east4-a', 1),
+    ],
+  });
+  const s = translate(mesh, proxylessNode(), OPTS);
+  const eds = grpcAccepts(t, s).get(CLUSTER_LOAD_ASSIGNMENT_TYPE_URL)!;
+  const v1 = eds.get(`outbound|9080|v1|${REVIEWS}`) as { endpoints: { load_balancing_weight: { value: number }; lb_endpoints: { load_balancing_weight: { value: number } }[] }[] };
+  const weights = v1.endpoints.map((l) => l.lb_endpoints.map((e) => e.load_balancing_weight.value));
+  const localities = v1.endpoints.map((l) => l.load_balancing_weight.value);
+  t.strictSame(localities, weights.map((w) => w.reduce((a, b) => a + b, 0)), 'a locality weighs the sum of its endpoints');
+  t.ok(localities.reduce((a, b) => a + b, 0) <= MAX, `the priority's total fits a uint32: ${localities}`);
+  t.equal(weights[0]![0], weights[0]![1], 'equal weights stay equal');
+  t.equal(weights[1]![1], 1, 'a small weight keeps the floor of 1');
+  t.ok(Math.abs(weights[1]![0]! / weights[0]![0]! - 1) < 1e-6, 'the ratio between the heavy ones is kept');
+  // Small weights are sent as written.
+  t.strictSame(
+    (grpcAccepts(t, translate(bookinfo(), proxylessNode(), OPTS)).get(CLUSTER_LOAD_ASSIGNMENT_TYPE_URL)!.get(`outbound|9080|v1|${REVIEWS}`) as typeof v1).endpoints.map((l) => l.lb_endpoints.map((e) => e.load_balancing_weight.value)),
+    [[1], [3]],
+  );
+  t.end();
+});
+
+t.test('regex matches are whole-value matches in grpc-js-xds too, alternations included', (t) => {
+  const mesh = bookinfo({
+    virtualServices: [vs('reviews', [REVIEWS], [{ match: [{ uri: { regex: '/a|/b' }, headers: { 'end-user': { regex: 'jason|kim' } } }], route: [{ destination: dest(REVIEWS, 'v2'), weight: 100 }] }])],
+  });
+  const rds = grpcAccepts(t, translate(mesh, proxylessNode(), OPTS)).get(ROUTE_CONFIGURATION_TYPE_URL)!;
+  const route = (rds.get('reviews:9080') as { virtual_hosts: { routes: { match: unknown }[] }[] }).virtual_hosts[0]!.routes[0]!;
+  // gRPC's own route predicate (what its resolver builds from the route), fed a method path and metadata.
+  const { getPredicateForMatcher } = require('@grpc/grpc-js-xds/build/src/route.js');
+  const { Metadata } = require('@grpc/grpc-js');
+  const matches = (path: string, user: string) => {
+    const md = new Metadata();
+    md.set('end-user', user);
+    return getPredicateForMatcher(route.match).apply(path, md) as boolean;
+  };
+  t.ok(matches('/a', 'jason') && matches('/b', 'kim'), 'the alternatives match');
+  // Unchanged, grpc-js would compile ^jason|kim$: any value starting with "jason" or ending with "kim".
+  t.notOk(matches('/a', 'jasonx'), 'no prefix match of the first alternative');
+  t.notOk(matches('/a', 'xkim'), 'no suffix match of the last one');
+  t.notOk(matches('/ax', 'jason'), 'the path regex is whole-path too');
+  // A sidecar gets the regex as written (Envoy matches the whole value itself).
+  const sidecarRoutes = decodeAll(translate(mesh, node(), OPTS), ROUTE_CONFIGURATION_TYPE_URL).get('outbound')!;
+  t.match(JSON.stringify(sidecarRoutes), /"jason\|kim"/);
   t.end();
 });
