@@ -10,7 +10,7 @@ import { checkX509Svid } from '../../src/identity/svid.js';
 import { TokenVerifier, loadOrCreateTokenKey } from '../../src/identity/token.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/mesh.js';
-import { hasCommand, runCli } from '../helpers/tools.js';
+import { hasCommand } from '../helpers/tools.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.ts');
 

@@ -8,7 +8,8 @@ import { startControl } from '../helpers/mesh-ca.js';
 import { runSidecar, tempDir } from '../helpers/mesh.js';
 import { metricValue } from '../helpers/two-hop.js';
 import { GRPC_PORT, echoClient, installBootstrap, writeMesh } from '../helpers/proxyless.js';
-import { runCli, waitFor } from '../helpers/tools.js';
+import { runCli } from '../helpers/cli.js';
+import { waitFor } from '../helpers/tools.js';
 import { adsBootstrap } from '../helpers/xds-resources.js';
 
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/productpage';
