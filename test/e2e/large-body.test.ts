@@ -30,8 +30,12 @@ t.test('100 MiB up and 100 MiB down with flat memory', async (t) => {
   const m = await startTwoHop();
   t.teardown(() => m.close());
   // What must stay flat is live memory: buffers held by the proxies. Garbage is not growth, so every
-  // sample is taken right after a full collection (node --expose-gc, set in .taprc's node-arg).
+  // sample is taken right after full collections (node --expose-gc, set in .taprc's node-arg). Two of
+  // them: V8 releases dead ArrayBuffer backing stores lazily, so after one collection arrayBuffers can
+  // still count up to a few hundred ms of already-forwarded chunks (measured: spikes of 20-34 MiB after
+  // one collection, a flat 1.5 MiB after two).
   const live = () => {
+    global.gc?.();
     global.gc?.();
     const mu = process.memoryUsage();
     return mu.heapUsed + mu.arrayBuffers;
@@ -65,5 +69,5 @@ t.test('100 MiB up and 100 MiB down with flat memory', async (t) => {
   clearInterval(sampler);
   const growthMiB = (peak - base) / (1024 * 1024);
   t.ok(global.gc, 'measured after forced collections');
-  t.ok(growthMiB < 32, `live memory grew ${growthMiB.toFixed(1)} MiB at most while 200 MiB moved through two sidecars, the app and the client`);
+  t.ok(growthMiB < 16, `live memory grew ${growthMiB.toFixed(1)} MiB at most while 200 MiB moved through two sidecars, the app and the client`);
 });
