@@ -258,6 +258,7 @@ export async function runDemo(o: DemoOptions): Promise<Demo> {
     const loaded = await loadMeshDir(meshDir);
     if (!loaded.ok) throw new Error(`the mesh config changed under the demo: ${loaded.issues.map(formatMeshIssue).join('; ')}`);
     plans = planPods(loaded.config, TD);
+    if (!plans.some((p) => p.app === 'frontend')) throw new UsageError(`the mesh in ${o.meshDir ?? BUNDLED_MESH} has no WorkloadEntry labelled app: frontend for the load driver to call`);
     say(`Outrigger demo: ${plans.length} pods of bookinfo across ${new Set(plans.map((p) => p.locality.region)).size} clouds, on loopback. Working directory ${base}`);
     say(`  control server on ${controlIp}: xDS + mesh CA over mTLS :${PORTS.xdsTls}, plaintext xDS :${PORTS.xds}, monitoring :${PORTS.monitoring}`);
     say(`    new self-signed root ${control.authority.roots[0]!.fingerprint256.slice(0, 23)}…; watching ${meshDir} (edit it live)`);
@@ -338,7 +339,7 @@ export async function runDemo(o: DemoOptions): Promise<Demo> {
   );
 
   let stopping: Promise<void> | undefined;
-  let finish: (r: DemoResult) => void = () => {};
+  let finish!: (r: DemoResult) => void;
   const done = new Promise<DemoResult>((r) => (finish = r));
   const ctx: DemoContext = { pods, control: control!, meshDir, load, stats, event: say, elapsedMs };
   const timers: ReturnType<typeof setTimeout>[] = [];
@@ -579,7 +580,10 @@ export async function demoMain(argv: string[]): Promise<number> {
   if (!Number.isInteger(opts.ipOffset)) throw new UsageError('--ip-offset must be a whole number');
   // Ctrl-C during setup: exit through process.exit so the 'exit' hooks stop the sidecars already started
   // and remove the working directory (a signal's default action would skip them).
-  const early = () => process.exit(130);
+  const early = () => {
+    process.stdout.write('\nInterrupted: stopping the sidecars started so far.\n');
+    process.exit(130);
+  };
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
   const demo = await runDemo(opts);

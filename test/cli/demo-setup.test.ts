@@ -54,6 +54,20 @@ t.test('an app port is taken: setup stops, every pod started so far is stopped, 
   }
 });
 
+t.test('a mesh without a frontend: nothing for the load driver to call, said before any pod starts', async (t) => {
+  const tmp = tempDir('outrigger-demo-nofe-');
+  t.teardown(() => tmp.cleanup());
+  writeFileSync(
+    path.join(tmp.dir, 'api.yaml'),
+    'kind: ServiceEntry\napiVersion: networking.istio.io/v1\nmetadata: { name: api }\nspec:\n  hosts: [api.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n',
+  );
+  await t.rejects(runDemo({ rate: 1, durationMs: 0, shiftAfterMs: 0, inProcess: true, ipOffset: 140, meshDir: tmp.dir, write: () => {} }), {
+    code: 'USAGE',
+    message: /has no WorkloadEntry labelled app: frontend/,
+  });
+  t.ok(await refused('127.140.0.2', 15012), 'the control server is closed again');
+});
+
 /** A control server as the step sees it: status() answers from `states` in turn, reloads resolve at once. */
 function fakeControl(states: Partial<ControlStatus>[]): ControlServer {
   let i = 0;

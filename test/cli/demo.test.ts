@@ -19,7 +19,7 @@ t.test('bookinfo on loopback: traffic over mTLS sidecars, the 90/10 canary shift
   // A modest rate: the whole mesh shares this one process (and the machine its two cores) with other tests.
   const demo = await runDemo({ rate: 30, durationMs: 0, shiftAfterMs: 5000, inProcess: true, ipOffset: 150, write: (s) => (text += s) });
   // Enough answers routed by the new config, however slow the machine: then stop, as Ctrl-C would.
-  await waitFor(() => count(demo.stats.versionsByPhase.get('after')) >= 60, 'answers after the shift', 45_000);
+  await waitFor(() => count(demo.stats.versionsByPhase.get('after')) >= 60 && text.includes('reviews split before the change'), 'answers after the shift, and the split shown', 45_000);
   await demo.stop();
   const r = await demo.done;
   t.comment(text);
@@ -40,6 +40,7 @@ t.test('bookinfo on loopback: traffic over mTLS sidecars, the 90/10 canary shift
   const s = r.shift!;
   t.ok(s.acceptedAtMs! >= s.writtenAtMs && s.syncedAtMs! >= s.acceptedAtMs!, 'written, accepted, then ACKed by every sidecar');
   t.comment(`accepted ${Math.round(s.acceptedAtMs! - s.writtenAtMs)} ms, every sidecar ${Math.round(s.syncedAtMs! - s.writtenAtMs)} ms after the write`);
+  t.match(text, /\] reviews split before the change: v1 \d+ % \(\d+\) {2}v2 \d+ % \(\d+\); since: v1 \d+ % \(\d+\) {2}v2 \d+ % \(\d+\)/);
   t.strictSame(s.weights, [{ subset: 'v1', before: 90, after: 50 }, { subset: 'v2', before: 10, after: 50 }]);
   t.ok(r.clean, 'every sidecar drained');
   t.match(text, /Stopped cleanly\./);
