@@ -291,7 +291,8 @@ export async function runDemo(o: DemoOptions): Promise<Demo> {
 
   const frontends = plans.filter((p) => p.app === 'frontend');
   const targets: Target[] = frontends.map((p) => ({ host: p.ip, port: FRONTEND_PORT }));
-  const started = performance.now();
+  // The script's clock starts with the load (after the walkthrough): steps run at atMs on it.
+  let started = performance.now();
   const elapsedMs = () => performance.now() - started;
   const stats = new LoadStats();
   const load = new LoadDriver({ targets, rate: o.rate, now: () => performance.now(), onOutcome: (x) => stats.record(x) });
@@ -320,6 +321,7 @@ export async function runDemo(o: DemoOptions): Promise<Demo> {
   }
   say('');
 
+  let shift: ShiftReport | undefined;
   const regions = [...new Set(plans.map((p) => p.locality.region))];
   const header = (): ViewHeader => ({
     elapsedS: Math.round(elapsedMs() / 1000),
@@ -332,7 +334,6 @@ export async function runDemo(o: DemoOptions): Promise<Demo> {
     versions: [...new Set(plans.filter((p) => p.app === CANARY.name).map((p) => p.version))].sort(),
     ...(shift && { split: { before: stats.versionsByPhase.get('before'), after: stats.versionsByPhase.get('after') } }),
   });
-  let shift: ShiftReport | undefined;
   const steps: DemoStep[] = [...(o.shiftAfterMs > 0 ? [canaryStep(o.shiftAfterMs, (r) => (shift = r))] : []), ...(o.steps ?? [])];
   say(
     `Load: ${o.rate} req/s over the ${targets.length} frontends${steps.length ? `; ${steps.map((s) => `${s.name} at ${seconds(s.atMs)}`).join(', ')}` : ''}. ${o.durationMs ? `Stopping after ${seconds(o.durationMs)}.` : 'Ctrl-C to stop.'}`,
@@ -345,6 +346,7 @@ export async function runDemo(o: DemoOptions): Promise<Demo> {
   const timers: ReturnType<typeof setTimeout>[] = [];
   const running = new Set<Promise<void>>();
   load.phase = 'before';
+  started = performance.now();
   load.start();
   let splitShown = false;
   const tick = setInterval(() => {
@@ -381,7 +383,10 @@ export async function runDemo(o: DemoOptions): Promise<Demo> {
       const after = stats.versionsByPhase.get('after');
       if (shift) say(`reviews split before the shift: ${splitText(before, true)}; after: ${splitText(after, true)}`);
       say(`Draining ${pods.length} sidecars, closing the control server, removing ${base}…`);
-      await teardown();
+      await teardown().catch((e: unknown) => {
+        clean = false;
+        say(`cleanup failed: ${errorMessage(e)}`);
+      });
       say(clean ? 'Stopped cleanly.' : 'Stopped; some sidecars did not drain in time.');
       finish({
         sent: load.sent,

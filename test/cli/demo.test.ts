@@ -17,7 +17,7 @@ t.test('bookinfo on loopback: traffic over mTLS sidecars, the 90/10 canary shift
   process.on('warning', onWarning);
   t.teardown(() => void process.off('warning', onWarning));
   // A modest rate: the whole mesh shares this one process (and the machine its two cores) with other tests.
-  const demo = await runDemo({ rate: 30, durationMs: 0, shiftAfterMs: 5000, inProcess: true, ipOffset: 150, write: (s) => (text += s) });
+  const demo = await runDemo({ rate: 20, durationMs: 0, shiftAfterMs: 5000, inProcess: true, ipOffset: 150, write: (s) => (text += s) });
   // Enough answers routed by the new config, however slow the machine: then stop, as Ctrl-C would.
   await waitFor(() => count(demo.stats.versionsByPhase.get('after')) >= 60 && text.includes('reviews split before the change'), 'answers after the shift, and the split shown', 45_000);
   await demo.stop();
@@ -28,7 +28,7 @@ t.test('bookinfo on loopback: traffic over mTLS sidecars, the 90/10 canary shift
   t.match(text, /as end-user jason[^\n]*:\n[^\n]*answered in[^\n]*\n +→ reviews v3 /, 'the walkthrough: jason is routed to v3');
   t.match(text, /gRPC Echo\.Unary to reviews:9081 through the same sidecar: "hello over gRPC" from reviews-v\d-\S+, which saw caller spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-frontend/);
   t.equal(r.failed, 0, r.firstFailure ?? 'no failure');
-  t.ok(r.ok > 100, `${r.ok} answered`);
+  t.equal(r.ok, r.sent, `every one of the ${r.sent} requests answered`);
   t.strictSame(r.peers, [`${ID('frontend')} -> ratings`, `${ID('frontend')} -> reviews`, `${ID('reviews')} -> ratings`], 'each app saw its caller\'s SVID');
   // Bounds ~4 standard deviations wide at 30 / 60 answers, and apart: the split moved, v2 from 10 % to 50 %.
   const before = r.split.get('before');
