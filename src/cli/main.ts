@@ -17,7 +17,7 @@ Commands:
   validate DIR            check a mesh config directory (Istio kinds); every problem with its file and line
   status                  show the control server's CA, mesh config and every proxy's xDS sync state
   certs <sub>             mesh certificates: token, dev, renew, rotate-root
-  demo                    run the local two-workload mTLS demo (what \`npm start\` runs)
+  demo                    run the local multi-cloud mesh: bookinfo over xDS and mTLS, live (what \`npm start\` runs)
 
 Run \`outrigger <command> --help\` for a command's options.
 `;

@@ -124,6 +124,11 @@ export class WorkloadIdentity extends EventEmitter {
 
   constructor(private readonly o: WorkloadIdentityOptions) {
     super();
+    // One 'update' listener per TLS context on the SVID: every mTLS cluster (a service port and each of its
+    // subsets), each inbound listener, the ADS channel. Their number follows the mesh config (a frontend of
+    // the bundled mesh has 14), and each is removed with its context (UpstreamTlsContext.dispose), so
+    // EventEmitter's leak warning at 10 would only be noise.
+    this.setMaxListeners(0);
     this.backoff = exponentialBackoff(o.rng, o.retryBaseMs ?? 1000, o.retryMaxMs ?? 60_000);
     this.watchBackoff = exponentialBackoff(o.rng, o.retryBaseMs ?? 1000, o.retryMaxMs ?? 30_000);
   }

@@ -225,7 +225,8 @@ export interface ClusterLoadAssignment {
   readonly overprovisioningFactor: number;
 }
 
-export type LbPolicy = 'ROUND_ROBIN';
+/** Cluster.lb_policy values the balancer implements (the ones istiod writes for DestinationRule loadBalancer.simple). */
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
 /** envoy.config.cluster.v3.Cluster (subset) */
 export interface Cluster {

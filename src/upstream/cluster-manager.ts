@@ -1,4 +1,4 @@
-// Cluster manager: one runtime per active Cluster version (endpoints, round-robin pick, a pool per endpoint),
+// Cluster manager: one runtime per active Cluster version (endpoints, the lb_policy pick, a pool per endpoint),
 // CDS/EDS applied make-before-break: new EDS clusters warm until their endpoints arrive, endpoints update in place.
 import type { Clock } from '../core/clock.js';
 import { errorMessage, type FieldIssue } from '../core/errors.js';
@@ -51,7 +51,9 @@ export class ClusterRuntime {
     endpoints: EndpointRuntime[],
     startOffset: number,
     /** Shared by every pool of this cluster, and by the next version when its connection settings are equal. */
-    readonly tls?: UpstreamTlsContext,
+    readonly tls: UpstreamTlsContext | undefined,
+    /** A uniform draw in [0, n) from the injected rng, for RANDOM and LEAST_REQUEST. */
+    private readonly draw: (n: number) => number,
   ) {
     this.endpoints = endpoints;
     // Until the balancer tree (priorities, localities, outlier detection) lands, the lowest priority
@@ -66,13 +68,29 @@ export class ClusterRuntime {
     this.rr = startOffset;
   }
 
-  /** Round robin over healthy hosts; undefined means "no healthy upstream" (503 UH). */
+  /**
+   * A healthy host by Cluster.lb_policy; undefined means "no healthy upstream" (503 UH). LEAST_REQUEST is
+   * Envoy's power of two choices (LeastRequestLbConfig.choice_count default 2, equal weights): two random
+   * hosts, the one with fewer active requests.
+   */
   pick(): EndpointRuntime | undefined {
-    const n = this.healthy.length;
+    const h = this.healthy;
+    const n = h.length;
     if (n === 0) return undefined;
-    const e = this.healthy[this.rr % n]!;
-    this.rr = (this.rr + 1) % n;
-    return e;
+    switch (this.cluster.lbPolicy) {
+      case 'RANDOM':
+        return h[this.draw(n)];
+      case 'LEAST_REQUEST': {
+        const a = h[this.draw(n)]!;
+        const b = h[this.draw(n)]!;
+        return b.rqActive < a.rqActive ? b : a;
+      }
+      default: {
+        const e = h[this.rr % n]!;
+        this.rr = (this.rr + 1) % n;
+        return e;
+      }
+    }
   }
 }
 
@@ -81,7 +99,10 @@ export interface ClusterManagerDeps {
   readonly metrics: MeshMetrics;
   /** The TLS material for an UpstreamTlsContext's certificates (identity's secret store). May throw. */
   readonly materialFor: (cluster: Cluster) => MaterialSource | undefined;
-  /** Random start offset per cluster, so a fleet of sidecars does not hit endpoint 0 in lockstep. */
+  /**
+   * A uniform draw in [0, n) (the injected rng): the random start offset per cluster, so a fleet of sidecars
+   * does not hit endpoint 0 in lockstep, and the draws of RANDOM and LEAST_REQUEST.
+   */
   readonly startOffset: (n: number) => number;
 }
 
@@ -154,7 +175,7 @@ export class ClusterManager {
         eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, pool));
       }
     }
-    return new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)), tlsCtx);
+    return new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)), tlsCtx, this.deps.startOffset);
   }
 
   /** Makes `c` the active version; pools the new version does not use drain (in-flight requests finish, then close). */

@@ -49,7 +49,7 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
   const ts = msg(o, 'transport_socket');
   const tls = ts && issues.take(decodeTypedExtension(ts, joinPath(path, 'transport_socket'), UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext));
   const http = upstreamHttp(o, joinPath(path, 'typed_extension_protocol_options'), issues);
-  const lbPolicy = enumOf(o, 'lb_policy', path, ['ROUND_ROBIN'], 'ROUND_ROBIN', issues);
+  const lbPolicy = enumOf(o, 'lb_policy', path, ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM'], 'ROUND_ROBIN', issues);
   return issues.result(() => ({
     name,
     type,
