@@ -100,7 +100,21 @@ export interface RouteAction {
   readonly timeoutMs: number;
   readonly prefixRewrite?: string;
   readonly hostRewriteLiteral?: string;
+  /** RouteAction.hash_policy, in order: the request hash for RING_HASH / MAGLEV. Empty = no hash (a random pick). */
+  readonly hashPolicy: readonly HashPolicy[];
 }
+
+/**
+ * envoy.config.route.v3.RouteAction.HashPolicy: what the consistent-hash pickers hash. As in Envoy, the
+ * hashes of the policies that produce one are combined in order; a terminal policy that produced a hash
+ * stops the walk.
+ */
+export type HashPolicy =
+  | { readonly kind: 'header'; readonly headerName: string; readonly terminal: boolean }
+  /** A cookie; with ttlMs set and the cookie absent, Envoy generates one (Istio's httpCookie with ttl). */
+  | { readonly kind: 'cookie'; readonly name: string; readonly ttlMs?: number; readonly path?: string; readonly terminal: boolean }
+  | { readonly kind: 'source_ip'; readonly terminal: boolean }
+  | { readonly kind: 'query_parameter'; readonly name: string; readonly terminal: boolean };
 
 export type RouteKind =
   | { readonly kind: 'route'; readonly action: RouteAction }
@@ -225,8 +239,98 @@ export interface ClusterLoadAssignment {
   readonly overprovisioningFactor: number;
 }
 
-/** Cluster.lb_policy values the balancer implements (the ones istiod writes for DestinationRule loadBalancer.simple). */
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+/**
+ * The endpoint picker. The first five are Envoy's (Cluster.lb_policy, or the typed policies
+ * envoy.extensions.load_balancing_policies.*). PEAK_EWMA is Outrigger's extension (latency-aware, as
+ * Linkerd's and Finagle's): it arrives only through Cluster.load_balancing_policy, as an
+ * xds.type.v3.TypedStruct of type TYPE_URL_PEAK_EWMA, listed before a standard fallback so Envoy and
+ * gRPC clients, which skip what they do not know, still get a policy.
+ */
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV' | 'PEAK_EWMA';
+
+/** The TypedStruct type_url naming Outrigger's PEAK_EWMA policy in Cluster.load_balancing_policy. */
+export const TYPE_URL_PEAK_EWMA = 'type.googleapis.com/outrigger.extensions.load_balancing_policies.peak_ewma.v1alpha1.PeakEwma';
+
+/** Everything the picker and the priority/locality layers need from a Cluster, with Envoy's defaults filled in. */
+export interface LbConfig {
+  readonly policy: LbPolicy;
+  /** LeastRequestLbConfig / LeastRequest: choice_count (default 2), active_request_bias (default 1.0). */
+  readonly leastRequest: { readonly choiceCount: number; readonly activeRequestBias: number };
+  /** RingHashLbConfig: minimum_ring_size (default 1024), maximum_ring_size (default 8M), hash_function. */
+  readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number; readonly hashFunction: 'XX_HASH' | 'MURMUR_HASH_2' };
+  /** MaglevLbConfig.table_size (default 65537, must be prime). */
+  readonly maglev: { readonly tableSize: number };
+  /** PeakEwma.decay_time: the time constant with which the estimate decays towards faster observations (default 10 s). */
+  readonly peakEwma: { readonly decayTimeMs: number };
+  /** common_lb_config.healthy_panic_threshold, percent (default 50; 0 disables panic mode). */
+  readonly healthyPanicThresholdPercent: number;
+  /** common_lb_config.locality_weighted_lb_config is set: localities are picked by their load_balancing_weight. */
+  readonly localityWeighted: boolean;
+}
+
+/**
+ * envoy.config.cluster.v3.OutlierDetection with Envoy's defaults filled in. Percentages are 0..100;
+ * success_rate_stdev_factor is in thousandths, as in the proto (1900 = 1.9).
+ */
+export interface OutlierDetection {
+  readonly consecutive5xx: number; // 5
+  readonly intervalMs: number; // 10 s
+  readonly baseEjectionTimeMs: number; // 30 s
+  readonly maxEjectionTimeMs: number; // 300 s
+  readonly maxEjectionTimeJitterMs: number; // 0
+  readonly maxEjectionPercent: number; // 10
+  readonly enforcingConsecutive5xx: number; // 100
+  readonly enforcingSuccessRate: number; // 100
+  readonly successRateMinimumHosts: number; // 5
+  readonly successRateRequestVolume: number; // 100
+  readonly successRateStdevFactor: number; // 1900
+  readonly consecutiveGatewayFailure: number; // 5
+  readonly enforcingConsecutiveGatewayFailure: number; // 0
+  readonly splitExternalLocalOriginErrors: boolean; // false
+  readonly consecutiveLocalOriginFailure: number; // 5
+  readonly enforcingConsecutiveLocalOriginFailure: number; // 100
+  readonly enforcingLocalOriginSuccessRate: number; // 100
+  readonly failurePercentageThreshold: number; // 85
+  readonly enforcingFailurePercentage: number; // 0
+  readonly enforcingFailurePercentageLocalOrigin: number; // 0
+  readonly failurePercentageMinimumHosts: number; // 5
+  readonly failurePercentageRequestVolume: number; // 50
+}
+
+export const OUTLIER_DEFAULTS: OutlierDetection = Object.freeze({
+  consecutive5xx: 5,
+  intervalMs: 10_000,
+  baseEjectionTimeMs: 30_000,
+  maxEjectionTimeMs: 300_000,
+  maxEjectionTimeJitterMs: 0,
+  maxEjectionPercent: 10,
+  enforcingConsecutive5xx: 100,
+  enforcingSuccessRate: 100,
+  successRateMinimumHosts: 5,
+  successRateRequestVolume: 100,
+  successRateStdevFactor: 1900,
+  consecutiveGatewayFailure: 5,
+  enforcingConsecutiveGatewayFailure: 0,
+  splitExternalLocalOriginErrors: false,
+  consecutiveLocalOriginFailure: 5,
+  enforcingConsecutiveLocalOriginFailure: 100,
+  enforcingLocalOriginSuccessRate: 100,
+  failurePercentageThreshold: 85,
+  enforcingFailurePercentage: 0,
+  enforcingFailurePercentageLocalOrigin: 0,
+  failurePercentageMinimumHosts: 5,
+  failurePercentageRequestVolume: 50,
+});
+
+export const LB_DEFAULTS: LbConfig = Object.freeze({
+  policy: 'ROUND_ROBIN',
+  leastRequest: Object.freeze({ choiceCount: 2, activeRequestBias: 1 }),
+  ringHash: Object.freeze({ minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024, hashFunction: 'XX_HASH' }),
+  maglev: Object.freeze({ tableSize: 65537 }),
+  peakEwma: Object.freeze({ decayTimeMs: 10_000 }),
+  healthyPanicThresholdPercent: 50,
+  localityWeighted: false,
+}) as LbConfig;
 
 /** envoy.config.cluster.v3.Cluster (subset) */
 export interface Cluster {
@@ -240,6 +344,10 @@ export interface Cluster {
   /** connect_timeout, Envoy default 5 s */
   readonly connectTimeoutMs: number;
   readonly lbPolicy: LbPolicy;
+  /** lb_policy / load_balancing_policy with its config, and common_lb_config; lb.policy === lbPolicy. */
+  readonly lb: LbConfig;
+  /** outlier_detection; absent = no outlier detection (Envoy: the field unset disables it). */
+  readonly outlierDetection?: OutlierDetection;
   /** Inline load_assignment (STATIC) or, for EDS, filled in when the ClusterLoadAssignment arrives. */
   readonly loadAssignment?: ClusterLoadAssignment;
   /** From typed_extension_protocol_options envoy.extensions.upstreams.http.v3.HttpProtocolOptions. */

@@ -6,7 +6,7 @@ import type { Route, RouteConfiguration } from '../../src/model/types.js';
 const route = (name: string, path: Route['match']['path'], extra: Partial<Route['match']> = {}): Route => ({
   name,
   match: { path, caseSensitive: true, headers: [], ...extra },
-  action: { kind: 'route', action: { cluster: name, timeoutMs: 15000 } },
+  action: { kind: 'route', action: { cluster: name, timeoutMs: 15000, hashPolicy: [] } },
 });
 
 const rc: RouteConfiguration = {
@@ -84,7 +84,7 @@ t.test('weighted_clusters: each request picks one cluster in proportion to its w
   const split: Route = {
     name: 'split',
     match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] },
-    action: { kind: 'route', action: { cluster: '', timeoutMs: 0, weightedClusters: [{ name: 'v1', weight: 90 }, { name: 'off', weight: 0 }, { name: 'v3', weight: 10 }] } },
+    action: { kind: 'route', action: { cluster: '', timeoutMs: 0, hashPolicy: [], weightedClusters: [{ name: 'v1', weight: 90 }, { name: 'off', weight: 0 }, { name: 'v3', weight: 10 }] } },
   };
   const direct: Route = { ...route('d', { kind: 'path', value: '/d' }), action: { kind: 'direct_response', status: 200 } };
   const tbl = new RouteTable({ name: 'w', virtualHosts: [{ name: 'w', domains: ['*'], routes: [direct, split] }] });

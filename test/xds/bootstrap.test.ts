@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, formatIssue } from '../../src/core/errors.js';
-import { HTTP2_DEFAULTS } from '../../src/model/types.js';
+import { HTTP2_DEFAULTS, LB_DEFAULTS } from '../../src/model/types.js';
 import { decodeBootstrap, loadBootstrapFile } from '../../src/xds/bootstrap.js';
 import { HCM_MODEL_DEFAULTS, UPSTREAM_TLS, bootstrap, cluster, configIssues, fmt, hcm, listener } from './helpers.js';
 
@@ -21,13 +21,14 @@ const hcmDefaults = { ...HCM_MODEL_DEFAULTS, upgradeTypes: ['websocket'] };
 const prefixRoute = (cluster: string, timeoutMs: number) => ({
   name: '',
   match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] },
-  action: { kind: 'route', action: { cluster, timeoutMs } },
+  action: { kind: 'route', action: { cluster, timeoutMs, hashPolicy: [] } },
 });
 const staticCluster = (name: string, port: number, locality = { region: '', zone: '', subZone: '' }) => ({
   name,
   type: 'STATIC',
   connectTimeoutMs: 1000,
   lbPolicy: 'ROUND_ROBIN',
+  lb: LB_DEFAULTS,
   loadAssignment: {
     clusterName: name,
     localities: [{ locality, priority: 0, weight: 0, endpoints: [{ address: { host: '127.0.0.1', port }, healthStatus: 'UNKNOWN', weight: 1, hostname: '' }] }],
@@ -184,14 +185,14 @@ t.test('malformed YAML, unreadable files and empty documents are ConfigErrors wi
 });
 
 t.test('JSON bootstraps get line numbers too; lowerCamelCase keys are found for snake_case paths', (t) => {
-  const b = bootstrap({ clusters: [{ ...cluster(), lbPolicy: 'RANDOM' }] });
+  const b = bootstrap({ clusters: [{ ...cluster(), lbPolicy: 'CLUSTER_PROVIDED' }] });
   const dir = t.testdir({ 'b.json': JSON.stringify(b, null, 2) });
   const file = path.join(dir, 'b.json');
   const [issue, ...rest] = configIssues(() => loadBootstrapFile(file));
   t.equal(rest.length, 0);
   t.equal(issue!.path, 'static_resources.clusters[0].lb_policy');
   const lines = readFileSync(file, 'utf8').split('\n');
-  t.match(lines[issue!.line! - 1], /"lbPolicy": "RANDOM"/, 'the line of the camelCase key');
+  t.match(lines[issue!.line! - 1], /"lbPolicy": "CLUSTER_PROVIDED"/, 'the line of the camelCase key');
   t.end();
 });
 

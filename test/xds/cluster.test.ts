@@ -1,6 +1,6 @@
 // Cluster and ClusterLoadAssignment decoders: protocol options, upstream TLS, localities and endpoints.
 import t from 'tap';
-import { HTTP2_DEFAULTS } from '../../src/model/types.js';
+import { HTTP2_DEFAULTS, LB_DEFAULTS } from '../../src/model/types.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL } from '../../src/xds/protos.js';
 import { DOWNSTREAM_TLS, HTTP_OPTIONS, HTTP_OPTIONS_KEY, INLINE_PEM, UPSTREAM_TLS, addr, cluster, problems, viaJson } from './helpers.js';
 
@@ -11,7 +11,7 @@ const O = `typed_extension_protocol_options["${HTTP_OPTIONS_KEY}"]`;
 
 t.test('a STATIC cluster with Envoy defaults: 5 s connect timeout, round robin, HTTP/1.1, 1 h idle', (t) => {
   const r = decode({ name: 'c' });
-  t.strictSame(r.ok && r.value, { name: 'c', type: 'STATIC', connectTimeoutMs: 5000, lbPolicy: 'ROUND_ROBIN', protocol: 'HTTP1', http2: HTTP2_DEFAULTS, idleTimeoutMs: 3_600_000 });
+  t.strictSame(r.ok && r.value, { name: 'c', type: 'STATIC', connectTimeoutMs: 5000, lbPolicy: 'ROUND_ROBIN', lb: LB_DEFAULTS, protocol: 'HTTP1', http2: HTTP2_DEFAULTS, idleTimeoutMs: 3_600_000 });
   t.end();
 });
 

@@ -29,7 +29,7 @@ t.test('a plaintext listener with Envoy defaults for everything left out', (t) =
               {
                 name: 'web',
                 domains: ['*'],
-                routes: [{ name: '', match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] }, action: { kind: 'route', action: { cluster: 'backend', timeoutMs: 15_000 } } }],
+                routes: [{ name: '', match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] }, action: { kind: 'route', action: { cluster: 'backend', timeoutMs: 15_000, hashPolicy: [] } } }],
               },
             ],
           },

@@ -55,7 +55,7 @@ t.test('route matches, header matchers and actions decode to the model', (t) => 
           { name: 'x-g', match: { kind: 'string', matcher: { kind: 'regex', regex: 'v\\d', ignoreCase: false } }, invert: false },
         ],
       },
-      action: { kind: 'route', action: { cluster: 'api', timeoutMs: 0, prefixRewrite: '/v2', hostRewriteLiteral: 'api.internal' } },
+      action: { kind: 'route', action: { cluster: 'api', timeoutMs: 0, hashPolicy: [], prefixRewrite: '/v2', hostRewriteLiteral: 'api.internal' } },
     },
     { name: '', match: { path: { kind: 'regex', regex: '/users/[^/]+' }, caseSensitive: true, headers: [] }, action: { kind: 'direct_response', status: 204 } },
     { name: '', match: { path: { kind: 'prefix', value: '' }, caseSensitive: true, headers: [] }, action: { kind: 'direct_response', status: 503, body: 'down' } },

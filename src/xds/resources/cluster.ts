@@ -1,7 +1,7 @@
 // Decodes envoy.config.cluster.v3.Cluster (the CDS resource, and static_resources.clusters[]).
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import { HTTP2_DEFAULTS, type Cluster, type Http2Options } from '../../model/types.js';
+import { HTTP2_DEFAULTS, LB_DEFAULTS, type Cluster, type Http2Options } from '../../model/types.js';
 import { unpackAs, type ProtoObj } from '../canonical.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -56,6 +56,7 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
     ...(eds && { eds }),
     connectTimeoutMs,
     lbPolicy,
+    lb: { ...LB_DEFAULTS, policy: lbPolicy },
     ...(loadAssignment && { loadAssignment }),
     ...http,
     ...(tls && { tls }),

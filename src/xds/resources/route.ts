@@ -105,6 +105,7 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
     cluster: str(o, 'cluster'),
     ...(weighted && { weightedClusters: weighted }),
     timeoutMs,
+    hashPolicy: [],
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
     ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
   }));
