@@ -35,6 +35,8 @@ export interface ProxyNode {
   readonly spiffeId: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly locality: Locality;
+  /** metadata NETWORK (istio-agent's ISTIO_META_NETWORK): the topology.istio.io/network failoverPriority compares. */
+  readonly network?: string;
   /** The pod's addresses; a sidecar binds its listeners and reaches its app on the first. */
   readonly ips: readonly string[];
   /** The app's ports (a sidecar routes inbound traffic to them). */

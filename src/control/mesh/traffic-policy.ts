@@ -18,7 +18,9 @@ import { portSelector } from './virtual-service.js';
 const POLICY = ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls'] as const;
 const TRAFFIC_POLICY: Shape = { fields: [...POLICY, 'portLevelSettings'], notYet: ['tunnel', 'proxyProtocol'] };
 const PORT_POLICY: Shape = { fields: ['port', ...POLICY] };
-const LOAD_BALANCER: Shape = { fields: ['simple', 'consistentHash', 'localityLbSetting', 'warmupDurationSecs'], notYet: ['warmup'] };
+// warmupDurationSecs / warmup (Envoy slow_start_config): Outrigger's pickers have no slow start, so they are
+// refused rather than ignored.
+const LOAD_BALANCER: Shape = { fields: ['simple', 'consistentHash', 'localityLbSetting'], notYet: ['warmupDurationSecs', 'warmup'] };
 const CONSISTENT_HASH: Shape = {
   fields: ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName', 'ringHash', 'maglev', 'minimumRingSize'],
 };
@@ -44,10 +46,16 @@ const CLIENT_TLS: Shape = {
   notYet: ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'subjectAltNames', 'sni', 'insecureSkipVerify', 'caCrl'],
 };
 
-const SIMPLE: readonly SimpleLb[] = ['UNSPECIFIED', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH', 'ROUND_ROBIN', 'LEAST_CONN', 'PEAK_EWMA'];
+const SIMPLE: readonly SimpleLb[] = ['UNSPECIFIED', 'LEAST_REQUEST', 'RANDOM', 'ROUND_ROBIN', 'LEAST_CONN', 'PEAK_EWMA'];
+/**
+ * istiod turns PASSTHROUGH into an ORIGINAL_DST cluster: the connection's original destination address. Apps reach
+ * Outrigger's sidecar on 15001 explicitly (no iptables redirect), so that address is the sidecar itself.
+ */
+const PASSTHROUGH = 'not supported (an ORIGINAL_DST cluster needs a redirected connection; apps address the sidecar on 15001 directly)';
 const TLS_UNSUPPORTED = 'not supported (Outrigger originates Istio mutual TLS (ISTIO_MUTUAL) or plaintext (DISABLE))';
 const INT32 = 2 ** 31 - 1;
 const UINT32 = 2 ** 32 - 1;
+const MAX_RING = 8 * 1024 * 1024;
 /** Envoy's Maglev table size bound (Istio validateLoadBalancer). */
 const MAGLEV_MAX = 5000011;
 /** Topology labels that `failover` already orders by; Istio refuses them next to it in failoverPriority. */
@@ -98,10 +106,9 @@ function loadBalancer(r: Reader, parent: Obj, base: string): LoadBalancerSetting
   if (!o) return undefined;
   if (o.simple != null && o.consistentHash != null) r.issue(joinPath(path, 'consistentHash'), 'only one of simple, consistentHash may be set');
   return defined({
-    simple: r.enumOf(o, 'simple', path, SIMPLE),
+    simple: r.enumOf(o, 'simple', path, SIMPLE, { PASSTHROUGH }),
     consistentHash: consistentHash(r, o, path),
     localityLbSetting: localityLb(r, o, path, parent.outlierDetection),
-    warmupDurationMs: r.duration(o, 'warmupDurationSecs', path),
   });
 }
 
@@ -124,7 +131,8 @@ function consistentHash(r: Reader, parent: Obj, base: string): ConsistentHashLb 
   const tableSize = maglev && r.int(maglev, 'tableSize', maglevPath, 1, MAGLEV_MAX - 1);
   if (tableSize !== undefined && !isPrime(tableSize)) r.issue(joinPath(maglevPath, 'tableSize'), `${tableSize} is not a prime number (Maglev needs one)`);
   // The deprecated top-level minimumRingSize means what ringHash.minimumRingSize means now.
-  const minimumRingSize = ring ? r.int(ring, 'minimumRingSize', joinPath(path, 'ringHash'), 0, Number.MAX_SAFE_INTEGER) : r.int(o, 'minimumRingSize', path, 0, Number.MAX_SAFE_INTEGER);
+  // Envoy's RingHashLbConfig.minimum_ring_size is at most 8M (validate rule lte 8388608), gRPC's too (gRFC A42).
+  const minimumRingSize = ring ? r.int(ring, 'minimumRingSize', joinPath(path, 'ringHash'), 0, MAX_RING) : r.int(o, 'minimumRingSize', path, 0, MAX_RING);
   return defined({
     httpHeaderName: r.string(o, 'httpHeaderName', path),
     httpCookie: cookie && defined({ name: r.string(cookie, 'name', cookiePath) ?? '', path: r.string(cookie, 'path', cookiePath), ttlMs: r.duration(cookie, 'ttl', cookiePath, { zeroOk: true }) }),

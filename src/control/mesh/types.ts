@@ -101,7 +101,8 @@ export interface VirtualService {
   readonly http: readonly HTTPRoute[];
 }
 
-export type SimpleLb = 'UNSPECIFIED' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_CONN' | 'PEAK_EWMA';
+/** Istio's simple policies Outrigger accepts (PASSTHROUGH is refused by validation), plus its PEAK_EWMA. */
+export type SimpleLb = 'UNSPECIFIED' | 'LEAST_REQUEST' | 'RANDOM' | 'ROUND_ROBIN' | 'LEAST_CONN' | 'PEAK_EWMA';
 
 /*
  * DestinationRule trafficPolicy, parsed and validated now, enforced by the balancer (issue 5) and breakers
@@ -138,8 +139,6 @@ export interface LoadBalancerSettings {
   readonly simple?: SimpleLb;
   readonly consistentHash?: ConsistentHashLb;
   readonly localityLbSetting?: LocalityLbSetting;
-  /** warmupDurationSecs (an Istio duration despite its name). */
-  readonly warmupDurationMs?: number;
 }
 
 export interface TcpSettings {

@@ -5,7 +5,7 @@ import { SERVED_TYPES, type NodeSnapshot, type ProxyNode, type ServedType } from
 import { inboundCluster, outboundClusterPlans, proxylessCluster, sidecarCluster } from './clusters.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, encode, type Built, type Ctx, type NodeCtx } from './common.js';
 import { checkConsistent } from './consistency.js';
-import { loadAssignment } from './endpoints.js';
+import { loadAssignment, topologyLabels, type EdsCaller } from './endpoints.js';
 import { TranslateError } from './errors.js';
 import { meshIndex, type MeshIndex } from './mesh-index.js';
 import { proxylessListenersAndRoutes } from './proxyless.js';
@@ -26,8 +26,9 @@ type Resources = Record<ServedType, Built[]>;
 type Encoded = Record<ServedType, readonly (readonly [string, Uint8Array])[]>;
 
 /**
- * What every proxy of one kind in one namespace gets alike. Sidecar: the outbound route table, the outbound
- * clusters and their endpoints. Proxyless: everything (a gRPC client names no address of its own).
+ * What every proxy of one kind in one namespace gets alike. Sidecar: the outbound route table and clusters.
+ * Proxyless: listeners, routes and clusters (a gRPC client names no address of its own). Endpoints are not
+ * here: their priorities depend on where the caller is (callerEndpoints).
  */
 function shared(ctx: Ctx): Resources {
   const plans = outboundClusterPlans(ctx);
@@ -36,7 +37,7 @@ function shared(ctx: Ctx): Resources {
       [LISTENER_TYPE_URL]: [],
       [ROUTE_CONFIGURATION_TYPE_URL]: [outboundRouteConfig(ctx)],
       [CLUSTER_TYPE_URL]: plans.map((p) => sidecarCluster(ctx, p)),
-      [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: plans.map(loadAssignment),
+      [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: [],
     };
   }
   // A proxyless client gets API listeners and route tables per target name (gRFC A27/A28).
@@ -45,7 +46,17 @@ function shared(ctx: Ctx): Resources {
     [LISTENER_TYPE_URL]: listeners,
     [ROUTE_CONFIGURATION_TYPE_URL]: routes,
     [CLUSTER_TYPE_URL]: plans.map((p) => proxylessCluster(ctx, p)),
-    [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: plans.map(loadAssignment),
+    [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: [],
+  };
+}
+
+/** EDS for one caller: every outbound cluster's endpoints with priorities relative to the caller's locality. */
+function callerEndpoints(ctx: Ctx, caller: EdsCaller): Resources {
+  return {
+    [LISTENER_TYPE_URL]: [],
+    [ROUTE_CONFIGURATION_TYPE_URL]: [],
+    [CLUSTER_TYPE_URL]: [],
+    [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: outboundClusterPlans(ctx).map((p) => loadAssignment(p, caller)),
   };
 }
 
@@ -102,24 +113,41 @@ function encodeAll(built: Resources): Encoded {
 }
 
 /**
- * The shared part, encoded once per config version and (kind, namespace): a sidecar's translation then only
- * builds what names its own address. The cache lives as long as the config's index (a WeakMap on it), so
- * a new config version starts empty and the old one is collected with its config.
+ * Encoded parts of a translation, kept as long as the config's index (a WeakMap on it), so a new config version
+ * starts empty and the old one is collected with its config.
  */
-const sharedCache = new WeakMap<MeshIndex, Map<string, Encoded>>();
-function sharedEncoded(ctx: Ctx): Encoded {
-  let perMesh = sharedCache.get(ctx.mesh);
+const partCache = new WeakMap<MeshIndex, Map<string, Encoded>>();
+function cachedPart(mesh: MeshIndex, key: string, build: () => Resources): Encoded {
+  let perMesh = partCache.get(mesh);
   if (!perMesh) {
     perMesh = new Map();
-    sharedCache.set(ctx.mesh, perMesh);
+    partCache.set(mesh, perMesh);
   }
-  const key = JSON.stringify([ctx.caller.kind, ctx.caller.namespace, ctx.trustDomain, ctx.domainSuffix]);
   let e = perMesh.get(key);
   if (!e) {
-    e = encodeAll(shared(ctx));
+    e = encodeAll(build());
     perMesh.set(key, e);
   }
   return e;
+}
+
+/** The shared part, encoded once per config version and (kind, namespace): a sidecar's translation then only builds what is its own. */
+function sharedEncoded(ctx: Ctx): Encoded {
+  return cachedPart(ctx.mesh, JSON.stringify(['shared', ctx.caller.kind, ctx.caller.namespace, ctx.trustDomain, ctx.domainSuffix]), () => shared(ctx));
+}
+
+/**
+ * The caller's endpoints, encoded once per (kind, namespace, locality, network, and the values of the labels
+ * some failoverPriority compares): that is all they depend on, so every sidecar of a namespace in one zone
+ * shares them, however many there are (as istiod's EDS cache keys on locality and failover labels).
+ */
+function endpointsEncoded(ctx: Ctx, node: ProxyNode): Encoded {
+  const labels = topologyLabels(node.labels, node.locality, node.network);
+  const relevant = ctx.mesh.failoverLabels.map((k) => labels[k] ?? null);
+  const l = node.locality;
+  const key = JSON.stringify(['eds', ctx.caller.kind, ctx.caller.namespace, ctx.trustDomain, ctx.domainSuffix, l.region, l.zone, l.subZone, relevant]);
+  const callerLabels = Object.fromEntries(ctx.mesh.failoverLabels.flatMap((k) => (labels[k] === undefined ? [] : [[k, labels[k]!]])));
+  return cachedPart(ctx.mesh, key, () => callerEndpoints(ctx, { locality: l, labels: callerLabels }));
 }
 
 /** sha256 of one encoded resource, computed once per bytes object (shared resources are hashed once). */
@@ -173,7 +201,7 @@ export function translate(mesh: MeshConfig, node: ProxyNode, opts: TranslateOpti
   const index = meshIndex(mesh);
   encodings.use(index);
   const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix };
-  const parts = [sharedEncoded(ctx)];
+  const parts = [sharedEncoded(ctx), endpointsEncoded(ctx, node)];
   if (node.kind === 'sidecar') parts.push(encodeAll(sidecarOwn(ctx)));
   const snapshot = assemble(parts);
   // ARCHITECTURE house style 3: only consistent snapshots are ever served.

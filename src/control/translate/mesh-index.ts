@@ -1,6 +1,6 @@
 // The mesh config indexed once per version for translation: services by host with their endpoints, and the
 // VirtualService / DestinationRule that applies to a host for a caller's namespace.
-import type { DestinationRule, MeshConfig, PortProtocol, ServiceEntry, ServicePort, VirtualService, WorkloadEntrySpec } from '../mesh/types.js';
+import type { DestinationRule, MeshConfig, PolicySettings, TrafficPolicy, PortProtocol, ServiceEntry, ServicePort, VirtualService, WorkloadEntrySpec } from '../mesh/types.js';
 
 /** A workload behind a service: a selected WorkloadEntry or an inline ServiceEntry endpoint. */
 export interface Endpoint {
@@ -73,7 +73,14 @@ export class MeshIndex {
     this.services = services.sort((a, b) => a.host.localeCompare(b.host));
     this.vs = [...mesh.virtualServices].sort(byMeta);
     this.dr = [...mesh.destinationRules].sort(byMeta);
+    this.failoverLabels = [...new Set(this.dr.flatMap(failoverLabelsOf))].sort();
   }
+
+  /**
+   * The label keys any DestinationRule's failoverPriority compares: the only labels of a caller its endpoints
+   * depend on, so callers that agree on them (and on locality) share one EDS translation.
+   */
+  readonly failoverLabels: readonly string[];
 
   service(host: string): Service | undefined {
     return this.byHost.get(host);
@@ -131,4 +138,13 @@ export function meshIndex(mesh: MeshConfig): MeshIndex {
     cache.set(mesh, i);
   }
   return i;
+}
+
+/** The label keys (without `=value`) of every failoverPriority in a DestinationRule, at every level. */
+function failoverLabelsOf(dr: DestinationRule): string[] {
+  const policies = (tp: TrafficPolicy | undefined): PolicySettings[] => (tp ? [tp, ...tp.portLevelSettings] : []);
+  return [dr.trafficPolicy, ...dr.subsets.map((s) => s.trafficPolicy)]
+    .flatMap(policies)
+    .flatMap((p) => p.loadBalancer?.localityLbSetting?.failoverPriority ?? [])
+    .map((l) => l.split('=')[0]!);
 }

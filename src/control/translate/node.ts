@@ -163,6 +163,7 @@ export function proxyNodeFrom(node: NodeInfo, opts: { trustDomain: string }): Re
   }
   const appPorts = r.ports();
   const locality = node.locality ?? { region: '', zone: '', subZone: '' };
+  const network = r.text('NETWORK');
   if (issues.length > 0) return fail(issues);
   return ok(
     Object.freeze({
@@ -173,9 +174,10 @@ export function proxyNodeFrom(node: NodeInfo, opts: { trustDomain: string }): Re
       spiffeId,
       labels: Object.freeze(labels),
       locality,
+      ...(network !== undefined && { network }),
       ips: Object.freeze(ips),
       appPorts: Object.freeze(appPorts.map((p) => Object.freeze(p))),
-      cacheKey: cacheKey({ kind, namespace, serviceAccount, labels, locality, ips, appPorts }),
+      cacheKey: cacheKey({ kind, namespace, serviceAccount, labels, locality, ...(network !== undefined && { network }), ips, appPorts }),
     }),
   );
 }
@@ -190,5 +192,5 @@ function cacheKey(n: Omit<ProxyNode, 'id' | 'spiffeId' | 'cacheKey'>): string {
     .sort()
     .map((k) => [k, n.labels[k]]);
   const own = n.kind === 'sidecar' ? [n.ips, n.appPorts.map((p) => [p.name, p.port, p.protocol])] : [];
-  return JSON.stringify([n.kind, n.namespace, n.serviceAccount, labels, [n.locality.region, n.locality.zone, n.locality.subZone], ...own]);
+  return JSON.stringify([n.kind, n.namespace, n.serviceAccount, labels, [n.locality.region, n.locality.zone, n.locality.subZone], n.network ?? '', ...own]);
 }

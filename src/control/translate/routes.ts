@@ -1,5 +1,6 @@
 // RDS: VirtualService http routes -> Envoy routes, the sidecar's `outbound` and `inbound` route tables.
-import type { HTTPMatchRequest, HTTPRoute, StringMatch } from '../mesh/types.js';
+import type { ConsistentHashLb, HTTPMatchRequest, HTTPRoute, StringMatch } from '../mesh/types.js';
+import { clusterPlan } from './clusters.js';
 import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
 import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
 
@@ -35,6 +36,33 @@ function routeMatch(m: HTTPMatchRequest | undefined, kind: Kind): Record<string,
 }
 
 /**
+ * consistentHash's key -> RouteAction.HashPolicy, as istiod's consistentHashToHashPolicy (route.go): header,
+ * cookie (name, path, ttl: Envoy generates the cookie when a ttl is given), source IP
+ * (connection_properties), query parameter. gRPC honours header only (gRFC A42) and ignores the others.
+ */
+function hashPolicyJson(h: ConsistentHashLb): Record<string, unknown> {
+  if (h.httpHeaderName !== undefined) return { header: { header_name: h.httpHeaderName } };
+  if (h.httpCookie) {
+    const c = h.httpCookie;
+    return { cookie: { name: c.name, ...(c.ttlMs !== undefined && { ttl: duration(c.ttlMs) }), ...(c.path !== undefined && { path: c.path }) } };
+  }
+  if (h.useSourceIp) return { connection_properties: { source_ip: true } };
+  return { query_parameter: { name: h.httpQueryParameterName ?? '' } };
+}
+
+/**
+ * The hash policies of a route to these clusters: one per destination whose cluster balances by consistent hash,
+ * in destination order, as istiod appends them (processDestination / processWeightedDestination).
+ */
+function hashPolicies(ctx: Ctx, clusters: readonly string[]): Record<string, unknown> {
+  const policies = clusters.flatMap((c) => {
+    const h = clusterPlan(ctx, c)?.hash;
+    return h ? [hashPolicyJson(h)] : [];
+  });
+  return policies.length ? { hash_policy: policies } : {};
+}
+
+/**
  * HTTPRoute.route -> RouteAction: one cluster, or weighted_clusters (Envoy picks by weight / sum of weights, so
  * Istio's weights that add up to 100 read as percentages). Zero-weight destinations are left out, as Istio does.
  * A destination without a port takes the service's only port, else the port of the virtual host being built.
@@ -47,7 +75,11 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
       const port = d.destination.port ?? (target?.entry.ports.length === 1 ? target.entry.ports[0]!.number : vhostPort);
       return { name: outboundClusterName(port, d.destination.subset ?? '', d.destination.fqdn), weight: d.weight };
     });
-  return { ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weighted_clusters: { clusters } }), ...timeouts(ctx, r.timeoutMs ?? 0) };
+  return {
+    ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weighted_clusters: { clusters } }),
+    ...timeouts(ctx, r.timeoutMs ?? 0),
+    ...hashPolicies(ctx, clusters.map((c) => c.name)),
+  };
 }
 
 /**
@@ -67,7 +99,10 @@ function timeouts(ctx: Ctx, ms: number): Record<string, unknown> {
  */
 export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, unknown>[] {
   const vs = ctx.mesh.virtualService(svc.host, ctx.caller.namespace, svc.namespace);
-  if (!vs) return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port, '', svc.host), ...timeouts(ctx, 0) } }];
+  if (!vs) {
+    const cluster = outboundClusterName(port, '', svc.host);
+    return [{ name: 'default', match: { prefix: '/' }, route: { cluster, ...timeouts(ctx, 0), ...hashPolicies(ctx, [cluster]) } }];
+  }
   return vs.http.flatMap((r) =>
     (r.match.length ? r.match : [undefined])
       .filter((m) => m?.port === undefined || m.port === port)

@@ -15,7 +15,6 @@ t.test('every accepted field lands in the model, durations in ms', async (t) => 
         enabled: true
         failover: [{from: aws-us-east-1, to: gcp-us-east4}]
         failoverPriority: [topology.istio.io/network, "version=v1"]
-      warmupDurationSecs: 30s
     connectionPool:
       tcp:
         maxConnections: 100
@@ -74,7 +73,6 @@ t.test('every accepted field lands in the model, durations in ms', async (t) => 
     loadBalancer: {
       consistentHash: { httpCookie: { name: 'user', path: '/', ttlMs: 0 }, maglev: { tableSize: 65537 } },
       localityLbSetting: { enabled: true, distribute: [], failover: [{ from: 'aws-us-east-1', to: 'gcp-us-east4' }], failoverPriority: ['topology.istio.io/network', 'version=v1'] },
-      warmupDurationMs: 30_000,
     },
     connectionPool: {
       tcp: { maxConnections: 100, connectTimeoutMs: 30, tcpKeepalive: { probes: 3, timeMs: 7_200_000, intervalMs: 75_000 }, maxConnectionDurationMs: 3_600_000, idleTimeoutMs: 0 },
@@ -162,12 +160,20 @@ t.test('load balancer rules: one policy, one hash key, one algorithm, Maglev pri
     'mesh/x.yaml:21 DestinationRule ratings: spec.subsets[3].trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: is required',
     'mesh/x.yaml:24 DestinationRule ratings: spec.subsets[4].trafficPolicy.loadBalancer.warmup: not supported yet',
     'mesh/x.yaml:24 DestinationRule ratings: spec.subsets[4].trafficPolicy.loadBalancer.consistentHash: only one of simple, consistentHash may be set',
-    'mesh/x.yaml:24 DestinationRule ratings: spec.subsets[4].trafficPolicy.loadBalancer.simple: "MAGLEV" is not one of UNSPECIFIED, LEAST_REQUEST, RANDOM, PASSTHROUGH, ROUND_ROBIN, LEAST_CONN, PEAK_EWMA',
+    'mesh/x.yaml:24 DestinationRule ratings: spec.subsets[4].trafficPolicy.loadBalancer.simple: "MAGLEV" is not one of UNSPECIFIED, LEAST_REQUEST, RANDOM, ROUND_ROBIN, LEAST_CONN, PEAK_EWMA, PASSTHROUGH',
     'mesh/x.yaml:24 DestinationRule ratings: spec.subsets[4].trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: 65536 is not a prime number (Maglev needs one)',
     'mesh/x.yaml:27 DestinationRule ratings: spec.subsets[5].trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: must be 1..5000010',
   ]);
   t.strictSame(check(rule('  trafficPolicy:\n    loadBalancer:\n      consistentHash: {useSourceIp: true, minimumRingSize: 8, ringHash: {minimumRingSize: 8}}\n')), [
     'mesh/x.yaml:9 DestinationRule ratings: spec.trafficPolicy.loadBalancer.consistentHash.minimumRingSize: only one of ringHash, minimumRingSize may be set',
+  ]);
+  // Envoy's and gRPC's bound on ring sizes; PASSTHROUGH and slow start are refused, never silently ignored.
+  t.strictSame(check(rule('  trafficPolicy:\n    loadBalancer: {consistentHash: {useSourceIp: true, ringHash: {minimumRingSize: 8388609}}}\n')), [
+    'mesh/x.yaml:8 DestinationRule ratings: spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize: must be 0..8388608',
+  ]);
+  t.strictSame(check(rule('  trafficPolicy:\n    loadBalancer: {simple: PASSTHROUGH, warmupDurationSecs: 10s}\n')), [
+    'mesh/x.yaml:8 DestinationRule ratings: spec.trafficPolicy.loadBalancer.warmupDurationSecs: not supported yet',
+    'mesh/x.yaml:8 DestinationRule ratings: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH: not supported (an ORIGINAL_DST cluster needs a redirected connection; apps address the sidecar on 15001 directly)',
   ]);
 });
 
