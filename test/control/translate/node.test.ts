@@ -136,6 +136,7 @@ t.test('cacheKey: equal for what translates equally, different for what does not
     ['service account', key({ ...SIDECAR_MD, SERVICE_ACCOUNT: 'x' })],
     ['labels', key({ ...SIDECAR_MD, LABELS: { app: 'reviews', version: 'v2' } })],
     ['locality', key(SIDECAR_MD, { locality: { region: 'gcp-us-east4', zone: '', subZone: '' } })],
+    ['network (failoverPriority compares it)', key({ ...SIDECAR_MD, NETWORK: 'net-2' })],
     ['a sidecar address', key({ ...SIDECAR_MD, INSTANCE_IPS: '10.0.1.2' })],
     ['a sidecar port', key({ ...SIDECAR_MD, POD_PORTS: [{ name: 'http', containerPort: 8080 }] })],
     ['kind', key({ ...SIDECAR_MD, GENERATOR: 'grpc' })],
