@@ -16,6 +16,7 @@ import { H1Sink, H2Sink, RequestRecord, type ConnInfo, type DownstreamSink } fro
 import { H1TunnelEnd, H2TunnelEnd, type TunnelEnd } from './tunnel.js';
 import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type ForwardingContext } from './headers.js';
 import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from './local-reply.js';
+import { backoffMs, retriableFailure, retriableResponse } from './retry.js';
 import { RouteTable } from './router.js';
 
 export interface HcmDeps {
@@ -273,35 +274,70 @@ export class HcmRuntime {
     }
     const authority = ra.hostRewriteLiteral ?? rec.authority;
 
+    // Retries (RouteAction.retry_policy) for requests without a body: nothing has to be replayed. Bodies
+    // are not buffered for a replay yet, so a request with one gets a single attempt.
+    const policy = body === null ? ra.retryPolicy : undefined;
+    let retriesLeft = policy?.numRetries ?? 0;
+    const tried: EndpointRuntime[] = [];
+
     const attempt = (ep: EndpointRuntime) => {
+      tried.push(ep);
       rec.upstreamHost = ep.hostPort;
       rec.upstreamStartMs = this.d.clock.monotonic();
       ep.rqActive++;
       ep.rqTotal++;
+      /** Set when this attempt was given up (per-try timeout, or a response being retried): its late callbacks are ignored. */
+      let gone = false;
       let epDone = false;
+      let tryTimer: ReturnType<Clock['setTimeout']> | undefined;
+      let stream: UpstreamStream | undefined;
       const endpointDone = (error: boolean) => {
         if (epDone) return;
         epDone = true;
         ep.rqActive--;
         if (error) ep.rqError++;
       };
+      const ignored = () => state.finished || gone;
+      if (policy && policy.perTryTimeoutMs > 0) {
+        tryTimer = this.d.clock.setTimeout(() => {
+          if (ignored()) return;
+          gone = true;
+          stream?.abort();
+          endpointDone(true);
+          if (retryAfter('per_try_timeout')) return;
+          this.localReply(rec, sink, body, Replies.timeout(), false);
+          finish();
+        }, policy.perTryTimeoutMs);
+      }
       ep.pool
         .open(
-          { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null, cancelled },
+          { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null, cancelled: ignored },
           {
             onResponse: (status, upHeaders, upBody, endStream) => {
-              if (state.finished) {
+              // The per-try timeout bounds the wait for response headers; the route timeout bounds the rest.
+              if (tryTimer) this.d.clock.clearTimeout(tryTimer);
+              if (ignored()) {
                 upBody.resume();
                 return;
+              }
+              const grpcStatus = rec.grpc ? firstValue(upHeaders['grpc-status'] as string | string[] | undefined) : undefined;
+              if (policy && retriableResponse(policy, status, grpcStatus)) {
+                if (retriesLeft > 0) {
+                  gone = true;
+                  upBody.resume();
+                  endpointDone(true);
+                  stream?.abort();
+                  scheduleRetry();
+                  return;
+                }
+                // Envoy's URX: the answer is forwarded as it is, marked as the one the retry limit let through.
+                rec.flag = 'URX';
               }
               rec.upstreamServiceMs = this.d.clock.monotonic() - rec.upstreamStartMs;
               rec.status = status;
               const out: OutgoingHttpHeaders = {};
               forwardResponseHeaders(upHeaders, out);
-              if (rec.grpc) {
-                const gs = firstValue(upHeaders['grpc-status'] as string | string[] | undefined);
-                if (gs !== undefined) rec.grpcStatus = gs;
-              }
+              if (grpcStatus !== undefined) rec.grpcStatus = grpcStatus;
               const isH2Upstream = cluster.cluster.protocol === 'HTTP2';
               sink.respond(status, out, endStream, isH2Upstream);
               if (endStream) {
@@ -319,13 +355,15 @@ export class HcmRuntime {
               upBody.pipe(sink.body);
             },
             onTrailers: (t) => {
+              if (ignored()) return;
               const gs = firstValue(t['grpc-status'] as string | string[] | undefined);
               if (gs !== undefined) rec.grpcStatus = gs;
               sink.setTrailers(forwardTrailers(t));
             },
             onError: (err, responseStarted) => {
+              if (tryTimer) this.d.clock.clearTimeout(tryTimer);
               endpointDone(true);
-              if (state.finished) return;
+              if (ignored()) return;
               rec.upstreamFailure = err.reason;
               if (responseStarted || sink.headersSent) {
                 rec.flag = 'UC';
@@ -333,17 +371,18 @@ export class HcmRuntime {
                 finish();
                 return;
               }
-              this.upstreamFailed(rec, sink, body, err, () => retry(err), finish);
+              this.upstreamFailed(rec, sink, body, err, () => retryAfter(err), finish);
             },
           },
         )
         .then(
           (up) => {
-            if (state.finished) {
+            if (ignored()) {
               up.abort();
               endpointDone(false);
               return;
             }
+            stream = up;
             state.upstream = up;
             rec.upstreamPeer = up.peerUri ?? null;
             if (up.sink && body) {
@@ -353,27 +392,56 @@ export class HcmRuntime {
             }
           },
           (err: unknown) => {
+            if (tryTimer) this.d.clock.clearTimeout(tryTimer);
             endpointDone(true);
-            if (state.finished) return;
+            if (ignored()) return;
             const e = err instanceof UpstreamError ? err : new UpstreamError('connect_failure', 'unknown', String(err), err);
             rec.upstreamFailure = e.reason;
-            this.upstreamFailed(rec, sink, body, e, () => retry(e), finish);
+            this.upstreamFailed(rec, sink, body, e, () => retryAfter(e), finish);
           },
         );
     };
 
+    /** The cluster's current version: an EDS update may have drained the pool an earlier attempt used. */
+    const current = () => this.d.clusters.get(rec.upstreamCluster ?? '') ?? cluster;
+
     /**
-     * A stream refused by a GOAWAY race, or a pooled session that died before the request was sent, never
-     * reached the application; a bodyless request is then retried once on a fresh connection.
+     * Another attempt after a failure without a response. Under a retry policy, as its retry_on says;
+     * without one, a stream refused by a GOAWAY race, or a pooled session that died before the request was
+     * sent, never reached the application, and a bodyless request is replayed once on a fresh connection.
      */
-    const retry = (err: UpstreamError): boolean => {
-      if (state.retried || body !== null || err.kind !== 'refused_stream') return false;
+    const retryAfter = (err: UpstreamError | 'per_try_timeout'): boolean => {
+      if (policy) {
+        if (retriesLeft <= 0 || !retriableFailure(policy, err)) return false;
+        scheduleRetry();
+        return true;
+      }
+      if (state.retried || body !== null || err === 'per_try_timeout' || err.kind !== 'refused_stream') return false;
       state.retried = true;
-      // The cluster's current version: an EDS update may have drained the pool the first attempt used.
-      const ep = (this.d.clusters.get(ra.cluster) ?? cluster).pick();
+      const ep = current().pick();
       if (!ep) return false;
       attempt(ep);
       return true;
+    };
+
+    /** Backs off (Envoy's jittered exponential), then tries a host not tried yet when the policy says so. */
+    const scheduleRetry = () => {
+      const p = policy!;
+      retriesLeft--;
+      const n = p.numRetries - retriesLeft;
+      this.d.clock.setTimeout(() => {
+        if (state.finished) return;
+        const c = current();
+        let ep = c.pick();
+        // retry_host_predicate previous_hosts: re-pick up to host_selection_retry_max_attempts times.
+        for (let i = 1; p.previousHosts && ep && tried.includes(ep) && i < p.hostSelectionRetryMaxAttempts + 1; i++) ep = c.pick();
+        if (!ep) {
+          this.localReply(rec, sink, body, Replies.noHealthyUpstream(), false);
+          finish();
+          return;
+        }
+        attempt(ep);
+      }, backoffMs(p, n, this.d.rng));
     };
 
     attempt(first);

@@ -5,6 +5,7 @@ import type { HeaderMatcher, PathMatch, Route, RouteAction, RouteConfiguration, 
 import type { ProtoObj } from '../canonical.js';
 import { Issues, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
 import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
+import { decodeRetryPolicy } from './retry.js';
 
 /** RouteAction.timeout default (Envoy docs: 15 s; 0 disables the timeout). */
 const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -96,16 +97,19 @@ function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIs
 
 function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal'], issues);
+  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal', 'retry_policy'], issues);
   requireOne(o, path, ['cluster', 'weighted_clusters'], clean, issues);
   const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const wc = msg(o, 'weighted_clusters');
   const weighted = wc && weightedClusters(wc, joinPath(path, 'weighted_clusters'), issues);
+  const rp = msg(o, 'retry_policy');
+  const retryPolicy = rp && issues.take(decodeRetryPolicy(rp, joinPath(path, 'retry_policy')));
   return issues.result(() => ({
     cluster: str(o, 'cluster'),
     ...(weighted && { weightedClusters: weighted }),
     timeoutMs,
     hashPolicy: [],
+    ...(retryPolicy && { retryPolicy }),
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
     ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
   }));
