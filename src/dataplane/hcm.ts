@@ -8,6 +8,7 @@ import { uuid4, type Rng } from '../core/rng.js';
 import type { HttpConnectionManager } from '../model/types.js';
 import type { ClusterManager, EndpointRuntime } from '../upstream/cluster-manager.js';
 import { UpstreamError } from '../upstream/errors.js';
+import { httpStatusForGrpc } from '../upstream/outlier.js';
 import type { UpstreamStream } from '../upstream/pool.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -298,17 +299,33 @@ export class HcmRuntime {
         if (error) ep.rqError++;
       };
       const ignored = () => state.finished || gone;
+      // Outlier detection hears every outcome of this host, Envoy's way: local-origin events (connect,
+      // timeout, reset) and the upstream's status (for gRPC, grpc-status mapped to HTTP).
+      const outlier = current().outlier;
+      let statusReported = false;
+      const reportStatus = (status: number) => {
+        if (statusReported) return;
+        statusReported = true;
+        outlier?.putHttpStatus(ep, status);
+      };
       if (policy && policy.perTryTimeoutMs > 0) {
         tryTimer = this.d.clock.setTimeout(() => {
           if (ignored()) return;
           gone = true;
           stream?.abort();
+          outlier?.putLocalOrigin(ep, 'timeout');
           endpointDone(true);
           if (retryAfter('per_try_timeout')) return;
           this.localReply(rec, sink, body, Replies.timeout(), false);
           finish();
         }, policy.perTryTimeoutMs);
       }
+      const reportLocal = (e: UpstreamError) => {
+        if (e.kind === 'connect_timeout') outlier?.putLocalOrigin(ep, 'timeout');
+        else if (e.kind === 'connect_failure') outlier?.putLocalOrigin(ep, 'connect_failed');
+        else if (e.kind === 'reset') outlier?.putLocalOrigin(ep, 'reset');
+        // refused_stream, overflow and cancelled say nothing about the host's health.
+      };
       ep.pool
         .open(
           { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null, cancelled: ignored },
@@ -321,6 +338,9 @@ export class HcmRuntime {
                 return;
               }
               const grpcStatus = rec.grpc ? firstValue(upHeaders['grpc-status'] as string | string[] | undefined) : undefined;
+              // A gRPC answer's outcome is its grpc-status: in these headers (trailers-only) or in the trailers.
+              if (grpcStatus !== undefined) reportStatus(httpStatusForGrpc(Number(grpcStatus)));
+              else if (!rec.grpc || status !== 200) reportStatus(status);
               if (policy && retriableResponse(policy, status, grpcStatus)) {
                 if (retriesLeft > 0) {
                   gone = true;
@@ -357,6 +377,7 @@ export class HcmRuntime {
             onTrailers: (t) => {
               if (ignored()) return;
               const gs = firstValue(t['grpc-status'] as string | string[] | undefined);
+              if (gs !== undefined) reportStatus(httpStatusForGrpc(Number(gs)));
               if (gs !== undefined) rec.grpcStatus = gs;
               sink.setTrailers(forwardTrailers(t));
             },
@@ -364,6 +385,7 @@ export class HcmRuntime {
               if (tryTimer) this.d.clock.clearTimeout(tryTimer);
               endpointDone(true);
               if (ignored()) return;
+              if (!responseStarted) reportLocal(err);
               rec.upstreamFailure = err.reason;
               if (responseStarted || sink.headersSent) {
                 rec.flag = 'UC';
@@ -384,6 +406,7 @@ export class HcmRuntime {
             }
             stream = up;
             state.upstream = up;
+            outlier?.putLocalOrigin(ep, 'success');
             rec.upstreamPeer = up.peerUri ?? null;
             if (up.sink && body) {
               // Counting starts with the pipe: an earlier 'data' listener would let the body flow into nothing.
@@ -396,6 +419,7 @@ export class HcmRuntime {
             endpointDone(true);
             if (ignored()) return;
             const e = err instanceof UpstreamError ? err : new UpstreamError('connect_failure', 'unknown', String(err), err);
+            reportLocal(e);
             rec.upstreamFailure = e.reason;
             this.upstreamFailed(rec, sink, body, e, () => retryAfter(e), finish);
           },

@@ -49,6 +49,7 @@ export class SidecarRuntime {
       clock: d.clock,
       metrics: this.metrics,
       materialFor: (c: Cluster) => (c.tls ? d.materialFor(c.tls.common) : undefined),
+      rng: d.rng,
       startOffset: (n) => d.rng.int(n),
     });
     this.refreshUpstreamIdentity();

@@ -1,11 +1,13 @@
 // Cluster manager: one runtime per active Cluster version (endpoints, the lb_policy pick, a pool per endpoint),
 // CDS/EDS applied make-before-break: new EDS clusters warm until their endpoints arrive, endpoints update in place.
 import type { Clock } from '../core/clock.js';
+import type { Rng } from '../core/rng.js';
 import { errorMessage, type FieldIssue } from '../core/errors.js';
 import type { Cluster, ClusterLoadAssignment, LbEndpoint, Locality } from '../model/types.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import { H1Pool } from './h1-pool.js';
 import { H2Pool } from './h2-pool.js';
+import { OutlierDetector } from './outlier.js';
 import type { UpstreamPool } from './pool.js';
 import { UpstreamTlsContext, type MaterialSource } from './tls.js';
 
@@ -15,6 +17,8 @@ import { UpstreamTlsContext, type MaterialSource } from './tls.js';
  */
 export class EndpointRuntime {
   rqActive = 0;
+  /** Set only by the cluster's outlier detector; an ejected host takes no new requests until it returns. */
+  ejected = false;
   rqTotal = 0;
   rqError = 0;
   /** host:port as the access log and /clusters print it (IPv6 in brackets); fixed per endpoint. */
@@ -43,8 +47,10 @@ function hostPortOf(e: LbEndpoint): string {
 /** One version of one cluster: its endpoints and the pick table, frozen until the next CDS/EDS update. */
 export class ClusterRuntime {
   readonly endpoints: readonly EndpointRuntime[];
-  private readonly healthy: readonly EndpointRuntime[];
+  private healthy: readonly EndpointRuntime[] = [];
   private rr = 0;
+  /** The cluster's outlier detector (it outlives versions), when the cluster configures outlier_detection. */
+  outlier: OutlierDetector | undefined;
 
   constructor(
     readonly cluster: Cluster,
@@ -56,16 +62,22 @@ export class ClusterRuntime {
     private readonly draw: (n: number) => number,
   ) {
     this.endpoints = endpoints;
-    // Until the balancer tree (priorities, localities, outlier detection) lands, the lowest priority
-    // with a healthy endpoint is used, round-robin within it.
+    this.refresh();
+    this.rr = startOffset;
+  }
+
+  /** Recomputes the hosts in service after an ejection or a return (the outlier detector's onChange). */
+  refresh(): void {
+    // Until the balancer tree (priorities, localities) lands, the lowest priority with an available
+    // endpoint is used, round-robin within it.
+    const endpoints = this.endpoints;
     const byPriority = [...new Set(endpoints.map((e) => e.priority))].sort((a, b) => a - b);
     let chosen: EndpointRuntime[] = [];
     for (const p of byPriority) {
-      chosen = endpoints.filter((e) => e.priority === p && e.healthy);
+      chosen = endpoints.filter((e) => e.priority === p && e.healthy && !e.ejected);
       if (chosen.length) break;
     }
     this.healthy = chosen;
-    this.rr = startOffset;
   }
 
   /**
@@ -96,6 +108,8 @@ export class ClusterRuntime {
 
 export interface ClusterManagerDeps {
   readonly clock: Clock;
+  /** For outlier detection's enforcement draws and ejection jitter. */
+  readonly rng: Rng;
   readonly metrics: MeshMetrics;
   /** The TLS material for an UpstreamTlsContext's certificates (identity's secret store). May throw. */
   readonly materialFor: (cluster: Cluster) => MaterialSource | undefined;
@@ -129,6 +143,8 @@ function poolSettings(c: Cluster): string {
 
 export class ClusterManager {
   private readonly active = new Map<string, ClusterRuntime>();
+  /** One outlier detector per cluster name: ejections and their history survive CDS/EDS updates. */
+  private readonly detectors = new Map<string, OutlierDetector>();
   private readonly staticNames: ReadonlySet<string>;
   /** CDS clusters that wait for their ClusterLoadAssignment (Envoy: cluster warming); the active version, if any, keeps serving. */
   private readonly warming = new Map<string, ClusterView>();
@@ -175,7 +191,33 @@ export class ClusterManager {
         eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, pool));
       }
     }
-    return new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)), tlsCtx, this.deps.startOffset);
+    const runtime = new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)), tlsCtx, this.deps.startOffset);
+    this.attachOutlier(c, runtime);
+    return runtime;
+  }
+
+  private attachOutlier(c: Cluster, runtime: ClusterRuntime): void {
+    let d = this.detectors.get(c.name);
+    if (!c.outlierDetection) {
+      d?.destroy();
+      this.detectors.delete(c.name);
+      return;
+    }
+    if (d) d.update(c.outlierDetection);
+    else {
+      d = new OutlierDetector(c.name, c.outlierDetection, {
+        clock: this.deps.clock,
+        rng: this.deps.rng,
+        metrics: this.deps.metrics,
+        // The version serving now, which may be newer than the one this detector was made with.
+        onChange: () => this.active.get(c.name)?.refresh(),
+      });
+      this.detectors.set(c.name, d);
+    }
+    d.setHosts(runtime.endpoints);
+    runtime.outlier = d;
+    // Hosts carried over may already be ejected.
+    runtime.refresh();
   }
 
   /** Makes `c` the active version; pools the new version does not use drain (in-flight requests finish, then close). */
@@ -226,6 +268,8 @@ export class ClusterManager {
       this.stamps.delete(name);
       const gone = this.active.get(name);
       this.active.delete(name);
+      this.detectors.get(name)?.destroy();
+      this.detectors.delete(name);
       if (gone) retire(gone, undefined);
     }
     for (const name of changed) {
@@ -292,6 +336,8 @@ export class ClusterManager {
   }
 
   destroy(): void {
+    for (const d of this.detectors.values()) d.destroy();
+    this.detectors.clear();
     for (const c of this.active.values()) for (const e of c.endpoints) e.pool.destroy();
   }
 }
