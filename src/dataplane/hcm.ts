@@ -17,6 +17,7 @@ import { H1Sink, H2Sink, RequestRecord, type ConnInfo, type DownstreamSink } fro
 import { H1TunnelEnd, H2TunnelEnd, type TunnelEnd } from './tunnel.js';
 import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type ForwardingContext } from './headers.js';
 import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from './local-reply.js';
+import { hashOf } from './hash-policy.js';
 import { backoffMs, retriableFailure, retriableResponse } from './retry.js';
 import { RouteTable } from './router.js';
 
@@ -153,7 +154,7 @@ export class HcmRuntime {
     rec.upstreamCluster = match.pickCluster(this.d.rng);
     const cluster = this.d.clusters.get(rec.upstreamCluster);
     if (!cluster) return refuse(Replies.noCluster(rec.upstreamCluster));
-    const ep = cluster.pick();
+    const ep = cluster.pick(hashOf(ra.hashPolicy, { header: headerGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp }));
     if (!ep) return refuse(Replies.noHealthyUpstream());
     rec.upstreamHost = ep.hostPort;
     const headers: OutgoingHttpHeaders = {};
@@ -234,7 +235,8 @@ export class HcmRuntime {
     const cluster = this.d.clusters.get(rec.upstreamCluster);
     if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(rec.upstreamCluster));
     // Picked before the route timer exists: a request answered UH here is complete and arms nothing.
-    const first = cluster.pick();
+    const hash = hashOf(ra.hashPolicy, { header: headerGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp });
+    const first = cluster.pick(hash);
     if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
 
     const state = { upstream: undefined as UpstreamStream | undefined, finished: false, retried: false, timer: undefined as ReturnType<Clock['setTimeout']> | undefined };
@@ -284,7 +286,8 @@ export class HcmRuntime {
     const attempt = (ep: EndpointRuntime) => {
       tried.push(ep);
       rec.upstreamHost = ep.hostPort;
-      rec.upstreamStartMs = this.d.clock.monotonic();
+      const startedAt = this.d.clock.monotonic();
+      rec.upstreamStartMs = startedAt;
       ep.rqActive++;
       ep.rqTotal++;
       /** Set when this attempt was given up (per-try timeout, or a response being retried): its late callbacks are ignored. */
@@ -314,6 +317,9 @@ export class HcmRuntime {
           gone = true;
           stream?.abort();
           outlier?.putLocalOrigin(ep, 'timeout');
+          // At least this slow: without the sample PEAK_EWMA would keep trusting a host that never answers.
+          const now = this.d.clock.monotonic();
+          ep.ewma.observe(now - startedAt, now);
           endpointDone(true);
           if (retryAfter('per_try_timeout')) return;
           this.localReply(rec, sink, body, Replies.timeout(), false);
@@ -353,7 +359,10 @@ export class HcmRuntime {
                 // Envoy's URX: the answer is forwarded as it is, marked as the one the retry limit let through.
                 rec.flag = 'URX';
               }
-              rec.upstreamServiceMs = this.d.clock.monotonic() - rec.upstreamStartMs;
+              const now = this.d.clock.monotonic();
+              rec.upstreamServiceMs = now - rec.upstreamStartMs;
+              // Time to response headers is the latency PEAK_EWMA compares hosts by.
+              ep.ewma.observe(now - startedAt, now);
               rec.status = status;
               const out: OutgoingHttpHeaders = {};
               forwardResponseHeaders(upHeaders, out);
@@ -442,7 +451,7 @@ export class HcmRuntime {
       }
       if (state.retried || body !== null || err === 'per_try_timeout' || err.kind !== 'refused_stream') return false;
       state.retried = true;
-      const ep = current().pick();
+      const ep = current().pick(hash);
       if (!ep) return false;
       attempt(ep);
       return true;
@@ -456,8 +465,9 @@ export class HcmRuntime {
       this.d.clock.setTimeout(() => {
         if (state.finished) return;
         const c = current();
-        let ep = c.pick();
-        // retry_host_predicate previous_hosts: re-pick up to host_selection_retry_max_attempts times.
+        let ep = c.pick(hash);
+        // retry_host_predicate previous_hosts: re-pick up to host_selection_retry_max_attempts times. (With a
+        // request hash the same host would come back every time, so those re-picks draw without it.)
         for (let i = 1; p.previousHosts && ep && tried.includes(ep) && i < p.hostSelectionRetryMaxAttempts + 1; i++) ep = c.pick();
         if (!ep) {
           this.localReply(rec, sink, body, Replies.noHealthyUpstream(), false);

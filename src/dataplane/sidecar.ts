@@ -50,7 +50,6 @@ export class SidecarRuntime {
       metrics: this.metrics,
       materialFor: (c: Cluster) => (c.tls ? d.materialFor(c.tls.common) : undefined),
       rng: d.rng,
-      startOffset: (n) => d.rng.int(n),
     });
     this.refreshUpstreamIdentity();
     this.routes = new RouteStore(() => d.clock.now());

@@ -8,6 +8,7 @@ import type { MeshMetrics } from '../telemetry/metrics.js';
 import { H1Pool } from './h1-pool.js';
 import { H2Pool } from './h2-pool.js';
 import { OutlierDetector } from './outlier.js';
+import { PeakEwma, createBalancer, type Balancer, type LbDeps, type LbHost } from './lb/index.js';
 import type { UpstreamPool } from './pool.js';
 import { UpstreamTlsContext, type MaterialSource } from './tls.js';
 
@@ -15,22 +16,32 @@ import { UpstreamTlsContext, type MaterialSource } from './tls.js';
  * One upstream host. Like Envoy's Host it outlives config versions: an EDS update that keeps its address
  * keeps this object (pool, open connections, counters) and only refreshes weight, health and locality.
  */
-export class EndpointRuntime {
+export class EndpointRuntime implements LbHost {
   rqActive = 0;
-  /** Set only by the cluster's outlier detector; an ejected host takes no new requests until it returns. */
-  ejected = false;
   rqTotal = 0;
   rqError = 0;
+  /** Set only by the cluster's outlier detector; an ejected host takes no new requests until it returns. */
+  ejected = false;
   /** host:port as the access log and /clusters print it (IPv6 in brackets); fixed per endpoint. */
   readonly hostPort: string;
+  /** Response-time estimate for PEAK_EWMA, fed by the router whatever the policy (so a switch starts warm). */
+  readonly ewma: PeakEwma;
 
   constructor(
     public endpoint: LbEndpoint,
     public locality: Locality,
     public priority: number,
+    /** The locality's load_balancing_weight (0 = unset). */
+    public localityWeight: number,
     readonly pool: UpstreamPool,
+    decayTimeMs: number,
   ) {
     this.hostPort = hostPortOf(endpoint);
+    this.ewma = new PeakEwma(decayTimeMs);
+  }
+
+  get weight(): number {
+    return this.endpoint.weight;
   }
 
   get healthy(): boolean {
@@ -44,80 +55,48 @@ function hostPortOf(e: LbEndpoint): string {
   return `${h.includes(':') ? `[${h}]` : h}:${e.address.port}`;
 }
 
-/** One version of one cluster: its endpoints and the pick table, frozen until the next CDS/EDS update. */
+/** One version of one cluster: its endpoints and the balancer over them, frozen until the next CDS/EDS update. */
 export class ClusterRuntime {
   readonly endpoints: readonly EndpointRuntime[];
-  private healthy: readonly EndpointRuntime[] = [];
-  private rr = 0;
+  /** Priorities, localities and the lb_policy picker (upstream/lb), built once per version. */
+  readonly balancer: Balancer;
   /** The cluster's outlier detector (it outlives versions), when the cluster configures outlier_detection. */
   outlier: OutlierDetector | undefined;
 
   constructor(
     readonly cluster: Cluster,
     endpoints: EndpointRuntime[],
-    startOffset: number,
+    overprovisioningFactor: number,
     /** Shared by every pool of this cluster, and by the next version when its connection settings are equal. */
     readonly tls: UpstreamTlsContext | undefined,
-    /** A uniform draw in [0, n) from the injected rng, for RANDOM and LEAST_REQUEST. */
-    private readonly draw: (n: number) => number,
+    deps: LbDeps,
   ) {
     this.endpoints = endpoints;
-    this.refresh();
-    this.rr = startOffset;
+    this.balancer = createBalancer(cluster.lb, overprovisioningFactor, endpoints, deps);
   }
 
-  /** Recomputes the hosts in service after an ejection or a return (the outlier detector's onChange). */
+  /** Recomputes priority loads and pick tables after an ejection or a return (the outlier detector's onChange). */
   refresh(): void {
-    // Until the balancer tree (priorities, localities) lands, the lowest priority with an available
-    // endpoint is used, round-robin within it.
-    const endpoints = this.endpoints;
-    const byPriority = [...new Set(endpoints.map((e) => e.priority))].sort((a, b) => a - b);
-    let chosen: EndpointRuntime[] = [];
-    for (const p of byPriority) {
-      chosen = endpoints.filter((e) => e.priority === p && e.healthy && !e.ejected);
-      if (chosen.length) break;
-    }
-    this.healthy = chosen;
+    this.balancer.refresh();
   }
 
   /**
-   * A healthy host by Cluster.lb_policy; undefined means "no healthy upstream" (503 UH). LEAST_REQUEST is
-   * Envoy's power of two choices (LeastRequestLbConfig.choice_count default 2, equal weights): two random
-   * hosts, the one with fewer active requests.
+   * A host by the cluster's balancer: priority by health (spilling over with the overprovisioning factor,
+   * panic below the threshold), then locality, then lb_policy; `hash` from the route's hash_policy for
+   * RING_HASH / MAGLEV. undefined means "no healthy upstream" (503 UH).
    */
-  pick(): EndpointRuntime | undefined {
-    const h = this.healthy;
-    const n = h.length;
-    if (n === 0) return undefined;
-    switch (this.cluster.lbPolicy) {
-      case 'RANDOM':
-        return h[this.draw(n)];
-      case 'LEAST_REQUEST': {
-        const a = h[this.draw(n)]!;
-        const b = h[this.draw(n)]!;
-        return b.rqActive < a.rqActive ? b : a;
-      }
-      default: {
-        const e = h[this.rr % n]!;
-        this.rr = (this.rr + 1) % n;
-        return e;
-      }
-    }
+  pick(hash?: number): EndpointRuntime | undefined {
+    return this.balancer.pick(hash) as EndpointRuntime | undefined;
   }
 }
 
 export interface ClusterManagerDeps {
   readonly clock: Clock;
-  /** For outlier detection's enforcement draws and ejection jitter. */
+  /** For the pickers' draws, outlier detection's enforcement draws and ejection jitter. */
   readonly rng: Rng;
   readonly metrics: MeshMetrics;
   /** The TLS material for an UpstreamTlsContext's certificates (identity's secret store). May throw. */
   readonly materialFor: (cluster: Cluster) => MaterialSource | undefined;
-  /**
-   * A uniform draw in [0, n) (the injected rng): the random start offset per cluster, so a fleet of sidecars
-   * does not hit endpoint 0 in lockstep, and the draws of RANDOM and LEAST_REQUEST.
-   */
-  readonly startOffset: (n: number) => number;
 }
 
 /** When and at which xDS version a dynamic resource last changed (config_dump's version_info / last_updated). */
@@ -134,7 +113,9 @@ export interface AssignmentView extends Stamp {
   readonly assignment: ClusterLoadAssignment;
 }
 
-const NO_ENDPOINTS = (name: string): ClusterLoadAssignment => ({ clusterName: name, localities: [], overprovisioningFactor: 140 });
+/** ClusterLoadAssignment.policy.overprovisioning_factor's default, percent. */
+const DEFAULT_OVERPROVISIONING = 140;
+const NO_ENDPOINTS = (name: string): ClusterLoadAssignment => ({ clusterName: name, localities: [], overprovisioningFactor: DEFAULT_OVERPROVISIONING });
 
 /** What a pool depends on: when this is equal between two versions of a cluster, their pools are interchangeable. */
 function poolSettings(c: Cluster): string {
@@ -183,15 +164,16 @@ export class ClusterManager {
           kept.endpoint = ep;
           kept.locality = loc.locality;
           kept.priority = loc.priority;
+          kept.localityWeight = loc.weight;
           eps.push(kept);
           continue;
         }
         const common = { endpoint: ep.address, tls: tlsCtx, connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, clock: this.deps.clock, onSessionDelta };
         const pool = c.protocol === 'HTTP2' ? new H2Pool({ ...common, http2: c.http2 }) : new H1Pool(common);
-        eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, pool));
+        eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, loc.weight, pool, c.lb.peakEwma.decayTimeMs));
       }
     }
-    const runtime = new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)), tlsCtx, this.deps.startOffset);
+    const runtime = new ClusterRuntime(c, eps, la?.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING, tlsCtx, { rng: this.deps.rng, clock: this.deps.clock });
     this.attachOutlier(c, runtime);
     return runtime;
   }
