@@ -61,6 +61,19 @@ function headerGetter(rec: RequestRecord): (name: string) => string | undefined 
   };
 }
 
+/**
+ * previous_priorities with update_frequency f: the next attempt excludes the priorities of the first
+ * ⌊tried / f⌋ × f attempts (Envoy updates the excluded set every f attempts). A bit per priority; levels past
+ * 30 are never excluded.
+ */
+function excludedPriorities(f: number, tried: readonly EndpointRuntime[]): number {
+  if (f <= 0) return 0;
+  let bits = 0;
+  const upTo = Math.floor(tried.length / f) * f;
+  for (let i = 0; i < upTo; i++) if (tried[i]!.priority < 31) bits |= 1 << tried[i]!.priority;
+  return bits;
+}
+
 export class HcmRuntime {
   readonly routes: RouteHolder;
   private readonly streamsGauge;
@@ -157,6 +170,7 @@ export class HcmRuntime {
     const ep = cluster.pick(hashOf(ra.hashPolicy, { header: headerGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp }));
     if (!ep) return refuse(Replies.noHealthyUpstream());
     rec.upstreamHost = ep.hostPort;
+    rec.upstreamLocality = ep.localityName;
     const headers: OutgoingHttpHeaders = {};
     // sec-websocket-key/-version are end-to-end headers: the far sidecar hands the app the client's own key.
     forwardRequestHeaders(rec.headers, headers, this.forwardingContext(rec), rec.requestId);
@@ -286,6 +300,8 @@ export class HcmRuntime {
     const attempt = (ep: EndpointRuntime) => {
       tried.push(ep);
       rec.upstreamHost = ep.hostPort;
+      rec.upstreamLocality = ep.localityName;
+      ep.requests.inc();
       const startedAt = this.d.clock.monotonic();
       rec.upstreamStartMs = startedAt;
       ep.rqActive++;
@@ -465,10 +481,11 @@ export class HcmRuntime {
       this.d.clock.setTimeout(() => {
         if (state.finished) return;
         const c = current();
-        let ep = c.pick(hash);
+        const excluded = excludedPriorities(p.previousPrioritiesUpdateFrequency, tried);
+        let ep = c.pick(hash, excluded);
         // retry_host_predicate previous_hosts: re-pick up to host_selection_retry_max_attempts times. (With a
         // request hash the same host would come back every time, so those re-picks draw without it.)
-        for (let i = 1; p.previousHosts && ep && tried.includes(ep) && i < p.hostSelectionRetryMaxAttempts + 1; i++) ep = c.pick();
+        for (let i = 1; p.previousHosts && ep && tried.includes(ep) && i < p.hostSelectionRetryMaxAttempts + 1; i++) ep = c.pick(undefined, excluded);
         if (!ep) {
           this.localReply(rec, sink, body, Replies.noHealthyUpstream(), false);
           finish();
@@ -559,6 +576,7 @@ export class HcmRuntime {
         duration: Math.round(durationMs),
         upstream_service_time: rec.upstreamServiceMs === null ? null : Math.round(rec.upstreamServiceMs),
         upstream_host: rec.upstreamHost,
+        upstream_locality: rec.upstreamLocality,
         upstream_cluster: rec.upstreamCluster,
         upstream_transport_failure_reason: rec.upstreamFailure,
         x_forwarded_for: firstValue(h['x-forwarded-for']) ?? null,

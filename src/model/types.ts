@@ -121,6 +121,11 @@ export interface RetryPolicy {
   readonly retriableStatusCodes: readonly number[];
   /** retry_host_predicate envoy.retry_host_predicates.previous_hosts: a retry avoids the hosts already tried. */
   readonly previousHosts: boolean;
+  /**
+   * retry_priority envoy.retry_priorities.previous_priorities update_frequency; 0 = no retry priority. Every
+   * `n` attempts, the priorities tried so far are excluded from the next picks (Istio's retryRemoteLocalities).
+   */
+  readonly previousPrioritiesUpdateFrequency: number;
   /** host_selection_retry_max_attempts: how many picks a retry makes to find a host the predicate accepts (default 1). */
   readonly hostSelectionRetryMaxAttempts: number;
   /** retry_back_off: base_interval (default 25 ms) and max_interval (default 10 x base); full jitter. */

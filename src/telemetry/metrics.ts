@@ -44,10 +44,30 @@ export interface MeshMetrics {
   readonly outlierEjectionsActive: Gauge<'cluster'>;
   /** Envoy's outlier_detection.ejections_overflow: ejections refused by max_ejection_percent. */
   readonly outlierEjectionsOverflow: Counter<'cluster'>;
+  /** Attempts sent upstream, by the chosen host's locality ("region/zone/subzone") and priority. */
+  readonly upstreamRequests: Counter<'cluster' | 'locality' | 'priority'>;
+  /** Envoy's lb_healthy_panic: picks made while the chosen priority was in panic (routing to all its hosts). */
+  readonly lbHealthyPanic: Counter<'cluster'>;
+  /**
+   * The picker's view, read at scrape time: each source yields the PEAK_EWMA latency estimate of every host
+   * that has one. The cluster manager adds its source; nothing is kept between scrapes.
+   */
+  readonly lbEwmaSources: Set<() => Iterable<{ cluster: string; endpoint: string; ms: number }>>;
 }
 
 export function createMetrics(registry: Registry): MeshMetrics {
   const r = [registry];
+  const lbEwmaSources: MeshMetrics['lbEwmaSources'] = new Set();
+  new Gauge({
+    name: 'outrigger_lb_peak_ewma_milliseconds',
+    help: "The balancer's latency estimate per host (PEAK_EWMA: jumps up to slower answers, decays toward faster ones)",
+    labelNames: ['cluster', 'endpoint'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const source of lbEwmaSources) for (const s of source()) this.set({ cluster: s.cluster, endpoint: s.endpoint }, s.ms);
+    },
+  });
   const labelNames = REQUEST_LABELS as unknown as (typeof REQUEST_LABELS)[number][];
   return {
     registry,
@@ -67,6 +87,9 @@ export function createMetrics(registry: Registry): MeshMetrics {
     outlierEjections: new Counter({ name: 'outrigger_outlier_ejections_total', help: 'Enforced outlier ejections, by detector (consecutive_5xx, consecutive_gateway_failure, consecutive_local_origin_failure, success_rate, success_rate_local_origin, failure_percentage, failure_percentage_local_origin)', labelNames: ['cluster', 'detector'], registers: r }),
     outlierEjectionsDetected: new Counter({ name: 'outrigger_outlier_ejections_detected_total', help: 'Outliers detected, ejected or not (enforcing_* percentage, max_ejection_percent), by detector', labelNames: ['cluster', 'detector'], registers: r }),
     outlierEjectionsActive: new Gauge({ name: 'outrigger_outlier_ejections_active', help: 'Hosts currently ejected by outlier detection', labelNames: ['cluster'], registers: r }),
+    upstreamRequests: new Counter({ name: 'outrigger_upstream_requests_total', help: 'Requests sent upstream (each attempt), by the chosen host locality (region/zone/subzone) and priority', labelNames: ['cluster', 'locality', 'priority'], registers: r }),
+    lbHealthyPanic: new Counter({ name: 'outrigger_lb_healthy_panic_total', help: 'Hosts picked while their priority was in panic mode (too few healthy hosts: traffic goes to all of them)', labelNames: ['cluster'], registers: r }),
+    lbEwmaSources,
     outlierEjectionsOverflow: new Counter({ name: 'outrigger_outlier_ejections_overflow_total', help: 'Outlier ejections refused because max_ejection_percent was reached', labelNames: ['cluster'], registers: r }),
   };
 }

@@ -38,7 +38,22 @@ export class EndpointRuntime implements LbHost {
   ) {
     this.hostPort = hostPortOf(endpoint);
     this.ewma = new PeakEwma(decayTimeMs);
+    this.place(endpoint, locality, priority, localityWeight);
   }
+
+  /** Where the host is in this version (EDS may move a kept host): locality, priority and the labels derived from them. */
+  place(endpoint: LbEndpoint, locality: Locality, priority: number, localityWeight: number): void {
+    this.endpoint = endpoint;
+    this.locality = locality;
+    this.priority = priority;
+    this.localityWeight = localityWeight;
+    this.localityName = `${locality.region}/${locality.zone}/${locality.subZone}`;
+  }
+
+  /** Istio's "region/zone/subzone", for the access log and metrics. */
+  localityName = '';
+  /** This host's child of outrigger_upstream_requests_total (cluster, locality, priority), resolved once per version. */
+  requests: { inc(): void } = { inc() {} };
 
   get weight(): number {
     return this.endpoint.weight;
@@ -70,6 +85,7 @@ export class ClusterRuntime {
     /** Shared by every pool of this cluster, and by the next version when its connection settings are equal. */
     readonly tls: UpstreamTlsContext | undefined,
     deps: LbDeps,
+    private readonly panicCounter: { inc(): void },
   ) {
     this.endpoints = endpoints;
     this.balancer = createBalancer(cluster.lb, overprovisioningFactor, endpoints, deps);
@@ -83,10 +99,14 @@ export class ClusterRuntime {
   /**
    * A host by the cluster's balancer: priority by health (spilling over with the overprovisioning factor,
    * panic below the threshold), then locality, then lb_policy; `hash` from the route's hash_policy for
-   * RING_HASH / MAGLEV. undefined means "no healthy upstream" (503 UH).
+   * RING_HASH / MAGLEV; `excludedPriorities` for a retry under previous_priorities. undefined means "no
+   * healthy upstream" (503 UH).
    */
-  pick(hash?: number): EndpointRuntime | undefined {
-    return this.balancer.pick(hash) as EndpointRuntime | undefined;
+  pick(hash?: number, excludedPriorities?: number): EndpointRuntime | undefined {
+    const panics = this.balancer.stats.healthyPanic;
+    const e = this.balancer.pick(hash, excludedPriorities) as EndpointRuntime | undefined;
+    if (this.balancer.stats.healthyPanic !== panics) this.panicCounter.inc();
+    return e;
   }
 }
 
@@ -139,7 +159,19 @@ export class ClusterManager {
   ) {
     for (const c of clusters) this.active.set(c.name, this.build(c, c.loadAssignment, undefined));
     this.staticNames = new Set(clusters.map((c) => c.name));
+    deps.metrics.lbEwmaSources.add(this.ewmaSource);
   }
+
+  /** The PEAK_EWMA estimates of every host that has one, at scrape time (only PEAK_EWMA clusters, to bound the series). */
+  private readonly ewmaSource = (): { cluster: string; endpoint: string; ms: number }[] => {
+    const now = this.deps.clock.monotonic();
+    const out: { cluster: string; endpoint: string; ms: number }[] = [];
+    for (const r of this.active.values()) {
+      if (r.cluster.lbPolicy !== 'PEAK_EWMA') continue;
+      for (const e of r.endpoints) if (e.ewma.observed) out.push({ cluster: r.cluster.name, endpoint: e.hostPort, ms: e.ewma.estimate(now) });
+    }
+    return out;
+  };
 
   /**
    * Builds a version of `c`. Endpoints of `prev` at the same address are carried over (pool, connections
@@ -161,10 +193,7 @@ export class ClusterManager {
       for (const ep of loc.endpoints) {
         const kept = spare.get(hostPortOf(ep))?.shift();
         if (kept) {
-          kept.endpoint = ep;
-          kept.locality = loc.locality;
-          kept.priority = loc.priority;
-          kept.localityWeight = loc.weight;
+          kept.place(ep, loc.locality, loc.priority, loc.weight);
           eps.push(kept);
           continue;
         }
@@ -173,7 +202,8 @@ export class ClusterManager {
         eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, loc.weight, pool, c.lb.peakEwma.decayTimeMs));
       }
     }
-    const runtime = new ClusterRuntime(c, eps, la?.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING, tlsCtx, { rng: this.deps.rng, clock: this.deps.clock });
+    for (const e of eps) e.requests = this.deps.metrics.upstreamRequests.labels({ cluster: c.name, locality: e.localityName, priority: String(e.priority) });
+    const runtime = new ClusterRuntime(c, eps, la?.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING, tlsCtx, { rng: this.deps.rng, clock: this.deps.clock }, this.deps.metrics.lbHealthyPanic.labels({ cluster: c.name }));
     this.attachOutlier(c, runtime);
     return runtime;
   }
@@ -318,6 +348,7 @@ export class ClusterManager {
   }
 
   destroy(): void {
+    this.deps.metrics.lbEwmaSources.delete(this.ewmaSource);
     for (const d of this.detectors.values()) d.destroy();
     this.detectors.clear();
     for (const c of this.active.values()) for (const e of c.endpoints) e.pool.destroy();

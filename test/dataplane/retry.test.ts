@@ -11,6 +11,7 @@ const policy = (on: string, extra: Partial<RetryPolicy> = {}): RetryPolicy => ({
   perTryTimeoutMs: 0,
   retriableStatusCodes: [],
   previousHosts: false,
+  previousPrioritiesUpdateFrequency: 0,
   hostSelectionRetryMaxAttempts: 1,
   backOffBaseMs: 25,
   backOffMaxMs: 250,

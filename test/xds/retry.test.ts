@@ -39,6 +39,14 @@ t.test('mistakes are refused with their field paths', (t) => {
   t.strictSame(problems(withPolicy({ retry_on: '5xx', retry_back_off: { base_interval: '0.1s', max_interval: '0.05s' } })), [`${P}.retry_back_off.max_interval: must not be less than base_interval`]);
   t.strictSame(problems(withPolicy({ retry_on: '5xx', retry_back_off: { base_interval: '0s' } })), [`${P}.retry_back_off.base_interval: must be greater than 0`]);
   t.strictSame(problems(withPolicy({ retry_on: '5xx', host_selection_retry_max_attempts: '-1' })), [`${P}.host_selection_retry_max_attempts: must be at least 1`]);
-  t.strictSame(problems(withPolicy({ retry_on: '5xx', retry_priority: { name: 'p' } })), [`${P}.retry_priority: field 'retry_priority' is not supported`]);
+  t.strictSame(problems(withPolicy({ retry_on: '5xx', retriable_headers: [{ name: 'x' }] })), [`${P}.retriable_headers: field 'retriable_headers' is not supported`]);
+  t.end();
+});
+
+t.test('retry_priority previous_priorities: update_frequency decoded, other priorities refused', (t) => {
+  const PP = 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
+  t.match(policyOf(withPolicy({ retry_on: '5xx', retry_priority: { name: 'envoy.retry_priorities.previous_priorities', typed_config: { '@type': PP, update_frequency: 2 } } })), { previousPrioritiesUpdateFrequency: 2 });
+  t.match(policyOf(withPolicy({ retry_on: '5xx' })), { previousPrioritiesUpdateFrequency: 0 });
+  t.strictSame(problems(withPolicy({ retry_on: '5xx', retry_priority: { name: 'p', typed_config: { '@type': PP } } })), [`${P}.retry_priority.typed_config.update_frequency: must be at least 1`]);
   t.end();
 });

@@ -132,11 +132,26 @@ export function createBalancer(cfg: LbConfig, overprovisioningFactorPercent: num
     return (ps.picker ??= buildPicker(plain(ps.available))).pick(hash);
   }
 
-  function pick(hash?: number): LbHost | undefined {
+  /**
+   * Envoy's previous_priorities retry priority: the levels in `excluded` (a bit per priority) count as having
+   * no healthy host and the load is recomputed over the rest. -1 when every level with health is excluded:
+   * then, as in Envoy, the original load applies again.
+   */
+  function chooseExcluding(excluded: number, r: number): number {
+    const counts = levels.map((ps, i) => ({ total: ps.hosts.length, available: excluded & (1 << i) ? 0 : ps.available.length }));
+    const pl = priorityLoad(counts, overprovisioningFactorPercent, 0);
+    if (pl.normalizedTotalHealth === 0) return -1;
+    let p = 0;
+    for (let sum = pl.load[0]!; p < levels.length - 1 && r >= sum; sum += pl.load[++p]!);
+    return p;
+  }
+
+  function pick(hash?: number, excludedPriorities = 0): LbHost | undefined {
     const n = levels.length;
     if (n === 0) return undefined;
     const h = hashed ? (hash ?? randomHash(deps.rng.next)) : 0;
-    let p = single;
+    let p = excludedPriorities === 0 ? single : chooseExcluding(excludedPriorities, hashed ? h % 100 : deps.rng.int(100));
+    if (p < 0) p = single;
     if (p < 0) {
       // Envoy's choosePriority: the request hash (consistent policies) or a random draw, mod 100, against the cumulative load.
       const r = hashed ? h % 100 : deps.rng.int(100);

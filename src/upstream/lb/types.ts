@@ -96,8 +96,11 @@ export interface BalancerView {
 }
 
 export interface Balancer {
-  /** A host for one request; undefined = no host (the router answers 503 UH). Allocation-free. */
-  pick(hash?: number): LbHost | undefined;
+  /**
+   * A host for one request; undefined = no host (the router answers 503 UH). Allocation-free, except for a
+   * retry that excludes priorities (a bit per priority level, Envoy's previous_priorities).
+   */
+  pick(hash?: number, excludedPriorities?: number): LbHost | undefined;
   /** Recompute priority and locality loads and the pick tables after health or ejection changes. */
   refresh(): void;
   /** Introspection for /clusters and metrics. */

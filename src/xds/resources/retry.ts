@@ -6,13 +6,14 @@ import type { ProtoObj } from '../canonical.js';
 import { Issues, decodeTypedExtension, durationMs, joinPath, list, msg, onlyFields, str, u32Value } from './common.js';
 
 const PREVIOUS_HOSTS_TYPE_URL = 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
+const PREVIOUS_PRIORITIES_TYPE_URL = 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 const KNOWN_RETRY_ON: ReadonlySet<string> = new Set([...RETRY_ON_HTTP, ...RETRY_ON_GRPC]);
 /** Envoy's retry back-off default base interval; the max defaults to 10 x base. */
 const DEFAULT_BACKOFF_BASE_MS = 25;
 
 export function decodeRetryPolicy(o: ProtoObj, path: string): Result<RetryPolicy, FieldIssue> {
   const issues = new Issues();
-  onlyFields(o, path, ['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_host_predicate', 'host_selection_retry_max_attempts', 'retry_back_off'], issues);
+  onlyFields(o, path, ['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_host_predicate', 'retry_priority', 'host_selection_retry_max_attempts', 'retry_back_off'], issues);
   const retryOn = new Set<RetryOn>();
   // Envoy takes a comma-separated list; an unknown token would be silently inert there. Here it is a
   // mistake worth refusing, since a typo ("5XX") would disable the retries the author counted on.
@@ -36,6 +37,17 @@ export function decodeRetryPolicy(o: ProtoObj, path: string): Result<RetryPolicy
       return inner.result(() => true);
     }));
   });
+  // The one retry priority there is: retries move on to priorities not tried yet (Istio's retryRemoteLocalities).
+  const rpr = msg(o, 'retry_priority');
+  const updateFrequency = rpr
+    ? issues.take(decodeTypedExtension(rpr, joinPath(path, 'retry_priority'), PREVIOUS_PRIORITIES_TYPE_URL, (c, cp) => {
+        const inner = new Issues();
+        onlyFields(c, cp, ['update_frequency'], inner);
+        const f = typeof c.update_frequency === 'number' ? c.update_frequency : 0;
+        if (f < 1) inner.add(joinPath(cp, 'update_frequency'), 'must be at least 1');
+        return inner.result(() => f);
+      }))
+    : 0;
   const backOff = msg(o, 'retry_back_off');
   const bp = joinPath(path, 'retry_back_off');
   if (backOff) onlyFields(backOff, bp, ['base_interval', 'max_interval'], issues);
@@ -51,6 +63,7 @@ export function decodeRetryPolicy(o: ProtoObj, path: string): Result<RetryPolicy
     perTryTimeoutMs: durationMs(o, 'per_try_timeout', path, issues) ?? 0,
     retriableStatusCodes: codes,
     previousHosts: predicates.length > 0,
+    previousPrioritiesUpdateFrequency: updateFrequency ?? 0,
     hostSelectionRetryMaxAttempts: attempts,
     backOffBaseMs: baseMs,
     backOffMaxMs: maxMs,

@@ -165,3 +165,14 @@ t.test('MAGLEV with locality weighting folds locality shares into the table', as
   })(), (h) => h.locality.zone);
   t.ok(Math.abs(c.get('x')! / 65537 - 0.25) < 0.001, `x slots ${c.get('x')}`);
 });
+
+t.test("previous_priorities: excluded levels count as unhealthy; all excluded falls back to the original load", async (t) => {
+  const b = createBalancer(lbConfig('ROUND_ROBIN'), 140, [...hostsIn(4, 0), ...hostsIn(4, 1), ...hostsIn(4, 2)], deps());
+  t.equal(countBy(300, () => b.pick()!, (h) => h.priority).get(0), 300, 'P0 takes everything');
+  t.equal(countBy(300, () => b.pick(undefined, 0b001)!, (h) => h.priority).get(1), 300, 'P0 excluded: P1 takes everything');
+  t.equal(countBy(300, () => b.pick(undefined, 0b011)!, (h) => h.priority).get(2), 300, 'P0 and P1 excluded: P2');
+  t.equal(countBy(300, () => b.pick(undefined, 0b111)!, (h) => h.priority).get(0), 300, 'everything excluded: the original load again');
+  const half = createBalancer(lbConfig('RANDOM'), 140, [...hostsIn(4, 0), ...sicken(hostsIn(10, 1), 5), ...hostsIn(4, 2)], deps(3));
+  const c = countBy(N, () => half.pick(undefined, 0b001)!, (h) => h.priority);
+  binomial(t, c.get(1) ?? 0, N, 0.7, 'P0 excluded, P1 at 50 % available: 70 % to P1, the rest spills to P2');
+});
