@@ -169,8 +169,9 @@ export interface DriveResult {
   readonly latencies: number[];
 }
 
-/** Sends n requests through the sidecar's outbound port with `concurrency` keep-alive workers. */
-export async function drive(port: number, n: number, o: { concurrency?: number; headers?: Record<string, string>; onEach?: (i: number) => void | Promise<void> } = {}): Promise<DriveResult> {
+/** Sends n requests (or as many as fit in forMs) through the sidecar's outbound port with `concurrency` keep-alive workers. */
+export async function drive(port: number, n: number, o: { concurrency?: number; headers?: Record<string, string>; onEach?: (i: number) => void | Promise<void>; forMs?: number } = {}): Promise<DriveResult> {
+  const until = o.forMs === undefined ? Infinity : performance.now() + o.forMs;
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.concurrency ?? 4 });
   const byServer: Record<string, number> = {};
   const failures: string[] = [];
@@ -194,7 +195,7 @@ export async function drive(port: number, n: number, o: { concurrency?: number; 
     });
   });
   const worker = async () => {
-    while (next < n) {
+    while (next < n && performance.now() < until) {
       const i = next++;
       await o.onEach?.(i);
       await one();
