@@ -92,8 +92,8 @@ t.test('routes need a match and an action from the supported set', (t) => {
     `${R}[0].route.cluster_header: field 'cluster_header' is not supported`,
     `${R}[1].route: one of cluster, weighted_clusters is required`,
   ]);
-  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { cluster: 'c', timeout: '-1s', retry_policy: {} } }), [
-    `${R}[0].route.retry_policy: field 'retry_policy' is not supported`,
+  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { cluster: 'c', timeout: '-1s', idle_timeout: '1s' } }), [
+    `${R}[0].route.idle_timeout: field 'idle_timeout' is not supported`,
     `${R}[0].route.timeout: must not be negative`,
   ]);
   t.strictSame(routeProblems({ match: { prefix: '/' }, direct_response: { status: 600, body: { filename: '/etc/x' } } }, { match: { prefix: '/' }, direct_response: {} }), [
