@@ -16,6 +16,11 @@ export interface AdminViews {
 
 export interface ClusterView {
   name: string;
+  /** The balancer's view: lb_policy, and per priority its health, share of requests and panic state. */
+  lb_policy: string;
+  /** Requests picked while a priority was in panic (Envoy's lb_healthy_panic). */
+  healthy_panic: number;
+  priorities: { priority: number; hosts: number; available: number; health: number; load: number; panic: boolean }[];
   endpoints: {
     address: string;
     locality: { region: string; zone: string; sub_zone: string };
@@ -27,6 +32,13 @@ export interface ClusterView {
     rq_error: number;
     cx_active: number;
     cx_connect_fail: number;
+    /** Outlier detection: ejected now, how often, by which detector last; success rate of the last interval (-1 = not judged). */
+    ejected: boolean;
+    times_ejected: number;
+    ejection_detector: string | null;
+    success_rate: number;
+    /** The PEAK_EWMA latency estimate, ms (null before the first answer). */
+    ewma_ms: number | null;
   }[];
 }
 
@@ -105,10 +117,14 @@ export class AdminServer {
 function clustersText(cs: ClusterView[]): string {
   const lines: string[] = [];
   for (const c of cs) {
+    lines.push(`${c.name}::lb_policy::${c.lb_policy}`, `${c.name}::healthy_panic::${c.healthy_panic}`);
+    for (const p of c.priorities) lines.push(`${c.name}::priority_${p.priority}::health::${p.health}`, `${c.name}::priority_${p.priority}::load::${p.load}`, `${c.name}::priority_${p.priority}::panic::${p.panic}`);
     for (const e of c.endpoints) {
       const p = `${c.name}::${e.address}`;
       lines.push(`${p}::cx_active::${e.cx_active}`, `${p}::cx_connect_fail::${e.cx_connect_fail}`, `${p}::rq_active::${e.rq_active}`, `${p}::rq_error::${e.rq_error}`, `${p}::rq_total::${e.rq_total}`);
-      lines.push(`${p}::health_flags::${e.health_status === 'UNHEALTHY' ? '/failed_eds_health' : 'healthy'}`);
+      const flags = [e.health_status === 'UNHEALTHY' ? '/failed_eds_health' : '', e.ejected ? '/failed_outlier_check' : ''].join('');
+      lines.push(`${p}::health_flags::${flags || 'healthy'}`, `${p}::success_rate::${e.success_rate}`, `${p}::times_ejected::${e.times_ejected}`);
+      if (e.ewma_ms !== null) lines.push(`${p}::ewma_ms::${e.ewma_ms.toFixed(3)}`);
       lines.push(`${p}::region::${e.locality.region}`, `${p}::zone::${e.locality.zone}`, `${p}::sub_zone::${e.locality.sub_zone}`, `${p}::priority::${e.priority}`, `${p}::weight::${e.weight}`);
     }
   }

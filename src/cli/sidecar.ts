@@ -201,10 +201,16 @@ async function startIdentity(ca: CaConfig, logger: Logger, registry: Registry): 
 function clusterViews(runtime: SidecarRuntime): ClusterView[] {
   const out: ClusterView[] = [];
   for (const c of runtime.clusters.all()) {
+    const lb = c.balancer.view();
+    const ewma = new Map(lb.hosts.map((h) => [h.hostPort, h.ewmaMs]));
     out.push({
       name: c.cluster.name,
+      lb_policy: lb.policy,
+      healthy_panic: c.balancer.stats.healthyPanic,
+      priorities: lb.priorities.map((p) => ({ priority: p.priority, hosts: p.hosts, available: p.available, health: p.health, load: p.load, panic: p.panic })),
       endpoints: c.endpoints.map((e) => {
         const s = e.pool.stats();
+        const o = c.outlier?.view(e);
         return {
           address: e.hostPort,
           locality: { region: e.locality.region, zone: e.locality.zone, sub_zone: e.locality.subZone },
@@ -216,6 +222,11 @@ function clusterViews(runtime: SidecarRuntime): ClusterView[] {
           rq_error: e.rqError,
           cx_active: s.connections,
           cx_connect_fail: s.connectFailures,
+          ejected: e.ejected,
+          times_ejected: o?.timesEjected ?? 0,
+          ejection_detector: o?.detector ?? null,
+          success_rate: o?.successRate ?? -1,
+          ewma_ms: ewma.get(e.hostPort) ?? null,
         };
       }),
     });

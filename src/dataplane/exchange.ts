@@ -103,6 +103,8 @@ export class RequestRecord {
   bytesIn = 0;
   bytesOut = 0;
   upstreamHost: string | null = null;
+  /** The chosen host's locality, "region/zone/subzone" as Istio writes it. */
+  upstreamLocality: string | null = null;
   upstreamCluster: string | null = null;
   upstreamPeer: string | null = null;
   upstreamFailure: string | null = null;

@@ -8,6 +8,7 @@ import { uuid4, type Rng } from '../core/rng.js';
 import type { HttpConnectionManager } from '../model/types.js';
 import type { ClusterManager, EndpointRuntime } from '../upstream/cluster-manager.js';
 import { UpstreamError } from '../upstream/errors.js';
+import { httpStatusForGrpc } from '../upstream/outlier.js';
 import type { UpstreamStream } from '../upstream/pool.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -16,6 +17,8 @@ import { H1Sink, H2Sink, RequestRecord, type ConnInfo, type DownstreamSink } fro
 import { H1TunnelEnd, H2TunnelEnd, type TunnelEnd } from './tunnel.js';
 import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type ForwardingContext } from './headers.js';
 import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from './local-reply.js';
+import { hashOf } from './hash-policy.js';
+import { backoffMs, retriableFailure, retriableResponse } from './retry.js';
 import { RouteTable } from './router.js';
 
 export interface HcmDeps {
@@ -56,6 +59,19 @@ function headerGetter(rec: RequestRecord): (name: string) => string | undefined 
     const v = rec.headers[name];
     return Array.isArray(v) ? v.join(',') : v;
   };
+}
+
+/**
+ * previous_priorities with update_frequency f: the next attempt excludes the priorities of the first
+ * ⌊tried / f⌋ × f attempts (Envoy updates the excluded set every f attempts). A bit per priority; levels past
+ * 30 are never excluded.
+ */
+function excludedPriorities(f: number, tried: readonly EndpointRuntime[]): number {
+  if (f <= 0) return 0;
+  let bits = 0;
+  const upTo = Math.floor(tried.length / f) * f;
+  for (let i = 0; i < upTo; i++) if (tried[i]!.priority < 31) bits |= 1 << tried[i]!.priority;
+  return bits;
 }
 
 export class HcmRuntime {
@@ -151,9 +167,10 @@ export class HcmRuntime {
     rec.upstreamCluster = match.pickCluster(this.d.rng);
     const cluster = this.d.clusters.get(rec.upstreamCluster);
     if (!cluster) return refuse(Replies.noCluster(rec.upstreamCluster));
-    const ep = cluster.pick();
+    const ep = cluster.pick(hashOf(ra.hashPolicy, { header: headerGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp }));
     if (!ep) return refuse(Replies.noHealthyUpstream());
     rec.upstreamHost = ep.hostPort;
+    rec.upstreamLocality = ep.localityName;
     const headers: OutgoingHttpHeaders = {};
     // sec-websocket-key/-version are end-to-end headers: the far sidecar hands the app the client's own key.
     forwardRequestHeaders(rec.headers, headers, this.forwardingContext(rec), rec.requestId);
@@ -232,7 +249,8 @@ export class HcmRuntime {
     const cluster = this.d.clusters.get(rec.upstreamCluster);
     if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(rec.upstreamCluster));
     // Picked before the route timer exists: a request answered UH here is complete and arms nothing.
-    const first = cluster.pick();
+    const hash = hashOf(ra.hashPolicy, { header: headerGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp });
+    const first = cluster.pick(hash);
     if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
 
     const state = { upstream: undefined as UpstreamStream | undefined, finished: false, retried: false, timer: undefined as ReturnType<Clock['setTimeout']> | undefined };
@@ -273,35 +291,98 @@ export class HcmRuntime {
     }
     const authority = ra.hostRewriteLiteral ?? rec.authority;
 
+    // Retries (RouteAction.retry_policy) for requests without a body: nothing has to be replayed. Bodies
+    // are not buffered for a replay yet, so a request with one gets a single attempt.
+    const policy = body === null ? ra.retryPolicy : undefined;
+    let retriesLeft = policy?.numRetries ?? 0;
+    const tried: EndpointRuntime[] = [];
+
     const attempt = (ep: EndpointRuntime) => {
+      tried.push(ep);
       rec.upstreamHost = ep.hostPort;
-      rec.upstreamStartMs = this.d.clock.monotonic();
+      rec.upstreamLocality = ep.localityName;
+      ep.requests.inc();
+      const startedAt = this.d.clock.monotonic();
+      rec.upstreamStartMs = startedAt;
       ep.rqActive++;
       ep.rqTotal++;
+      /** Set when this attempt was given up (per-try timeout, or a response being retried): its late callbacks are ignored. */
+      let gone = false;
       let epDone = false;
+      let tryTimer: ReturnType<Clock['setTimeout']> | undefined;
+      let stream: UpstreamStream | undefined;
       const endpointDone = (error: boolean) => {
         if (epDone) return;
         epDone = true;
         ep.rqActive--;
         if (error) ep.rqError++;
       };
+      const ignored = () => state.finished || gone;
+      // Outlier detection hears every outcome of this host, Envoy's way: local-origin events (connect,
+      // timeout, reset) and the upstream's status (for gRPC, grpc-status mapped to HTTP).
+      const outlier = current().outlier;
+      let statusReported = false;
+      const reportStatus = (status: number) => {
+        if (statusReported) return;
+        statusReported = true;
+        outlier?.putHttpStatus(ep, status);
+      };
+      if (policy && policy.perTryTimeoutMs > 0) {
+        tryTimer = this.d.clock.setTimeout(() => {
+          if (ignored()) return;
+          gone = true;
+          stream?.abort();
+          outlier?.putLocalOrigin(ep, 'timeout');
+          // At least this slow: without the sample PEAK_EWMA would keep trusting a host that never answers.
+          const now = this.d.clock.monotonic();
+          ep.ewma.observe(now - startedAt, now);
+          endpointDone(true);
+          if (retryAfter('per_try_timeout')) return;
+          this.localReply(rec, sink, body, Replies.timeout(), false);
+          finish();
+        }, policy.perTryTimeoutMs);
+      }
+      const reportLocal = (e: UpstreamError) => {
+        if (e.kind === 'connect_timeout') outlier?.putLocalOrigin(ep, 'timeout');
+        else if (e.kind === 'connect_failure') outlier?.putLocalOrigin(ep, 'connect_failed');
+        else if (e.kind === 'reset') outlier?.putLocalOrigin(ep, 'reset');
+        // refused_stream, overflow and cancelled say nothing about the host's health.
+      };
       ep.pool
         .open(
-          { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null, cancelled },
+          { method: rec.method, authority, path, scheme: 'https', headers, endStream: body === null, cancelled: ignored },
           {
             onResponse: (status, upHeaders, upBody, endStream) => {
-              if (state.finished) {
+              // The per-try timeout bounds the wait for response headers; the route timeout bounds the rest.
+              if (tryTimer) this.d.clock.clearTimeout(tryTimer);
+              if (ignored()) {
                 upBody.resume();
                 return;
               }
-              rec.upstreamServiceMs = this.d.clock.monotonic() - rec.upstreamStartMs;
+              const grpcStatus = rec.grpc ? firstValue(upHeaders['grpc-status'] as string | string[] | undefined) : undefined;
+              // A gRPC answer's outcome is its grpc-status: in these headers (trailers-only) or in the trailers.
+              if (grpcStatus !== undefined) reportStatus(httpStatusForGrpc(Number(grpcStatus)));
+              else if (!rec.grpc || status !== 200) reportStatus(status);
+              if (policy && retriableResponse(policy, status, grpcStatus)) {
+                if (retriesLeft > 0) {
+                  gone = true;
+                  upBody.resume();
+                  endpointDone(true);
+                  stream?.abort();
+                  scheduleRetry();
+                  return;
+                }
+                // Envoy's URX: the answer is forwarded as it is, marked as the one the retry limit let through.
+                rec.flag = 'URX';
+              }
+              const now = this.d.clock.monotonic();
+              rec.upstreamServiceMs = now - rec.upstreamStartMs;
+              // Time to response headers is the latency PEAK_EWMA compares hosts by.
+              ep.ewma.observe(now - startedAt, now);
               rec.status = status;
               const out: OutgoingHttpHeaders = {};
               forwardResponseHeaders(upHeaders, out);
-              if (rec.grpc) {
-                const gs = firstValue(upHeaders['grpc-status'] as string | string[] | undefined);
-                if (gs !== undefined) rec.grpcStatus = gs;
-              }
+              if (grpcStatus !== undefined) rec.grpcStatus = grpcStatus;
               const isH2Upstream = cluster.cluster.protocol === 'HTTP2';
               sink.respond(status, out, endStream, isH2Upstream);
               if (endStream) {
@@ -319,13 +400,17 @@ export class HcmRuntime {
               upBody.pipe(sink.body);
             },
             onTrailers: (t) => {
+              if (ignored()) return;
               const gs = firstValue(t['grpc-status'] as string | string[] | undefined);
+              if (gs !== undefined) reportStatus(httpStatusForGrpc(Number(gs)));
               if (gs !== undefined) rec.grpcStatus = gs;
               sink.setTrailers(forwardTrailers(t));
             },
             onError: (err, responseStarted) => {
+              if (tryTimer) this.d.clock.clearTimeout(tryTimer);
               endpointDone(true);
-              if (state.finished) return;
+              if (ignored()) return;
+              if (!responseStarted) reportLocal(err);
               rec.upstreamFailure = err.reason;
               if (responseStarted || sink.headersSent) {
                 rec.flag = 'UC';
@@ -333,18 +418,20 @@ export class HcmRuntime {
                 finish();
                 return;
               }
-              this.upstreamFailed(rec, sink, body, err, () => retry(err), finish);
+              this.upstreamFailed(rec, sink, body, err, () => retryAfter(err), finish);
             },
           },
         )
         .then(
           (up) => {
-            if (state.finished) {
+            if (ignored()) {
               up.abort();
               endpointDone(false);
               return;
             }
+            stream = up;
             state.upstream = up;
+            outlier?.putLocalOrigin(ep, 'success');
             rec.upstreamPeer = up.peerUri ?? null;
             if (up.sink && body) {
               // Counting starts with the pipe: an earlier 'data' listener would let the body flow into nothing.
@@ -353,27 +440,59 @@ export class HcmRuntime {
             }
           },
           (err: unknown) => {
+            if (tryTimer) this.d.clock.clearTimeout(tryTimer);
             endpointDone(true);
-            if (state.finished) return;
+            if (ignored()) return;
             const e = err instanceof UpstreamError ? err : new UpstreamError('connect_failure', 'unknown', String(err), err);
+            reportLocal(e);
             rec.upstreamFailure = e.reason;
-            this.upstreamFailed(rec, sink, body, e, () => retry(e), finish);
+            this.upstreamFailed(rec, sink, body, e, () => retryAfter(e), finish);
           },
         );
     };
 
+    /** The cluster's current version: an EDS update may have drained the pool an earlier attempt used. */
+    const current = () => this.d.clusters.get(rec.upstreamCluster ?? '') ?? cluster;
+
     /**
-     * A stream refused by a GOAWAY race, or a pooled session that died before the request was sent, never
-     * reached the application; a bodyless request is then retried once on a fresh connection.
+     * Another attempt after a failure without a response. Under a retry policy, as its retry_on says;
+     * without one, a stream refused by a GOAWAY race, or a pooled session that died before the request was
+     * sent, never reached the application, and a bodyless request is replayed once on a fresh connection.
      */
-    const retry = (err: UpstreamError): boolean => {
-      if (state.retried || body !== null || err.kind !== 'refused_stream') return false;
+    const retryAfter = (err: UpstreamError | 'per_try_timeout'): boolean => {
+      if (policy) {
+        if (retriesLeft <= 0 || !retriableFailure(policy, err)) return false;
+        scheduleRetry();
+        return true;
+      }
+      if (state.retried || body !== null || err === 'per_try_timeout' || err.kind !== 'refused_stream') return false;
       state.retried = true;
-      // The cluster's current version: an EDS update may have drained the pool the first attempt used.
-      const ep = (this.d.clusters.get(ra.cluster) ?? cluster).pick();
+      const ep = current().pick(hash);
       if (!ep) return false;
       attempt(ep);
       return true;
+    };
+
+    /** Backs off (Envoy's jittered exponential), then tries a host not tried yet when the policy says so. */
+    const scheduleRetry = () => {
+      const p = policy!;
+      retriesLeft--;
+      const n = p.numRetries - retriesLeft;
+      this.d.clock.setTimeout(() => {
+        if (state.finished) return;
+        const c = current();
+        const excluded = excludedPriorities(p.previousPrioritiesUpdateFrequency, tried);
+        let ep = c.pick(hash, excluded);
+        // retry_host_predicate previous_hosts: re-pick up to host_selection_retry_max_attempts times. (With a
+        // request hash the same host would come back every time, so those re-picks draw without it.)
+        for (let i = 1; p.previousHosts && ep && tried.includes(ep) && i < p.hostSelectionRetryMaxAttempts + 1; i++) ep = c.pick(undefined, excluded);
+        if (!ep) {
+          this.localReply(rec, sink, body, Replies.noHealthyUpstream(), false);
+          finish();
+          return;
+        }
+        attempt(ep);
+      }, backoffMs(p, n, this.d.rng));
     };
 
     attempt(first);
@@ -457,6 +576,7 @@ export class HcmRuntime {
         duration: Math.round(durationMs),
         upstream_service_time: rec.upstreamServiceMs === null ? null : Math.round(rec.upstreamServiceMs),
         upstream_host: rec.upstreamHost,
+        upstream_locality: rec.upstreamLocality,
         upstream_cluster: rec.upstreamCluster,
         upstream_transport_failure_reason: rec.upstreamFailure,
         x_forwarded_for: firstValue(h['x-forwarded-for']) ?? null,

@@ -49,7 +49,7 @@ export class SidecarRuntime {
       clock: d.clock,
       metrics: this.metrics,
       materialFor: (c: Cluster) => (c.tls ? d.materialFor(c.tls.common) : undefined),
-      startOffset: (n) => d.rng.int(n),
+      rng: d.rng,
     });
     this.refreshUpstreamIdentity();
     this.routes = new RouteStore(() => d.clock.now());

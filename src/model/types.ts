@@ -102,6 +102,35 @@ export interface RouteAction {
   readonly hostRewriteLiteral?: string;
   /** RouteAction.hash_policy, in order: the request hash for RING_HASH / MAGLEV. Empty = no hash (a random pick). */
   readonly hashPolicy: readonly HashPolicy[];
+  /** RouteAction.retry_policy; absent = no retries (beyond the one replay of a stream the upstream refused unseen). */
+  readonly retryPolicy?: RetryPolicy;
+}
+
+/** The retry_on conditions Envoy defines for HTTP and gRPC (x-envoy-retry-on / x-envoy-retry-grpc-on). */
+export const RETRY_ON_HTTP = ['5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'envoy-ratelimited', 'retriable-headers', 'http3-post-connect-failure'] as const;
+export const RETRY_ON_GRPC = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const;
+export type RetryOn = (typeof RETRY_ON_HTTP)[number] | (typeof RETRY_ON_GRPC)[number];
+
+/** envoy.config.route.v3.RetryPolicy (subset), with Envoy's defaults filled in. */
+export interface RetryPolicy {
+  readonly retryOn: ReadonlySet<RetryOn>;
+  /** num_retries, default 1: retries after the first attempt. */
+  readonly numRetries: number;
+  /** per_try_timeout; 0 = the route timeout bounds each try. */
+  readonly perTryTimeoutMs: number;
+  readonly retriableStatusCodes: readonly number[];
+  /** retry_host_predicate envoy.retry_host_predicates.previous_hosts: a retry avoids the hosts already tried. */
+  readonly previousHosts: boolean;
+  /**
+   * retry_priority envoy.retry_priorities.previous_priorities update_frequency; 0 = no retry priority. Every
+   * `n` attempts, the priorities tried so far are excluded from the next picks (Istio's retryRemoteLocalities).
+   */
+  readonly previousPrioritiesUpdateFrequency: number;
+  /** host_selection_retry_max_attempts: how many picks a retry makes to find a host the predicate accepts (default 1). */
+  readonly hostSelectionRetryMaxAttempts: number;
+  /** retry_back_off: base_interval (default 25 ms) and max_interval (default 10 x base); full jitter. */
+  readonly backOffBaseMs: number;
+  readonly backOffMaxMs: number;
 }
 
 /**

@@ -16,6 +16,8 @@ export interface AccessLogEntry {
   duration: number;
   upstream_service_time: number | null;
   upstream_host: string | null;
+  /** Outrigger's addition: the chosen upstream host's locality, region/zone/subzone (cross-cloud traffic at a glance). */
+  upstream_locality: string | null;
   upstream_cluster: string | null;
   upstream_transport_failure_reason: string | null;
   x_forwarded_for: string | null;

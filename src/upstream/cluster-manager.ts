@@ -1,11 +1,14 @@
 // Cluster manager: one runtime per active Cluster version (endpoints, the lb_policy pick, a pool per endpoint),
 // CDS/EDS applied make-before-break: new EDS clusters warm until their endpoints arrive, endpoints update in place.
 import type { Clock } from '../core/clock.js';
+import type { Rng } from '../core/rng.js';
 import { errorMessage, type FieldIssue } from '../core/errors.js';
 import type { Cluster, ClusterLoadAssignment, LbEndpoint, Locality } from '../model/types.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import { H1Pool } from './h1-pool.js';
 import { H2Pool } from './h2-pool.js';
+import { OutlierDetector } from './outlier.js';
+import { PeakEwma, createBalancer, type Balancer, type LbDeps, type LbHost } from './lb/index.js';
 import type { UpstreamPool } from './pool.js';
 import { UpstreamTlsContext, type MaterialSource } from './tls.js';
 
@@ -13,20 +16,47 @@ import { UpstreamTlsContext, type MaterialSource } from './tls.js';
  * One upstream host. Like Envoy's Host it outlives config versions: an EDS update that keeps its address
  * keeps this object (pool, open connections, counters) and only refreshes weight, health and locality.
  */
-export class EndpointRuntime {
+export class EndpointRuntime implements LbHost {
   rqActive = 0;
   rqTotal = 0;
   rqError = 0;
+  /** Set only by the cluster's outlier detector; an ejected host takes no new requests until it returns. */
+  ejected = false;
   /** host:port as the access log and /clusters print it (IPv6 in brackets); fixed per endpoint. */
   readonly hostPort: string;
+  /** Response-time estimate for PEAK_EWMA, fed by the router whatever the policy (so a switch starts warm). */
+  readonly ewma: PeakEwma;
 
   constructor(
     public endpoint: LbEndpoint,
     public locality: Locality,
     public priority: number,
+    /** The locality's load_balancing_weight (0 = unset). */
+    public localityWeight: number,
     readonly pool: UpstreamPool,
+    decayTimeMs: number,
   ) {
     this.hostPort = hostPortOf(endpoint);
+    this.ewma = new PeakEwma(decayTimeMs);
+    this.place(endpoint, locality, priority, localityWeight);
+  }
+
+  /** Where the host is in this version (EDS may move a kept host): locality, priority and the labels derived from them. */
+  place(endpoint: LbEndpoint, locality: Locality, priority: number, localityWeight: number): void {
+    this.endpoint = endpoint;
+    this.locality = locality;
+    this.priority = priority;
+    this.localityWeight = localityWeight;
+    this.localityName = `${locality.region}/${locality.zone}/${locality.subZone}`;
+  }
+
+  /** Istio's "region/zone/subzone", for the access log and metrics. */
+  localityName = '';
+  /** This host's child of outrigger_upstream_requests_total (cluster, locality, priority), resolved once per version. */
+  requests: { inc(): void } = { inc() {} };
+
+  get weight(): number {
+    return this.endpoint.weight;
   }
 
   get healthy(): boolean {
@@ -40,70 +70,53 @@ function hostPortOf(e: LbEndpoint): string {
   return `${h.includes(':') ? `[${h}]` : h}:${e.address.port}`;
 }
 
-/** One version of one cluster: its endpoints and the pick table, frozen until the next CDS/EDS update. */
+/** One version of one cluster: its endpoints and the balancer over them, frozen until the next CDS/EDS update. */
 export class ClusterRuntime {
   readonly endpoints: readonly EndpointRuntime[];
-  private readonly healthy: readonly EndpointRuntime[];
-  private rr = 0;
+  /** Priorities, localities and the lb_policy picker (upstream/lb), built once per version. */
+  readonly balancer: Balancer;
+  /** The cluster's outlier detector (it outlives versions), when the cluster configures outlier_detection. */
+  outlier: OutlierDetector | undefined;
 
   constructor(
     readonly cluster: Cluster,
     endpoints: EndpointRuntime[],
-    startOffset: number,
+    overprovisioningFactor: number,
     /** Shared by every pool of this cluster, and by the next version when its connection settings are equal. */
     readonly tls: UpstreamTlsContext | undefined,
-    /** A uniform draw in [0, n) from the injected rng, for RANDOM and LEAST_REQUEST. */
-    private readonly draw: (n: number) => number,
+    deps: LbDeps,
+    private readonly panicCounter: { inc(): void },
   ) {
     this.endpoints = endpoints;
-    // Until the balancer tree (priorities, localities, outlier detection) lands, the lowest priority
-    // with a healthy endpoint is used, round-robin within it.
-    const byPriority = [...new Set(endpoints.map((e) => e.priority))].sort((a, b) => a - b);
-    let chosen: EndpointRuntime[] = [];
-    for (const p of byPriority) {
-      chosen = endpoints.filter((e) => e.priority === p && e.healthy);
-      if (chosen.length) break;
-    }
-    this.healthy = chosen;
-    this.rr = startOffset;
+    this.balancer = createBalancer(cluster.lb, overprovisioningFactor, endpoints, deps);
+  }
+
+  /** Recomputes priority loads and pick tables after an ejection or a return (the outlier detector's onChange). */
+  refresh(): void {
+    this.balancer.refresh();
   }
 
   /**
-   * A healthy host by Cluster.lb_policy; undefined means "no healthy upstream" (503 UH). LEAST_REQUEST is
-   * Envoy's power of two choices (LeastRequestLbConfig.choice_count default 2, equal weights): two random
-   * hosts, the one with fewer active requests.
+   * A host by the cluster's balancer: priority by health (spilling over with the overprovisioning factor,
+   * panic below the threshold), then locality, then lb_policy; `hash` from the route's hash_policy for
+   * RING_HASH / MAGLEV; `excludedPriorities` for a retry under previous_priorities. undefined means "no
+   * healthy upstream" (503 UH).
    */
-  pick(): EndpointRuntime | undefined {
-    const h = this.healthy;
-    const n = h.length;
-    if (n === 0) return undefined;
-    switch (this.cluster.lbPolicy) {
-      case 'RANDOM':
-        return h[this.draw(n)];
-      case 'LEAST_REQUEST': {
-        const a = h[this.draw(n)]!;
-        const b = h[this.draw(n)]!;
-        return b.rqActive < a.rqActive ? b : a;
-      }
-      default: {
-        const e = h[this.rr % n]!;
-        this.rr = (this.rr + 1) % n;
-        return e;
-      }
-    }
+  pick(hash?: number, excludedPriorities?: number): EndpointRuntime | undefined {
+    const panics = this.balancer.stats.healthyPanic;
+    const e = this.balancer.pick(hash, excludedPriorities) as EndpointRuntime | undefined;
+    if (this.balancer.stats.healthyPanic !== panics) this.panicCounter.inc();
+    return e;
   }
 }
 
 export interface ClusterManagerDeps {
   readonly clock: Clock;
+  /** For the pickers' draws, outlier detection's enforcement draws and ejection jitter. */
+  readonly rng: Rng;
   readonly metrics: MeshMetrics;
   /** The TLS material for an UpstreamTlsContext's certificates (identity's secret store). May throw. */
   readonly materialFor: (cluster: Cluster) => MaterialSource | undefined;
-  /**
-   * A uniform draw in [0, n) (the injected rng): the random start offset per cluster, so a fleet of sidecars
-   * does not hit endpoint 0 in lockstep, and the draws of RANDOM and LEAST_REQUEST.
-   */
-  readonly startOffset: (n: number) => number;
 }
 
 /** When and at which xDS version a dynamic resource last changed (config_dump's version_info / last_updated). */
@@ -120,7 +133,9 @@ export interface AssignmentView extends Stamp {
   readonly assignment: ClusterLoadAssignment;
 }
 
-const NO_ENDPOINTS = (name: string): ClusterLoadAssignment => ({ clusterName: name, localities: [], overprovisioningFactor: 140 });
+/** ClusterLoadAssignment.policy.overprovisioning_factor's default, percent. */
+const DEFAULT_OVERPROVISIONING = 140;
+const NO_ENDPOINTS = (name: string): ClusterLoadAssignment => ({ clusterName: name, localities: [], overprovisioningFactor: DEFAULT_OVERPROVISIONING });
 
 /** What a pool depends on: when this is equal between two versions of a cluster, their pools are interchangeable. */
 function poolSettings(c: Cluster): string {
@@ -129,6 +144,8 @@ function poolSettings(c: Cluster): string {
 
 export class ClusterManager {
   private readonly active = new Map<string, ClusterRuntime>();
+  /** One outlier detector per cluster name: ejections and their history survive CDS/EDS updates. */
+  private readonly detectors = new Map<string, OutlierDetector>();
   private readonly staticNames: ReadonlySet<string>;
   /** CDS clusters that wait for their ClusterLoadAssignment (Envoy: cluster warming); the active version, if any, keeps serving. */
   private readonly warming = new Map<string, ClusterView>();
@@ -142,7 +159,19 @@ export class ClusterManager {
   ) {
     for (const c of clusters) this.active.set(c.name, this.build(c, c.loadAssignment, undefined));
     this.staticNames = new Set(clusters.map((c) => c.name));
+    deps.metrics.lbEwmaSources.add(this.ewmaSource);
   }
+
+  /** The PEAK_EWMA estimates of every host that has one, at scrape time (only PEAK_EWMA clusters, to bound the series). */
+  private readonly ewmaSource = (): { cluster: string; endpoint: string; ms: number }[] => {
+    const now = this.deps.clock.monotonic();
+    const out: { cluster: string; endpoint: string; ms: number }[] = [];
+    for (const r of this.active.values()) {
+      if (r.cluster.lbPolicy !== 'PEAK_EWMA') continue;
+      for (const e of r.endpoints) if (e.ewma.observed) out.push({ cluster: r.cluster.name, endpoint: e.hostPort, ms: e.ewma.estimate(now) });
+    }
+    return out;
+  };
 
   /**
    * Builds a version of `c`. Endpoints of `prev` at the same address are carried over (pool, connections
@@ -164,18 +193,43 @@ export class ClusterManager {
       for (const ep of loc.endpoints) {
         const kept = spare.get(hostPortOf(ep))?.shift();
         if (kept) {
-          kept.endpoint = ep;
-          kept.locality = loc.locality;
-          kept.priority = loc.priority;
+          kept.place(ep, loc.locality, loc.priority, loc.weight);
           eps.push(kept);
           continue;
         }
         const common = { endpoint: ep.address, tls: tlsCtx, connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, clock: this.deps.clock, onSessionDelta };
         const pool = c.protocol === 'HTTP2' ? new H2Pool({ ...common, http2: c.http2 }) : new H1Pool(common);
-        eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, pool));
+        eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, loc.weight, pool, c.lb.peakEwma.decayTimeMs));
       }
     }
-    return new ClusterRuntime(c, eps, this.deps.startOffset(Math.max(1, eps.length)), tlsCtx, this.deps.startOffset);
+    for (const e of eps) e.requests = this.deps.metrics.upstreamRequests.labels({ cluster: c.name, locality: e.localityName, priority: String(e.priority) });
+    const runtime = new ClusterRuntime(c, eps, la?.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING, tlsCtx, { rng: this.deps.rng, clock: this.deps.clock }, this.deps.metrics.lbHealthyPanic.labels({ cluster: c.name }));
+    this.attachOutlier(c, runtime);
+    return runtime;
+  }
+
+  private attachOutlier(c: Cluster, runtime: ClusterRuntime): void {
+    let d = this.detectors.get(c.name);
+    if (!c.outlierDetection) {
+      d?.destroy();
+      this.detectors.delete(c.name);
+      return;
+    }
+    if (d) d.update(c.outlierDetection);
+    else {
+      d = new OutlierDetector(c.name, c.outlierDetection, {
+        clock: this.deps.clock,
+        rng: this.deps.rng,
+        metrics: this.deps.metrics,
+        // The version serving now, which may be newer than the one this detector was made with.
+        onChange: () => this.active.get(c.name)?.refresh(),
+      });
+      this.detectors.set(c.name, d);
+    }
+    d.setHosts(runtime.endpoints);
+    runtime.outlier = d;
+    // Hosts carried over may already be ejected.
+    runtime.refresh();
   }
 
   /** Makes `c` the active version; pools the new version does not use drain (in-flight requests finish, then close). */
@@ -226,6 +280,8 @@ export class ClusterManager {
       this.stamps.delete(name);
       const gone = this.active.get(name);
       this.active.delete(name);
+      this.detectors.get(name)?.destroy();
+      this.detectors.delete(name);
       if (gone) retire(gone, undefined);
     }
     for (const name of changed) {
@@ -292,6 +348,9 @@ export class ClusterManager {
   }
 
   destroy(): void {
+    this.deps.metrics.lbEwmaSources.delete(this.ewmaSource);
+    for (const d of this.detectors.values()) d.destroy();
+    this.detectors.clear();
     for (const c of this.active.values()) for (const e of c.endpoints) e.pool.destroy();
   }
 }

@@ -42,7 +42,7 @@ t.test('bootstraps with unsupported or unknown fields, wrong types, missing file
   t.teardown(tmp.cleanup);
   const base = inboundBootstrap({ appPort: 9, files: { chain: 'c.pem', key: 'k.pem', root: 'r.pem' } }) as Record<string, any>;
   const cases: [string, (b: any) => void, RegExp][] = [
-    ['maglev', (b) => (b.static_resources.clusters[0].lb_policy = 'MAGLEV'), /bootstrap\.yaml:\d+ static_resources\.clusters\[0\]\.lb_policy: .*MAGLEV.*not supported/],
+    ['cluster-provided', (b) => (b.static_resources.clusters[0].lb_policy = 'CLUSTER_PROVIDED'), /bootstrap\.yaml:\d+ static_resources\.clusters\[0\]\.lb_policy: .*CLUSTER_PROVIDED.*not supported/],
     ['unknown field', (b) => (b.static_resources.clusters[0].colour = 'blue'), /bootstrap\.yaml:\d+ static_resources\.clusters\[0\]\.colour: .*unknown field/],
     ['wrong type', (b) => (b.static_resources.listeners[0].address.socket_address.port_value = 'eighty'), /static_resources\.listeners\[0\]\.address\.socket_address\.port_value: /],
     ['missing file', () => {}, /file not found/],

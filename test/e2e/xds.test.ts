@@ -124,12 +124,12 @@ t.test('a bad resource is NACKed with its field path; the last good config keeps
   const w = await world(t);
   await initialSync(w);
   const { ads } = w;
-  const bad = ads.push('cds', 'c2', [edsCluster('backend', { connectTimeout: '-1s' }), edsCluster('other', { extra: { outlier_detection: {} } })]);
+  const bad = ads.push('cds', 'c2', [edsCluster('backend', { connectTimeout: '-1s' }), edsCluster('other', { extra: { circuit_breakers: {} } })]);
   const nack = await ads.request(isType('cds', bad));
   t.equal(nack.version_info, 'c1', 'NACK: the previous version');
   t.equal(nack.error_detail?.code, 3, 'INVALID_ARGUMENT');
   t.match(nack.error_detail?.message, /^backend: connect_timeout: must not be negative$/m);
-  t.match(nack.error_detail?.message, /^other: outlier_detection: field 'outlier_detection' is not supported$/m);
+  t.match(nack.error_detail?.message, /^other: circuit_breakers: field 'circuit_breakers' is not supported$/m);
   t.equal(await w.servedBy(), 'a', 'traffic still flows on the old config');
   t.equal(w.sc.runtime.clusters.get('backend')?.cluster.connectTimeoutMs, 1000, 'the cluster kept its last good version');
   t.ok(w.sc.logs.some((l) => l.includes('NACK') && l.includes('connect_timeout')), 'the NACK is logged with its issues');

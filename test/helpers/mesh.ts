@@ -47,6 +47,18 @@ export interface OutboundOpts {
   websocket?: boolean;
 }
 
+/** A plaintext OUTBOUND listener on 127.0.0.1 port 0: an HCM with the router and this inline route_config. */
+export function outboundListener(routeConfig: object, hcmExtra: Record<string, unknown> = {}) {
+  return {
+    name: 'outbound',
+    traffic_direction: 'OUTBOUND',
+    address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+    filter_chains: [
+      { filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM_TYPE, stat_prefix: 'outbound', ...hcmExtra, route_config: routeConfig, http_filters: [ROUTER] } }] },
+    ],
+  };
+}
+
 /** Sidecar A: plaintext outbound listener routing host "reviews" to sidecar B over mTLS HTTP/2. */
 export function outboundBootstrap(o: OutboundOpts) {
   return {
@@ -54,37 +66,10 @@ export function outboundBootstrap(o: OutboundOpts) {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
     static_resources: {
       listeners: [
-        {
-          name: 'outbound',
-          traffic_direction: 'OUTBOUND',
-          address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: 'envoy.filters.network.http_connection_manager',
-                  typed_config: {
-                    '@type': HCM_TYPE,
-                    stat_prefix: 'outbound',
-                    codec_type: 'AUTO',
-                    ...(o.websocket === false ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }] }),
-                    route_config: {
-                      name: 'outbound',
-                      virtual_hosts: [
-                        {
-                          name: 'reviews',
-                          domains: ['reviews', 'reviews:9080'],
-                          routes: [...(o.extraRoutes ?? []), { match: { prefix: '/' }, route: { cluster: 'outbound|9080||reviews', timeout: o.timeout ?? '15s' } }],
-                        },
-                      ],
-                    },
-                    http_filters: [ROUTER],
-                  },
-                },
-              ],
-            },
-          ],
-        },
+        outboundListener(
+          { name: 'outbound', virtual_hosts: [{ name: 'reviews', domains: ['reviews', 'reviews:9080'], routes: [...(o.extraRoutes ?? []), { match: { prefix: '/' }, route: { cluster: 'outbound|9080||reviews', timeout: o.timeout ?? '15s' } }] }] },
+          { codec_type: 'AUTO', ...(o.websocket === false ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }] }) },
+        ),
       ],
       clusters: [
         {

@@ -48,6 +48,7 @@ const entry = (code: number, flags = '-'): AccessLogEntry => ({
   duration: 1,
   upstream_service_time: 1,
   upstream_host: '127.0.0.1:1',
+  upstream_locality: 'aws-us-east-1/us-east-1a/',
   upstream_cluster: 'c',
   upstream_transport_failure_reason: null,
   x_forwarded_for: null,

@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap';
 import { Registry } from 'prom-client';
 import { systemClock } from '../../src/core/clock.js';
-import { seededRng } from '../../src/core/rng.js';
+import { seededRng, systemRng } from '../../src/core/rng.js';
 import type { Cluster } from '../../src/model/types.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { ClusterManager } from '../../src/upstream/cluster-manager.js';
@@ -15,7 +15,7 @@ function manager(t: Test, lbPolicy?: string) {
   const r = viaJson(CLUSTER_TYPE_URL, cluster({ ...(lbPolicy && { lb_policy: lbPolicy }), load_assignment: { cluster_name: 'backend', endpoints: [{ lb_endpoints: PORTS.map((p) => ({ endpoint: { address: addr('127.0.0.1', p) } })) }] } }));
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   const rng = seededRng(11);
-  const m = new ClusterManager([r.value as Cluster], { clock: systemClock, metrics: createMetrics(new Registry()), materialFor: () => undefined, startOffset: (n) => rng.int(n) });
+  const m = new ClusterManager([r.value as Cluster], { clock: systemClock, metrics: createMetrics(new Registry()), materialFor: () => undefined, rng });
   t.teardown(() => m.destroy());
   return m.get('backend')!;
 }
@@ -61,7 +61,7 @@ t.test('LEAST_REQUEST: of two random hosts, the one with fewer active requests',
 t.test('no healthy host: undefined (503 UH)', async (t) => {
   const r = viaJson(CLUSTER_TYPE_URL, cluster({ lb_policy: 'LEAST_REQUEST', load_assignment: { cluster_name: 'backend', endpoints: [] } }));
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  const m = new ClusterManager([r.value as Cluster], { clock: systemClock, metrics: createMetrics(new Registry()), materialFor: () => undefined, startOffset: () => 0 });
+  const m = new ClusterManager([r.value as Cluster], { clock: systemClock, metrics: createMetrics(new Registry()), materialFor: () => undefined, rng: systemRng });
   t.teardown(() => m.destroy());
   t.equal(m.get('backend')!.pick(), undefined);
 });

@@ -158,7 +158,7 @@ for (const name of ['json-errors.yaml', 'model-errors.yaml']) {
 t.test('the ConfigError message lists file:line path: message for each issue', (t) => {
   const file = fixture('model-errors.yaml');
   const e = configIssues(() => loadBootstrapFile(file));
-  t.match(formatIssue(e.find((i) => i.path.endsWith('lb_policy'))!), /model-errors\.yaml:\d+ static_resources\.clusters\[0\]\.lb_policy: MAGLEV is not supported/);
+  t.match(formatIssue(e.find((i) => i.path.endsWith('lb_policy'))!), /model-errors\.yaml:\d+ static_resources\.clusters\[0\]\.lb_policy: CLUSTER_PROVIDED is not supported/);
   t.end();
 });
 
@@ -244,11 +244,11 @@ t.test('direct responses need no cluster; RDS in a static bootstrap is refused w
 
 t.test('a missing file is reported together with the decoder issues, not instead of them', (t) => {
   const b = bootstrap({
-    clusters: [cluster({ lb_policy: 'RING_HASH', transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', common_tls_context: { tls_certificates: [{ certificate_chain: { filename: '/nonexistent/c.pem' }, private_key: { inline_string: 'k' } }] } } } })],
+    clusters: [cluster({ lb_policy: 'CLUSTER_PROVIDED', transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', common_tls_context: { tls_certificates: [{ certificate_chain: { filename: '/nonexistent/c.pem' }, private_key: { inline_string: 'k' } }] } } } })],
   });
   const issues = configIssues(() => decodeBootstrap(b)).map(fmt);
   t.equal(issues.length, 2);
-  t.match(issues, [/lb_policy: RING_HASH is not supported/, /certificate_chain\.filename: file not found: \/nonexistent\/c\.pem/]);
+  t.match(issues, [/lb_policy: CLUSTER_PROVIDED is not supported/, /certificate_chain\.filename: file not found: \/nonexistent\/c\.pem/]);
   t.end();
 });
 

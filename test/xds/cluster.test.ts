@@ -37,13 +37,13 @@ t.test('HttpProtocolOptions choose HTTP/1.1 or HTTP/2 and the upstream idle time
 });
 
 t.test('cluster fields outside the subset are refused by name', (t) => {
-  t.strictSame(problems(decode({ type: 'STRICT_DNS', connect_timeout: '0s', lb_policy: 'MAGLEV', circuit_breakers: {}, outlier_detection: {} })), [
+  t.strictSame(problems(decode({ type: 'STRICT_DNS', connect_timeout: '0s', lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: {}, health_checks: [{}] })), [
+    "health_checks: field 'health_checks' is not supported",
     "circuit_breakers: field 'circuit_breakers' is not supported",
-    "outlier_detection: field 'outlier_detection' is not supported",
     'name: is required',
     'type: STRICT_DNS is not supported yet',
     'connect_timeout: must be greater than 0',
-    'lb_policy: MAGLEV is not supported',
+    'lb_policy: CLUSTER_PROVIDED is not supported',
   ]);
   t.strictSame(problems(decode({ name: 'c', cluster_type: { name: 'custom' } })), ["cluster_type: field 'cluster_type' is not supported"]);
   t.end();
@@ -150,6 +150,8 @@ t.test('ClusterLoadAssignment refusals name the endpoint field', (t) => {
   t.strictSame(problems(decodeCla({ cluster_name: 'c', endpoints: [{ locality: { region: 'r', zone: 'z' }, lb_endpoints: [{ endpoint: {} }] }] })), [
     'endpoints[0].lb_endpoints[0].endpoint.address: is required',
   ]);
+  // LocalityLbEndpoints.priority validate rule: lte 128.
+  t.strictSame(problems(decodeCla({ cluster_name: 'c', endpoints: [{ priority: 128 }, { priority: 129 }] })), ['endpoints[1].priority: 129 is greater than 128']);
   t.end();
 });
 

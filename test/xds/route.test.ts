@@ -92,8 +92,8 @@ t.test('routes need a match and an action from the supported set', (t) => {
     `${R}[0].route.cluster_header: field 'cluster_header' is not supported`,
     `${R}[1].route: one of cluster, weighted_clusters is required`,
   ]);
-  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { cluster: 'c', timeout: '-1s', retry_policy: {} } }), [
-    `${R}[0].route.retry_policy: field 'retry_policy' is not supported`,
+  t.strictSame(routeProblems({ match: { prefix: '/' }, route: { cluster: 'c', timeout: '-1s', idle_timeout: '1s' } }), [
+    `${R}[0].route.idle_timeout: field 'idle_timeout' is not supported`,
     `${R}[0].route.timeout: must not be negative`,
   ]);
   t.strictSame(routeProblems({ match: { prefix: '/' }, direct_response: { status: 600, body: { filename: '/etc/x' } } }, { match: { prefix: '/' }, direct_response: {} }), [
@@ -155,6 +155,60 @@ t.test('weighted_clusters: one cluster per request by weight; names required, we
     `${R}[2].route.weighted_clusters.clusters[0].name: is required`,
     `${R}[3].route.weighted_clusters.total_weight: field 'total_weight' is not supported`,
     `${R}[3].route.weighted_clusters.clusters[0].cluster_header: field 'cluster_header' is not supported`,
+  ]);
+  t.end();
+});
+
+t.test('hash_policy: header, cookie, source IP and query parameter, in order, with terminal', (t) => {
+  const hashed = (hash_policy: object[]) => decode(withRoutes([{ match: { prefix: '/' }, route: { cluster: 'c', hash_policy } }]));
+  const r = hashed([
+    { header: { header_name: 'X-User' }, terminal: true },
+    { cookie: { name: 'session', ttl: '3600s', path: '/app' } },
+    { cookie: { name: 'sticky', ttl: '0s' } },
+    { cookie: { name: 'plain' } },
+    { connection_properties: { source_ip: true } },
+    { connection_properties: {} },
+    { query_parameter: { name: 'user' }, terminal: true },
+  ]);
+  const action = r.ok && r.value.virtualHosts[0]!.routes[0]!.action;
+  t.strictSame(action && action.kind === 'route' && action.action.hashPolicy, [
+    // Envoy looks the header up by its lowercased name.
+    { kind: 'header', headerName: 'x-user', terminal: true },
+    { kind: 'cookie', name: 'session', ttlMs: 3_600_000, path: '/app', terminal: false },
+    // ttl 0s is set: Envoy generates a session cookie; no ttl means it never generates one.
+    { kind: 'cookie', name: 'sticky', ttlMs: 0, terminal: false },
+    { kind: 'cookie', name: 'plain', terminal: false },
+    { kind: 'source_ip', terminal: false },
+    // connection_properties with source_ip false yields no hash in Envoy: left out.
+    { kind: 'query_parameter', name: 'user', terminal: true },
+  ]);
+  const P = `${R}[0].route.hash_policy`;
+  t.strictSame(
+    problems(
+      hashed([
+        { filter_state: { key: 'k' } },
+        {},
+        { header: { header_name: '', regex_rewrite: { pattern: { regex: 'a' }, substitution: 'b' } } },
+        { header: { header_name: 'x\ny' } },
+        { cookie: { ttl: '-1s', attributes: [{ name: 'SameSite', value: 'Lax' }] } },
+        { query_parameter: {} },
+      ]),
+    ),
+    [
+      `${P}[0].filter_state: field 'filter_state' is not supported`,
+      `${P}[1]: one of header, cookie, connection_properties, query_parameter is required`,
+      `${P}[2].header.regex_rewrite: field 'regex_rewrite' is not supported`,
+      `${P}[2].header.header_name: is required`,
+      `${P}[3].header.header_name: "x\\ny" is not a valid header name`,
+      `${P}[4].cookie.attributes: field 'attributes' is not supported`,
+      `${P}[4].cookie.name: is required`,
+      `${P}[4].cookie.ttl: must not be negative`,
+      `${P}[5].query_parameter.name: is required`,
+    ],
+  );
+  // policy_specifier is a oneof: two kinds in one entry never reach the decoder.
+  t.strictSame(problems(hashed([{ connection_properties: { source_ip: true }, header: { header_name: 'x' } }])), [
+    `${P}[0].header: only one of 'connection_properties' and 'header' may be set (oneof policy_specifier)`,
   ]);
   t.end();
 });

@@ -1,7 +1,7 @@
 // Decodes envoy.config.cluster.v3.Cluster (the CDS resource, and static_resources.clusters[]).
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import { HTTP2_DEFAULTS, LB_DEFAULTS, type Cluster, type Http2Options } from '../../model/types.js';
+import { HTTP2_DEFAULTS, type Cluster, type Http2Options } from '../../model/types.js';
 import { unpackAs, type ProtoObj } from '../canonical.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -9,7 +9,6 @@ import {
   adsConfigSource,
   decodeTypedExtension,
   durationMs,
-  enumOf,
   http2Options,
   idleTimeoutMs,
   joinPath,
@@ -19,7 +18,9 @@ import {
   required,
   str,
 } from './common.js';
+import { CLUSTER_LB_FIELDS, decodeClusterLb } from './cluster-lb.js';
 import { decodeClusterLoadAssignment } from './endpoint.js';
+import { decodeOutlierDetection } from './outlier-detection.js';
 import { UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext } from './tls.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -36,7 +37,12 @@ interface UpstreamHttp {
 
 export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldIssue> {
   const issues = new Issues();
-  onlyFields(o, path, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'typed_extension_protocol_options', 'transport_socket'], issues);
+  onlyFields(
+    o,
+    path,
+    ['name', 'type', 'eds_cluster_config', 'connect_timeout', ...CLUSTER_LB_FIELDS, 'outlier_detection', 'load_assignment', 'typed_extension_protocol_options', 'transport_socket'],
+    issues,
+  );
   const name = required(o, 'name', path, issues);
   // STATIC and EDS (endpoints over ADS); DNS types need a resolver loop.
   if (o.type !== undefined && o.type !== 'STATIC' && o.type !== 'EDS') issues.add(joinPath(path, 'type'), `${String(o.type)} is not supported yet`);
@@ -49,14 +55,18 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
   const ts = msg(o, 'transport_socket');
   const tls = ts && issues.take(decodeTypedExtension(ts, joinPath(path, 'transport_socket'), UPSTREAM_TLS_CONTEXT_TYPE_URL, decodeUpstreamTlsContext));
   const http = upstreamHttp(o, joinPath(path, 'typed_extension_protocol_options'), issues);
-  const lbPolicy = enumOf(o, 'lb_policy', path, ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM'], 'ROUND_ROBIN', issues);
+  const lb = decodeClusterLb(o, path, issues);
+  // Envoy: outlier_detection unset means no outlier detection; set (even empty) means its defaults.
+  const od = msg(o, 'outlier_detection');
+  const outlierDetection = od && decodeOutlierDetection(od, joinPath(path, 'outlier_detection'), issues);
   return issues.result(() => ({
     name,
     type,
     ...(eds && { eds }),
     connectTimeoutMs,
-    lbPolicy,
-    lb: { ...LB_DEFAULTS, policy: lbPolicy },
+    lbPolicy: lb.policy,
+    lb,
+    ...(outlierDetection && { outlierDetection }),
     ...(loadAssignment && { loadAssignment }),
     ...http,
     ...(tls && { tls }),

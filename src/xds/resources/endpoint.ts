@@ -8,6 +8,9 @@ import { Issues, enumOf, joinPath, list, locality, msg, num, onlyFields, require
 /** ClusterLoadAssignment.Policy.overprovisioning_factor default (Envoy docs: 140 %). */
 const DEFAULT_OVERPROVISIONING_FACTOR = 140;
 
+/** LocalityLbEndpoints.priority validate rule: lte 128. */
+const MAX_PRIORITY = 128;
+
 const HEALTH: readonly HealthStatus[] = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'];
 
 export function decodeClusterLoadAssignment(o: ProtoObj, path: string): Result<ClusterLoadAssignment, FieldIssue> {
@@ -29,9 +32,11 @@ function localityEndpoints(o: ProtoObj, path: string, issues: Issues): LocalityL
   onlyFields(o, path, ['locality', 'lb_endpoints', 'load_balancing_weight', 'priority'], issues);
   const weight = u32Value(o, 'load_balancing_weight');
   if (weight === 0) issues.add(joinPath(path, 'load_balancing_weight'), 'must be at least 1');
+  const priority = num(o, 'priority');
+  if (priority > MAX_PRIORITY) issues.add(joinPath(path, 'priority'), `${priority} is greater than ${MAX_PRIORITY}`);
   return {
     locality: locality(msg(o, 'locality') ?? {}, joinPath(path, 'locality'), issues),
-    priority: num(o, 'priority'),
+    priority,
     weight: weight ?? 0,
     endpoints: list(o, 'lb_endpoints').map((e, i) => lbEndpoint(e, joinPath(path, `lb_endpoints[${i}]`), issues)),
   };

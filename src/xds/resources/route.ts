@@ -1,10 +1,11 @@
 // Decodes envoy.config.route.v3.RouteConfiguration (the RDS resource, and HCM's inline route_config).
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { HeaderMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteKind, RouteMatch, VirtualHost, WeightedCluster } from '../../model/types.js';
+import type { HashPolicy, HeaderMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteKind, RouteMatch, VirtualHost, WeightedCluster } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { Issues, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
+import { Issues, bool, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
 import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
+import { decodeRetryPolicy } from './retry.js';
 
 /** RouteAction.timeout default (Envoy docs: 15 s; 0 disables the timeout). */
 const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -96,19 +97,63 @@ function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIs
 
 function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal'], issues);
+  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy'], issues);
   requireOne(o, path, ['cluster', 'weighted_clusters'], clean, issues);
   const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const wc = msg(o, 'weighted_clusters');
   const weighted = wc && weightedClusters(wc, joinPath(path, 'weighted_clusters'), issues);
+  const hashPolicy = list(o, 'hash_policy').flatMap((h, i) => hashPolicyOf(h, joinPath(path, `hash_policy[${i}]`), issues) ?? []);
+  const rp = msg(o, 'retry_policy');
+  const retryPolicy = rp && issues.take(decodeRetryPolicy(rp, joinPath(path, 'retry_policy')));
   return issues.result(() => ({
     cluster: str(o, 'cluster'),
     ...(weighted && { weightedClusters: weighted }),
     timeoutMs,
-    hashPolicy: [],
+    hashPolicy,
+    ...(retryPolicy && { retryPolicy }),
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
     ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
   }));
+}
+
+/** Envoy's non-strict HTTP_HEADER_NAME rule (validate well_known_regex): no NUL, CR or LF. */
+const BAD_HEADER_CHARS = /[\0\r\n]/;
+
+/**
+ * RouteAction.HashPolicy: header, cookie, connection_properties.source_ip or query_parameter, and terminal.
+ * filter_state (no filter in this proxy writes any) and the header regex_rewrite / cookie attributes are not
+ * implemented. A connection_properties with source_ip false gives no hash in Envoy, so it is left out. Header
+ * names are lowercased, as Envoy looks them up.
+ */
+function hashPolicyOf(o: ProtoObj, path: string, issues: Issues): HashPolicy | undefined {
+  const kinds = ['header', 'cookie', 'connection_properties', 'query_parameter'];
+  requireOne(o, path, kinds, onlyFields(o, path, [...kinds, 'terminal'], issues), issues);
+  const terminal = bool(o, 'terminal');
+  const part = (k: string, fields: readonly string[]): [ProtoObj, string] | undefined => {
+    const m = msg(o, k);
+    if (m) onlyFields(m, joinPath(path, k), fields, issues);
+    return m && [m, joinPath(path, k)];
+  };
+  const header = part('header', ['header_name']);
+  const cookie = part('cookie', ['name', 'ttl', 'path']);
+  const conn = part('connection_properties', ['source_ip']);
+  const query = part('query_parameter', ['name']);
+  if (header) {
+    const name = required(header[0], 'header_name', header[1], issues);
+    if (BAD_HEADER_CHARS.test(name)) issues.add(joinPath(header[1], 'header_name'), `${JSON.stringify(name)} is not a valid header name`);
+    return { kind: 'header', headerName: name.toLowerCase(), terminal };
+  }
+  if (cookie) {
+    const [c, p] = cookie;
+    const name = required(c, 'name', p, issues);
+    // ttl set (even 0s, a session cookie) means Envoy generates the cookie when the request lacks it.
+    const ttlMs = durationMs(c, 'ttl', p, issues);
+    const cookiePath = str(c, 'path');
+    return { kind: 'cookie', name, ...(ttlMs !== undefined && { ttlMs }), ...(cookiePath !== '' && { path: cookiePath }), terminal };
+  }
+  if (conn) return bool(conn[0], 'source_ip') ? { kind: 'source_ip', terminal } : undefined;
+  if (query) return { kind: 'query_parameter', name: required(query[0], 'name', query[1], issues), terminal };
+  return undefined;
 }
 
 /**
