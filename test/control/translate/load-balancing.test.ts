@@ -9,7 +9,7 @@ import { TYPE_URL_PEAK_EWMA } from '../../../src/model/types.js';
 import { decodeCanonical, unpackAny, type ProtoObj } from '../../../src/xds/canonical.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL, typeForUrl } from '../../../src/xds/protos.js';
 import { grpcAccepts } from './grpc-validators.js';
-import { OPTS, REVIEWS, bookinfo, dest, dr, node, policy, se, vs, we, type NodeOpts } from './helpers.js';
+import { OPTS, REVIEWS, bookinfo, decodeAll, dest, dr, node, policy, se, vs, we, type NodeOpts } from './helpers.js';
 
 const C = `outbound|9080||${REVIEWS}`;
 const proto = (s: NodeSnapshot, type: string, name: string): ProtoObj => decodeCanonical(typeForUrl(type)!, s.resources.get(type as never)!.get(name)!);
@@ -296,5 +296,27 @@ t.test('a ServiceEntry endpoint without locality, and the gRPC route of a hashed
   const r = grpcAccepts(t, s);
   t.strictSame(priorities(s), { '10.0.0.7': 0 }, 'another region than the caller, but the only level: renumbered to P0');
   t.match(r.get(ROUTE_CONFIGURATION_TYPE_URL)!.get(`${REVIEWS}:9080`), { virtual_hosts: [{ routes: [{ route: { hash_policy: [{ header: { header_name: 'x-user' } }] } }] }] });
+  t.end();
+});
+
+t.test("the sidecar's own decoders read what the translator writes into the balancer's model", (t) => {
+  const mesh = spreadMesh({
+    outlierDetection: { consecutive5xxErrors: 2, consecutiveGatewayErrors: 1, minHealthPercent: 30, baseEjectionTimeMs: 5000 },
+    loadBalancer: { simple: 'PEAK_EWMA', localityLbSetting: { distribute: [], failover: [{ from: 'aws-us-east-1', to: 'azure-eastus' }], failoverPriority: [] } },
+  });
+  const s = translate(mesh, at('aws-us-east-1', 'a'), OPTS);
+  const c = decodeAll(s, CLUSTER_TYPE_URL).get(C)!;
+  t.match(c, { lbPolicy: 'PEAK_EWMA', lb: { policy: 'PEAK_EWMA', healthyPanicThresholdPercent: 30, localityWeighted: true } });
+  t.match(c.outlierDetection, { consecutive5xx: 2, enforcingConsecutive5xx: 100, consecutiveGatewayFailure: 1, enforcingConsecutiveGatewayFailure: 100, enforcingSuccessRate: 0, baseEjectionTimeMs: 5000 });
+  const cla = decodeAll(s, CLUSTER_LOAD_ASSIGNMENT_TYPE_URL).get(C)!;
+  t.strictSame(
+    cla.localities.map((l) => [l.locality.zone, l.priority]),
+    [['aws-us-east-1-a', 0], ['aws-us-east-1-b', 1], ['azure-eastus-a', 2], ['azure-eastus-b', 2], ['gcp-us-east4-a', 3], ['gcp-us-east4-b', 3]],
+  );
+  const hashed = translate(meshWith({ loadBalancer: { consistentHash: { httpCookie: { name: 'sid', ttlMs: 1000 } } } }), node(), OPTS);
+  t.match(decodeAll(hashed, CLUSTER_TYPE_URL).get(C), { lbPolicy: 'RING_HASH', lb: { ringHash: { minimumRingSize: 1024 } } });
+  const rc = decodeAll(hashed, ROUTE_CONFIGURATION_TYPE_URL).get('outbound')!;
+  const route = rc.virtualHosts.find((v) => v.name === `${REVIEWS}:9080`)!.routes[0]!;
+  t.match(route.action, { kind: 'route', action: { hashPolicy: [{ kind: 'cookie', name: 'sid', ttlMs: 1000 }] } });
   t.end();
 });
