@@ -254,7 +254,6 @@ export class HcmRuntime {
     if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
 
     const state = { upstream: undefined as UpstreamStream | undefined, finished: false, retried: false, timer: undefined as ReturnType<Clock['setTimeout']> | undefined };
-    const cancelled = () => state.finished;
     const finish = () => {
       if (state.finished) return;
       state.finished = true;
