@@ -3,7 +3,11 @@
 // Steady state stays in the zone; a dying zone is ejected and traffic fails over zone → region → cloud, with
 // no failed request when one retry may go to another priority; ejected hosts come back after
 // base_ejection_time; max_ejection_percent and panic behave as Envoy documents.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import t, { type Test } from 'tap';
+import { seededRng } from '../../src/core/rng.js';
+import { AccessLog } from '../../src/telemetry/access-log.js';
 import { drive, startFaultyUpstream, startLatencyRelay, startLocalitySidecar, type FaultyUpstream, type LocalityGroup } from '../helpers/lb-harness.js';
 import { waitFor } from '../helpers/tools.js';
 
@@ -39,13 +43,30 @@ async function cloud(t: Test): Promise<Cloud> {
 const OUTLIER = { consecutive_5xx: 3, interval: '0.1s', base_ejection_time: '0.5s', max_ejection_percent: 100 };
 const served = (r: { byServer: Record<string, number> }, prefix: string) => Object.entries(r.byServer).reduce((n, [k, v]) => n + (k.startsWith(prefix) ? v : 0), 0);
 
-t.test('steady state: with everything healthy every request stays in the caller zone', async (t) => {
+t.test('steady state: with everything healthy every request stays in the caller zone; the access log names it', async (t) => {
   const c = await cloud(t);
-  const s = await startLocalitySidecar(c.groups, { outlier_detection: OUTLIER });
+  const file = path.join(t.testdir(), 'access.log');
+  const log = new AccessLog({ target: file, sampleRate: 1 }, seededRng(1));
+  const s = await startLocalitySidecar(c.groups, { outlier_detection: OUTLIER }, {}, log);
   t.teardown(() => s.shutdown());
   const r = await drive(s.port('outbound'), 500, { concurrency: 4 });
   t.strictSame(r.failures, []);
   t.ok(served(r, 'a') / 500 >= 0.99, `${served(r, 'a')} of 500 in zone`);
+  await log.flush();
+  const entries = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { upstream_locality: string; upstream_cluster: string });
+  t.equal(entries.length, 500);
+  t.ok(entries.every((e) => e.upstream_locality === 'aws-us-east-1/us-east-1a/' && e.upstream_cluster === 'backend'), 'every line names the chosen host locality');
+});
+
+t.test('the local zone stops accepting connections: connect failures eject it (local origin) and the region takes over', async (t) => {
+  const c = await cloud(t);
+  const s = await startLocalitySidecar(c.groups, { outlier_detection: { ...OUTLIER, base_ejection_time: '60s' } });
+  t.teardown(() => s.shutdown());
+  await Promise.all(c.zoneA.map((u) => u.stopAccepting()));
+  const r = await drive(s.port('outbound'), 100, { concurrency: 1 });
+  t.equal(r.failures.length, 6, 'consecutive_5xx x 2 endpoints: connect failures count as 5xx when origins are not split');
+  t.ok(r.failures.every((f) => f.startsWith('503')), 'each a 503 from the sidecar (UF)');
+  t.equal(served(r, 'b'), 94, 'the rest went to the other zone of the region');
 });
 
 t.test('the local zone fails: ejected after consecutive_5xx each, traffic moves to the region, then to the other cloud', async (t) => {

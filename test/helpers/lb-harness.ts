@@ -4,6 +4,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { AccessLog } from '../../src/telemetry/access-log.js';
 import { outboundListener, runSidecar, type StartedSidecar } from './mesh.js';
 
 export interface FaultyUpstream {
@@ -156,8 +157,8 @@ export function localityBootstrap(groups: readonly LocalityGroup[], cluster: Rec
   };
 }
 
-export async function startLocalitySidecar(groups: readonly LocalityGroup[], cluster?: Record<string, unknown>, route?: Record<string, unknown>): Promise<StartedSidecar> {
-  return runSidecar(localityBootstrap(groups, cluster, route));
+export async function startLocalitySidecar(groups: readonly LocalityGroup[], cluster?: Record<string, unknown>, route?: Record<string, unknown>, accessLog?: AccessLog): Promise<StartedSidecar> {
+  return runSidecar(localityBootstrap(groups, cluster, route), accessLog ? { accessLog } : {});
 }
 
 export interface DriveResult {

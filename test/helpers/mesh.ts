@@ -213,14 +213,14 @@ export interface StartedSidecar extends RunningSidecar {
 }
 
 /** Starts a sidecar in-process from an Envoy-shaped bootstrap object, through the real decoders. */
-export async function runSidecar(bootstrap: object, opts: { drainMs?: number; rng?: Rng; adsBackoffMs?: { base: number; max: number } } = {}): Promise<StartedSidecar> {
+export async function runSidecar(bootstrap: object, opts: { drainMs?: number; rng?: Rng; adsBackoffMs?: { base: number; max: number }; accessLog?: AccessLog } = {}): Promise<StartedSidecar> {
   const registry = new Registry();
   const { logger, logs } = memoryLogger();
   const model = decodeBootstrapObject(bootstrap);
   const running = await startSidecar({
     bootstrap: model,
     drainMs: opts.drainMs ?? 2000,
-    accessLog: new AccessLog({ target: 'off', sampleRate: 1 }, systemRng),
+    accessLog: opts.accessLog ?? new AccessLog({ target: 'off', sampleRate: 1 }, systemRng),
     logger,
     registry,
     ...(opts.rng && { rng: opts.rng }),
