@@ -83,6 +83,27 @@ export interface HTTPRouteDestination {
   readonly weight: number;
 }
 
+/**
+ * networking.istio.io/v1 HTTPRetry. A route without it gets istiod's default policy (2 retries on
+ * connect-failure, refused-stream, unavailable, cancelled and 503); `attempts: 0` turns retries off.
+ */
+export interface HTTPRetry {
+  /** Retries after the first try; 0 = none (istiod then writes no retry_policy at all). */
+  readonly attempts: number;
+  readonly perTryTimeoutMs?: number;
+  /**
+   * `retryOn` split as istiod splits it: Envoy's retry_on conditions, and the HTTP status codes written among
+   * them (which become retriable_status_codes). Undefined = istiod's default conditions.
+   */
+  readonly retryOn?: { readonly conditions: readonly string[]; readonly statusCodes: readonly number[] };
+  /** Retries go to other localities' priorities first (Envoy's previous_priorities). */
+  readonly retryRemoteLocalities?: boolean;
+  /** Overrides the default previous_hosts predicate: false lets a retry land on a host already tried. */
+  readonly retryIgnorePreviousHosts?: boolean;
+  /** retry_back_off.base_interval in ms (Envoy's default 25 ms when unset). */
+  readonly backoffMs?: number;
+}
+
 export interface HTTPRoute {
   readonly name?: string;
   /** Empty = match everything. Several = OR; fields inside one = AND (Istio). */
@@ -90,6 +111,8 @@ export interface HTTPRoute {
   readonly route: readonly HTTPRouteDestination[];
   /** Route timeout in ms (Istio `timeout`, e.g. "5s"); undefined = the mesh default (Envoy's 15 s is not Istio's: Istio disables it). */
   readonly timeoutMs?: number;
+  /** Undefined = istiod's default retry policy. */
+  readonly retries?: HTTPRetry;
 }
 
 export interface VirtualService {

@@ -1,17 +1,19 @@
-// Decodes a VirtualService spec: hosts and HTTP routes (uri/header/port matches, weighted destinations, timeout).
+// Decodes a VirtualService spec: hosts and HTTP routes (uri/header/port matches, weighted destinations, timeout, retries).
+import { STATUS_CODES } from 'node:http';
 import { errorMessage } from '../../core/errors.js';
 import { compileRegex } from '../../model/matchers.js';
+import { RETRY_ON_GRPC, RETRY_ON_HTTP } from '../../model/types.js';
 import { joinPath } from '../../xds/json.js';
 import { hostProblem, readExportTo, resolveHost } from './hosts.js';
 import { Reader, defined, dnsLabelProblem, type Shape } from './schema.js';
-import type { Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, StringMatch, VirtualService } from './types.js';
+import type { Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, StringMatch, VirtualService } from './types.js';
 
 /** istio.networking.v1.VirtualService; TCP and TLS routes arrive with a later issue. */
 const VIRTUAL_SERVICE: Shape = { fields: ['hosts', 'gateways', 'http', 'exportTo'], notYet: ['tcp', 'tls'] };
 /** HTTPRoute: route actions other than forwarding, and request/response manipulation, arrive later. */
 const HTTP_ROUTE: Shape = {
-  fields: ['name', 'match', 'route', 'timeout'],
-  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers'],
+  fields: ['name', 'match', 'route', 'timeout', 'retries'],
+  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers'],
 };
 const HTTP_MATCH: Shape = {
   fields: ['name', 'uri', 'headers', 'port'],
@@ -21,6 +23,9 @@ const ROUTE_DESTINATION: Shape = { fields: ['destination', 'weight'], notYet: ['
 const DESTINATION: Shape = { fields: ['host', 'subset', 'port'] };
 const PORT_SELECTOR: Shape = { fields: ['number'] };
 const STRING_MATCH: Shape = { fields: ['exact', 'prefix', 'regex'] };
+const HTTP_RETRY: Shape = { fields: ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities', 'retryIgnorePreviousHosts', 'backoff'] };
+/** Istio's supportedRetryOnPolicies: exactly Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on conditions. */
+const RETRY_CONDITIONS: ReadonlySet<string> = new Set([...RETRY_ON_HTTP, ...RETRY_ON_GRPC]);
 
 /** Istio's header-name rule (ValidateHTTPHeaderName). */
 const HEADER_NAME = /^[-_A-Za-z0-9]+$/;
@@ -52,7 +57,45 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
   if (r.need(o, 'route', path) && Array.isArray(o.route) && o.route.length === 0) r.issue(joinPath(path, 'route'), 'must list at least one destination');
   const written = r.list(o, 'route', path, (d, p) => routeDestination(r, d, p, ns, domainSuffix));
   const route = weigh(r, written, o.route, joinPath(path, 'route'));
-  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path) });
+  const retries = o.retries === undefined || o.retries === null ? undefined : httpRetry(r, o.retries, joinPath(path, 'retries'));
+  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries });
+}
+
+/**
+ * HTTPRetry, checked as Istio's validateHTTPRetry: attempts not negative; perTryTimeout, retryOn and
+ * retryRemoteLocalities only with attempts > 0 (attempts 0 disables retries, so they would be dead letters);
+ * every retryOn token an Envoy retry condition or an HTTP status code. Envoy would silently ignore an unknown
+ * condition, and a typo ("5XX") would quietly turn off the retries the author counted on.
+ */
+function httpRetry(r: Reader, v: unknown, path: string): HTTPRetry | undefined {
+  const o = r.object(v, path, HTTP_RETRY);
+  if (!o) return undefined;
+  const attempts = r.int(o, 'attempts', path, -(2 ** 31), 2 ** 31 - 1);
+  if (attempts !== undefined && attempts < 0) r.issue(joinPath(path, 'attempts'), 'cannot be negative');
+  const set = ['perTryTimeout', 'retryOn', 'retryRemoteLocalities'].filter((k) => o[k] !== undefined && o[k] !== null);
+  if (!attempts && set.length) r.issue(joinPath(path, 'attempts'), `is 0, which disables retries, but ${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set: write attempts >= 1, or remove them`);
+  const text = r.string(o, 'retryOn', path);
+  return defined({
+    attempts: Math.max(0, attempts ?? 0),
+    perTryTimeoutMs: r.duration(o, 'perTryTimeout', path),
+    retryOn: text === undefined ? undefined : retryOn(r, text, joinPath(path, 'retryOn')),
+    retryRemoteLocalities: r.bool(o, 'retryRemoteLocalities', path),
+    retryIgnorePreviousHosts: r.bool(o, 'retryIgnorePreviousHosts', path),
+    backoffMs: r.duration(o, 'backoff', path),
+  });
+}
+
+/** retryOn: comma-separated Envoy conditions and HTTP status codes (istiod's parseRetryOn); spaces around a token are dropped, as istiod does. */
+function retryOn(r: Reader, text: string, path: string): HTTPRetry['retryOn'] {
+  const conditions: string[] = [];
+  const statusCodes: number[] = [];
+  for (const raw of text.split(',')) {
+    const token = raw.trim();
+    if (/^[0-9]+$/.test(token) && STATUS_CODES[Number(token)] !== undefined) statusCodes.push(Number(token));
+    else if (RETRY_CONDITIONS.has(token)) conditions.push(token);
+    else r.issue(path, `${JSON.stringify(token)} is not a valid retryOn policy (an HTTP status code, or one of Envoy's conditions: ${[...RETRY_CONDITIONS].join(', ')})`);
+  }
+  return { conditions, statusCodes };
 }
 
 /**

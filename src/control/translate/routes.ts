@@ -1,5 +1,5 @@
 // RDS: VirtualService http routes -> Envoy routes, the sidecar's `outbound` and `inbound` route tables.
-import type { ConsistentHashLb, HTTPMatchRequest, HTTPRoute, StringMatch } from '../mesh/types.js';
+import type { ConsistentHashLb, HTTPMatchRequest, HTTPRetry, HTTPRoute, StringMatch } from '../mesh/types.js';
 import { clusterPlan } from './clusters.js';
 import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
 import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
@@ -62,6 +62,51 @@ function hashPolicies(ctx: Ctx, clusters: readonly string[]): Record<string, unk
   return policies.length ? { hash_policy: policies } : {};
 }
 
+/** The retry host predicate istiod always writes (xdsfilters.RetryPreviousHosts): a retry avoids hosts already tried. */
+const PREVIOUS_HOSTS = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } };
+/**
+ * retryRemoteLocalities: istiod's previous_priorities with update_frequency 2 (buildPreviousPrioritiesConfig), so
+ * every second try leaves the priorities already tried: a retry crosses to the next zone, region or cloud.
+ */
+const PREVIOUS_PRIORITIES = {
+  name: 'envoy.retry_priorities.previous_priorities',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 2 },
+};
+/** istiod's DefaultPolicy() (route/retry/retry.go): what a route gets when its VirtualService sets no `retries`. */
+const DEFAULT_RETRY = { retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], numRetries: 2, statusCodes: [503], hostSelectionAttempts: 5 };
+
+/**
+ * HTTPRetry -> RouteAction.retry_policy, as istiod's retry.ConvertPolicy: no `retries` = DefaultPolicy();
+ * `attempts: 0` = no policy at all; otherwise the default with the written fields replacing its own. retryOn
+ * replaces both the conditions and the status codes (codes written among the conditions also add
+ * `retriable-status-codes`). With consistent hashing to a single destination the previous_hosts predicate is
+ * left out (DefaultConsistentHashPolicy): a retry should stay on the key's host. Proxyless gRPC clients get the
+ * same policy, as istiod's gRPC generator builds their routes with the sidecar's code; gRPC (gRFC A44) reads its
+ * gRPC conditions (cancelled, unavailable, ...) and num_retries and ignores the rest.
+ */
+function retryPolicy(r: HTTPRetry | undefined, consistentHash: boolean): Record<string, unknown> {
+  if (r?.attempts === 0) return {};
+  let retryOn = DEFAULT_RETRY.retryOn;
+  let codes = DEFAULT_RETRY.statusCodes;
+  if (r?.retryOn) {
+    codes = [...r.retryOn.statusCodes];
+    retryOn = codes.length && !r.retryOn.conditions.includes('retriable-status-codes') ? [...r.retryOn.conditions, 'retriable-status-codes'] : [...r.retryOn.conditions];
+  }
+  const previousHosts = r?.retryIgnorePreviousHosts ?? !consistentHash;
+  return {
+    retry_policy: {
+      retry_on: retryOn.join(','),
+      num_retries: r?.attempts ?? DEFAULT_RETRY.numRetries,
+      ...(codes.length && { retriable_status_codes: codes }),
+      ...(r?.perTryTimeoutMs !== undefined && { per_try_timeout: duration(r.perTryTimeoutMs) }),
+      ...(previousHosts && { retry_host_predicate: [PREVIOUS_HOSTS] }),
+      ...(r?.retryRemoteLocalities && { retry_priority: PREVIOUS_PRIORITIES }),
+      host_selection_retry_max_attempts: DEFAULT_RETRY.hostSelectionAttempts,
+      ...(r?.backoffMs !== undefined && { retry_back_off: { base_interval: duration(r.backoffMs) } }),
+    },
+  };
+}
+
 /**
  * HTTPRoute.route -> RouteAction: one cluster, or weighted_clusters (Envoy picks by weight / sum of weights, so
  * Istio's weights that add up to 100 read as percentages). Zero-weight destinations are left out, as Istio does.
@@ -75,9 +120,12 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
       const port = d.destination.port ?? (target?.entry.ports.length === 1 ? target.entry.ports[0]!.number : vhostPort);
       return { name: outboundClusterName(port, d.destination.subset ?? '', d.destination.fqdn), weight: d.weight };
     });
+  // istiod counts a route as hashed only with a single destination (applyHTTPRouteDestination's consistentHash).
+  const consistentHash = r.route.length === 1 && clusterPlan(ctx, clusters[0]!.name)?.hash !== undefined;
   return {
     ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weighted_clusters: { clusters } }),
     ...timeouts(ctx, r.timeoutMs ?? 0),
+    ...retryPolicy(r.retries, consistentHash),
     ...hashPolicies(ctx, clusters.map((c) => c.name)),
   };
 }
@@ -101,7 +149,8 @@ export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, 
   const vs = ctx.mesh.virtualService(svc.host, ctx.caller.namespace, svc.namespace);
   if (!vs) {
     const cluster = outboundClusterName(port, '', svc.host);
-    return [{ name: 'default', match: { prefix: '/' }, route: { cluster, ...timeouts(ctx, 0), ...hashPolicies(ctx, [cluster]) } }];
+    // istiod's BuildDefaultHTTPOutboundRoute: the default policy, previous_hosts included even when hashed.
+    return [{ name: 'default', match: { prefix: '/' }, route: { cluster, ...timeouts(ctx, 0), ...retryPolicy(undefined, false), ...hashPolicies(ctx, [cluster]) } }];
   }
   return vs.http.flatMap((r) =>
     (r.match.length ? r.match : [undefined])

@@ -71,6 +71,19 @@ export function dr(name: string, fqdn: string, o: { trafficPolicy?: TrafficPolic
   return { kind: 'DestinationRule', meta: meta(name, o.namespace), host: fqdn, fqdn, ...(o.trafficPolicy && { trafficPolicy: o.trafficPolicy }), subsets: o.subsets ?? [] };
 }
 
+/** istiod's DefaultPolicy() as the sidecar's decoder reads it (Envoy's 25 ms back-off: istiod writes none). */
+export const ISTIO_DEFAULT_RETRY = {
+  retryOn: new Set(['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes']),
+  numRetries: 2,
+  perTryTimeoutMs: 0,
+  retriableStatusCodes: [503],
+  previousHosts: true,
+  previousPrioritiesUpdateFrequency: 0,
+  hostSelectionRetryMaxAttempts: 5,
+  backOffBaseMs: 25,
+  backOffMaxMs: 250,
+};
+
 export const policy = (p: Partial<TrafficPolicy>): TrafficPolicy => ({ portLevelSettings: [], ...p });
 
 /** The weighted split of the reviews VirtualService's second route (v1 / v3). */

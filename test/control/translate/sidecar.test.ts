@@ -4,7 +4,7 @@ import { checkConsistent, translate } from '../../../src/control/translate/index
 import { RouteTable } from '../../../src/dataplane/router.js';
 import type { Cluster, ClusterLoadAssignment, RouteConfiguration } from '../../../src/model/types.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL } from '../../../src/xds/protos.js';
-import { DETAILS, EXTERNAL, FRONTEND, OPTS, RATINGS, REVIEWS, TD, bookinfo, decodeAll, node, type NodeOpts } from './helpers.js';
+import { DETAILS, EXTERNAL, FRONTEND, ISTIO_DEFAULT_RETRY, OPTS, RATINGS, REVIEWS, TD, bookinfo, decodeAll, node, type NodeOpts } from './helpers.js';
 
 const sidecar = (o: NodeOpts = {}, mesh = bookinfo()) => {
   const s = translate(mesh, node(o), OPTS);
@@ -103,7 +103,7 @@ t.test('RDS outbound routes: VirtualService order, ORed matches, weights, timeou
   ]);
   t.equal(vhost(rc, `${RATINGS}:9080`)!.routes.length, 2, 'the match for port 9999 is not on the 9080 vhost');
   t.strictSame(vhost(rc, `${FRONTEND}:80`)!.routes, [
-    { name: 'default', match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] }, action: { kind: 'route', action: { cluster: `outbound|80||${FRONTEND}`, timeoutMs: 0, hashPolicy: [] } } },
+    { name: 'default', match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] }, action: { kind: 'route', action: { cluster: `outbound|80||${FRONTEND}`, timeoutMs: 0, hashPolicy: [], retryPolicy: ISTIO_DEFAULT_RETRY } } },
   ]);
   t.end();
 });
