@@ -1,0 +1,465 @@
+#!/usr/bin/env node
+// Load-balancing benchmark (issue 5), against a real sidecar process: writes the "Load balancing" section of
+// bench/RESULTS.md (between `<!-- lb:start -->` markers). Run with `npm run bench:lb-scenarios`.
+//
+// 1. Slow endpoint: 11 endpoints in the caller's zone answer after BASE ms, one after 20 x BASE. For each of
+//    ROUND_ROBIN, RANDOM, LEAST_REQUEST and PEAK_EWMA, a fresh sidecar gets a warm-up, then a fixed number of
+//    requests at a fixed concurrency: p50 / p99 / p99.9 and the slow endpoint's share. Every picker runs
+//    ROUNDS times, interleaved (forward, backward, forward, ...); the table has medians, so noise on this
+//    shared machine does not pick the winner.
+// 2. Failover: P0 (caller's zone, 2 endpoints, no relay), P1 (other zone of the region, 2 endpoints behind a
+//    2 ms relay), P2 (other cloud, 2 endpoints behind a 30 ms relay), outlier detection on. Under steady load
+//    P0 starts answering 503, or stops accepting connections: failed requests, time until traffic has moved
+//    to P1, with and without one retry to another priority.
+// 3. LB pick cost: bench/lb-pick.mjs (ns per pick on 1,000 endpoints), run as a child process.
+//
+// Processes: the sidecar (`node FLAGS dist/cli/main.js sidecar --config FILE`) pinned to CPU 0, the upstreams
+// and relays (bench/lib/lb-upstreams.mjs) pinned to CPU 1, and this process, the load generator, pinned to
+// CPU 1 too (taskset, when the machine has 2+ CPUs and taskset exists).
+//
+// Settings (environment): BENCH_LB_BASE_MS (2), BENCH_LB_CONCURRENCY (16), BENCH_LB_REQUESTS (20000),
+// BENCH_LB_WARMUP (5s), BENCH_LB_ROUNDS (3), BENCH_LB_FAIL_CONCURRENCY (8), BENCH_LB_FAIL_ROUNDS (2),
+// BENCH_LB_STEADY (2s before the fault), BENCH_LB_AFTER (4s after it), BENCH_LB_WINDOW (200 requests),
+// BENCH_LB_PARTS (slow,failover,pick), BENCH_IDLE_WAIT (30s), BENCH_LB_PICKS (lb-pick.mjs, 1000000).
+// RESULTS.md is written only when all three parts ran.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { percentile, seconds } from './lib/load.mjs';
+import * as procs from './lib/procs.mjs';
+import { replaceSection, table } from './lib/report.mjs';
+import { MAIN, adminText, bootstrap, drive, now, pinned, startSidecar, startUpstreams } from './lib/lb-world.mjs';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH, '..');
+const OUT = path.join(BENCH, 'out', 'lb');
+const env = process.env;
+const log = (m) => console.error(`[bench-lb ${new Date().toISOString().slice(11, 19)}] ${m}`);
+
+const CFG = {
+  baseMs: Number(env.BENCH_LB_BASE_MS ?? 2),
+  factor: 20,
+  endpoints: 11,
+  concurrency: Number(env.BENCH_LB_CONCURRENCY ?? 16),
+  requests: Number(env.BENCH_LB_REQUESTS ?? 20_000),
+  warmupMs: seconds(env.BENCH_LB_WARMUP ?? '5s') * 1000,
+  rounds: Number(env.BENCH_LB_ROUNDS ?? 3),
+  failConcurrency: Number(env.BENCH_LB_FAIL_CONCURRENCY ?? 8),
+  failRounds: Number(env.BENCH_LB_FAIL_ROUNDS ?? 2),
+  steadyMs: seconds(env.BENCH_LB_STEADY ?? '2s') * 1000,
+  afterMs: seconds(env.BENCH_LB_AFTER ?? '4s') * 1000,
+  window: Number(env.BENCH_LB_WINDOW ?? 200),
+  idleWaitMs: seconds(env.BENCH_IDLE_WAIT ?? '30s') * 1000,
+  parts: (env.BENCH_LB_PARTS ?? 'slow,failover,pick').split(','),
+  pickers: env.BENCH_LB_PICKERS?.split(','),
+};
+
+if (!existsSync(MAIN)) {
+  log('dist/ is missing: run `npm run build` first');
+  process.exit(2);
+}
+const { SIDECAR_NODE_FLAGS } = await import(pathToFileURL(path.join(ROOT, 'dist', 'cli', 'node-flags.js')).href);
+const { TYPE_URL_PEAK_EWMA } = await import(pathToFileURL(path.join(ROOT, 'dist', 'model', 'types.js')).href);
+
+const ALL_PICKERS = {
+  ROUND_ROBIN: { lb_policy: 'ROUND_ROBIN' },
+  RANDOM: { lb_policy: 'RANDOM' },
+  LEAST_REQUEST: { lb_policy: 'LEAST_REQUEST' },
+  // Outrigger's extension as users configure it in xDS: a TypedStruct first, a standard fallback after it.
+  PEAK_EWMA: {
+    lb_policy: 'LOAD_BALANCING_POLICY_CONFIG',
+    load_balancing_policy: {
+      policies: [
+        { typed_extension_config: { name: 'outrigger.peak_ewma', typed_config: { '@type': 'type.googleapis.com/xds.type.v3.TypedStruct', type_url: TYPE_URL_PEAK_EWMA, value: { decay_time: '10s' } } } },
+        { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin' } } },
+      ],
+    },
+  },
+};
+
+const PICKERS = CFG.pickers ? Object.fromEntries(CFG.pickers.map((p) => [p, ALL_PICKERS[p]])) : ALL_PICKERS;
+if (Object.values(PICKERS).some((c) => !c)) {
+  log(`BENCH_LB_PICKERS: one of ${CFG.pickers} is not one of ${Object.keys(ALL_PICKERS)}`);
+  process.exit(2);
+}
+
+const f = (x, d = 1) => (x == null || Number.isNaN(x) ? 'n/a' : Number(x).toFixed(d));
+const median = (xs) => {
+  const s = xs.filter((x) => x != null && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+/** "median (min–max)" over rounds. */
+const spread = (xs, d = 1) => {
+  const s = xs.filter((x) => x != null && !Number.isNaN(x));
+  if (!s.length) return 'n/a';
+  return s.length > 1 ? `${f(median(s), d)} (${f(Math.min(...s), d)}–${f(Math.max(...s), d)})` : f(s[0], d);
+};
+
+async function hasTaskset() {
+  return (await procs.run('sh', ['-c', 'command -v taskset'])).code === 0;
+}
+
+/** A sidecar for one run, with a cluster over `groups` and the given cluster/route fields. */
+async function sidecarFor(dir, groups, cluster, route, cpu) {
+  const [listenerPort, adminPort] = await procs.freePorts(2);
+  return startSidecar(dir, bootstrap({ listenerPort, adminPort, groups, cluster, route }), { listenerPort, adminPort, nodeFlags: SIDECAR_NODE_FLAGS, cpu });
+}
+
+// ---- 1. slow endpoint ---------------------------------------------------------------------------------
+
+const SLOW = 'e5';
+
+async function slowRun(world, picker, round, pin) {
+  const dir = path.join(OUT, 'slow', `${picker}-${round}`);
+  const groups = [{ region: 'aws-us-east-1', zone: 'us-east-1a', priority: 0, ports: Object.values(world.ports) }];
+  const s = await sidecarFor(dir, groups, PICKERS[picker], {}, pin.sidecar);
+  try {
+    const clusters = await adminText(s.adminPort, '/clusters');
+    const policy = /backend::lb_policy::(\w+)/.exec(clusters)?.[1];
+    if (policy !== picker) throw new Error(`sidecar runs ${policy}, not ${picker} (see ${dir})`);
+    await drive(s.port, { concurrency: CFG.concurrency, durationMs: CFG.warmupMs });
+    const foreign = procs.foreignCpu([s.proc.pid, world.proc.pid]);
+    const cpu0 = procs.cpuSeconds(s.proc.pid);
+    const upCpu0 = procs.cpuSeconds(world.proc.pid);
+    const self0 = process.cpuUsage();
+    const t0 = now();
+    const recs = await drive(s.port, { concurrency: CFG.concurrency, requests: CFG.requests });
+    const wall = (now() - t0) / 1000;
+    const sidecarCpu = procs.cpuSeconds(s.proc.pid) - cpu0;
+    const self = process.cpuUsage(self0);
+    // Shares of a core during the measured requests: is the sidecar (CPU 0) or the load side (CPU 1) the limit?
+    const cores = { sidecar: sidecarCpu / wall, upstreams: (procs.cpuSeconds(world.proc.pid) - upCpu0) / wall, load: (self.user + self.system) / 1e6 / wall };
+    const others = foreign.end();
+    // The picker's view at the end: PEAK_EWMA's estimate of the slow host against the others'.
+    const ewma = {};
+    for (const m of (await adminText(s.adminPort, '/clusters')).matchAll(/backend::127\.0\.0\.1:(\d+)::ewma_ms::([\d.]+)/g)) ewma[m[1]] = Number(m[2]);
+    const slowPort = String(world.ports[SLOW]);
+    const lat = recs.map((r) => r.ms).sort((a, b) => a - b);
+    const failed = recs.filter((r) => r.status !== 200).length;
+    const row = {
+      picker,
+      round,
+      n: recs.length,
+      failed,
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      p999: percentile(lat, 99.9),
+      max: lat.at(-1),
+      mean: lat.reduce((a, b) => a + b, 0) / lat.length,
+      slowShare: recs.filter((r) => r.by === SLOW).length / recs.length,
+      rps: recs.length / wall,
+      sidecarCpuMsPer1k: (sidecarCpu * 1e6) / recs.length,
+      others,
+      cores,
+      ewmaSlow: ewma[slowPort],
+      ewmaOthers: median(Object.entries(ewma).filter(([p]) => p !== slowPort).map(([, v]) => v)),
+    };
+    log(`  ${picker} round ${round}: ${row.n} req, ${f(row.rps, 0)} req/s, p50 ${f(row.p50, 2)} p99 ${f(row.p99, 2)} p99.9 ${f(row.p999, 2)} ms, slow share ${f(row.slowShare * 100, 2)} %, ${failed} failed; cores: sidecar ${f(cores.sidecar, 2)}, upstreams ${f(cores.upstreams, 2)}, load ${f(cores.load, 2)}, others ${f(others, 2)}`);
+    return row;
+  } finally {
+    await s.proc.stop();
+  }
+}
+
+async function slowEndpoint(pin) {
+  const endpoints = Array.from({ length: CFG.endpoints }, (_, i) => ({ name: `e${i}`, delayMs: `e${i}` === SLOW ? CFG.baseMs * CFG.factor : CFG.baseMs, relayMs: null }));
+  const world = await startUpstreams(path.join(OUT, 'slow'), endpoints, pin.upstreams);
+  const rows = [];
+  try {
+    const names = Object.keys(PICKERS);
+    for (let round = 1; round <= CFG.rounds; round++) {
+      for (const picker of round % 2 ? names : [...names].reverse()) rows.push(await slowRun(world, picker, round, pin));
+    }
+  } finally {
+    await world.proc.stop();
+  }
+  return rows;
+}
+
+function slowReport(rows) {
+  const by = Object.keys(PICKERS).map((picker) => {
+    const rs = rows.filter((r) => r.picker === picker);
+    const m = (k) => median(rs.map((r) => r[k]));
+    return { picker, rs, p50: m('p50'), p99: m('p99'), p999: m('p999'), slowShare: m('slowShare'), rps: m('rps'), failed: rs.reduce((a, r) => a + r.failed, 0) };
+  });
+  const best99 = Math.min(...by.map((b) => b.p99));
+  const best999 = Math.min(...by.map((b) => b.p999));
+  const t = table(
+    ['picker', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 × best', 'p99.9 × best', 'slow endpoint\'s share %', 'req/s', 'failed', 'sidecar CPU-ms per 1k req', 'cores used: sidecar / upstreams / load generator', "other programs' CPU, cores"],
+    by.map((b) => [
+      b.picker,
+      spread(b.rs.map((r) => r.p50), 2),
+      spread(b.rs.map((r) => r.p99), 2),
+      spread(b.rs.map((r) => r.p999), 2),
+      `${f(b.p99 / best99, 2)}×`,
+      `${f(b.p999 / best999, 2)}×`,
+      spread(b.rs.map((r) => r.slowShare * 100), 2),
+      spread(b.rs.map((r) => r.rps), 0),
+      String(b.failed),
+      spread(b.rs.map((r) => r.sidecarCpuMsPer1k), 0),
+      ['sidecar', 'upstreams', 'load'].map((k) => f(median(b.rs.map((r) => r.cores[k])), 2)).join(' / '),
+      spread(b.rs.map((r) => r.others), 2),
+    ]),
+  );
+  const win99 = by.find((b) => b.p99 === best99);
+  const win999 = by.find((b) => b.p999 === best999);
+  const second = (k, w) => Math.min(...by.filter((b) => b !== w).map((b) => b[k]));
+  const ew = rows.filter((r) => r.picker === 'PEAK_EWMA' && r.ewmaSlow != null);
+  const lines = [
+    t,
+    '',
+    `Lowest p99: **${win99.picker}** (${f(win99.p99, 2)} ms; the next best is ${f(second('p99', win99) / win99.p99, 2)}× that). Lowest p99.9: **${win999.picker}** (${f(win999.p999, 2)} ms; the next best is ${f(second('p999', win999) / win999.p999, 2)}× that).`,
+  ];
+  if (ew.length) lines.push(`PEAK_EWMA's estimate at the end of its runs (/clusters \`ewma_ms\`): slow endpoint ${spread(ew.map((r) => r.ewmaSlow), 1)} ms, the others' median ${spread(ew.map((r) => r.ewmaOthers), 1)} ms.`);
+  const rounds = table(
+    ['round', ...Object.keys(PICKERS).map((p) => `${p} p50 / p99 / p99.9 ms, slow %`)],
+    Array.from({ length: CFG.rounds }, (_, i) => [
+      String(i + 1),
+      ...Object.keys(PICKERS).map((p) => {
+        const r = rows.find((x) => x.picker === p && x.round === i + 1);
+        return r ? `${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)}, ${f(r.slowShare * 100, 2)}` : 'n/a';
+      }),
+    ]),
+  );
+  return { md: lines.join('\n'), rounds, win99, win999, by };
+}
+
+// ---- 2. failover ----------------------------------------------------------------------------------------
+
+const PREVIOUS_HOSTS = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } };
+const PREVIOUS_PRIORITIES = { name: 'envoy.retry_priorities.previous_priorities', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 1 } };
+// Istio's default retry policy has host_selection_retry_max_attempts 5 with previous_hosts; back-off is Envoy's default (25 ms base).
+const RETRY = { retry_on: '5xx', num_retries: 1, retry_host_predicate: [PREVIOUS_HOSTS], host_selection_retry_max_attempts: 5, retry_priority: PREVIOUS_PRIORITIES };
+const OUTLIER = { consecutive_5xx: 5, interval: '1s', base_ejection_time: '30s', max_ejection_percent: 100 };
+// Connect failures and resets are locally originated: with the split they count towards
+// consecutive_local_origin_failure (Envoy's default 5) instead of being mapped to 503s.
+const OUTLIER_SPLIT = { ...OUTLIER, split_external_local_origin_errors: true, consecutive_local_origin_failure: 5 };
+
+const FAILOVER_ENDPOINTS = [
+  { name: 'p0-a', relayMs: null },
+  { name: 'p0-b', relayMs: null },
+  { name: 'p1-a', relayMs: 2 },
+  { name: 'p1-b', relayMs: 2 },
+  { name: 'p2-a', relayMs: 30 },
+  { name: 'p2-b', relayMs: 30 },
+];
+const VARIANTS = [
+  { fault: '503', retry: false },
+  { fault: '503', retry: true },
+  { fault: 'refuse', retry: false },
+  { fault: 'refuse', retry: true },
+];
+const variantName = (v) => `${v.fault === '503' ? 'P0 answers 503' : 'P0 stops accepting'}, ${v.retry ? 'one retry (previous_priorities)' : 'no retry'}`;
+
+/**
+ * When traffic has moved: over requests in send order that completed after the fault, the first request
+ * from which on every window of `w` consecutive requests has ≥ 99 % answered 200 by P1. Returns its index or
+ * -1 (never converged within the run).
+ */
+function convergedAt(post, w) {
+  const good = post.map((r) => (r.status === 200 && r.by.startsWith('p1-') ? 1 : 0));
+  if (good.length < w) return -1;
+  let sum = 0;
+  for (let i = 0; i < w; i++) sum += good[i];
+  let lastBad = sum < 0.99 * w ? 0 : -1;
+  for (let j = 1; j + w <= good.length; j++) {
+    sum += good[j + w - 1] - good[j - 1];
+    if (sum < 0.99 * w) lastBad = j;
+  }
+  const i = lastBad + 1;
+  return i + w <= good.length ? i : -1;
+}
+
+async function failoverRun(v, round, pin) {
+  const dir = path.join(OUT, 'failover', `${v.fault}-${v.retry ? 'retry' : 'noretry'}-${round}`);
+  rmSync(dir, { recursive: true, force: true });
+  const world = await startUpstreams(dir, FAILOVER_ENDPOINTS.map((e) => ({ ...e, delayMs: 0 })), pin.upstreams);
+  const portsOf = (prefix) => FAILOVER_ENDPOINTS.filter((e) => e.name.startsWith(prefix)).map((e) => world.ports[e.name]);
+  const groups = [
+    { region: 'aws-us-east-1', zone: 'us-east-1a', priority: 0, ports: portsOf('p0-') },
+    { region: 'aws-us-east-1', zone: 'us-east-1b', priority: 1, ports: portsOf('p1-') },
+    { region: 'gcp-us-east4', zone: 'us-east4-a', priority: 2, ports: portsOf('p2-') },
+  ];
+  const cluster = { lb_policy: 'ROUND_ROBIN', outlier_detection: v.fault === 'refuse' ? OUTLIER_SPLIT : OUTLIER };
+  let s;
+  try {
+    s = await sidecarFor(dir, groups, cluster, v.retry ? { retry_policy: RETRY } : {}, pin.sidecar);
+    const foreign = procs.foreignCpu([s.proc.pid, world.proc.pid]);
+    const load = drive(s.port, { concurrency: CFG.failConcurrency, durationMs: CFG.steadyMs + CFG.afterMs });
+    await sleep(CFG.steadyMs);
+    const p0 = ['p0-a', 'p0-b'];
+    const { at: faultAt } = v.fault === '503' ? await world.call('set', { names: p0, mode: 'fail' }) : await world.call('refuse', { names: p0 });
+    const recs = await load;
+    const others = foreign.end();
+    const { counts } = await world.call('counts', { since: faultAt });
+    const metrics = await adminText(s.adminPort, '/stats/prometheus');
+    const ejections = [...metrics.matchAll(/outrigger_outlier_ejections_total\{cluster="backend",detector="(\w+)"\} (\d+)/g)].filter((m) => m[2] !== '0').map((m) => `${m[1]} ${m[2]}`);
+
+    const pre = recs.filter((r) => r.start + r.ms < faultAt);
+    const post = recs.filter((r) => r.start + r.ms >= faultAt).sort((a, b) => a.start - b.start);
+    const failedPost = post.filter((r) => r.status !== 200);
+    const i = convergedAt(post, CFG.window);
+    const lat = post.map((r) => r.ms).sort((a, b) => a - b);
+    const statuses = {};
+    for (const r of failedPost) {
+      const k = r.status ? `${r.status}${r.by ? '' : ' (sidecar)'}` : r.error;
+      statuses[k] = (statuses[k] ?? 0) + 1;
+    }
+    const row = {
+      variant: variantName(v),
+      v,
+      round,
+      preN: pre.length,
+      preFailed: pre.filter((r) => r.status !== 200).length,
+      preP0Share: pre.filter((r) => r.by.startsWith('p0-')).length / Math.max(1, pre.length),
+      postN: post.length,
+      failed: failedPost.length,
+      statuses,
+      lastFailureMs: failedPost.length ? Math.max(...failedPost.map((r) => r.start + r.ms)) - faultAt : null,
+      convergeMs: i < 0 ? null : Math.max(0, post[i].start - faultAt),
+      // Attempts that reached P0 after the fault (the upstream counts them; a refused connect never arrives).
+      p0Attempts: p0.reduce((a, n) => a + counts[n].after, 0),
+      p0LastMs: v.fault === '503' ? Math.max(...p0.map((n) => (counts[n].lastAt ?? faultAt) - faultAt)) : null,
+      p2Answers: post.filter((r) => r.by.startsWith('p2-')).length,
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      ejections: ejections.join(', ') || 'none',
+      others,
+    };
+    log(`  ${row.variant} round ${round}: ${row.failed} failed after the fault (${JSON.stringify(statuses)}), converged ${row.convergeMs == null ? 'never' : `+${f(row.convergeMs, 0)} ms`}, ejections ${row.ejections}`);
+    return row;
+  } finally {
+    await s?.proc.stop();
+    await world.proc.stop();
+  }
+}
+
+async function failover(pin) {
+  const rows = [];
+  for (let round = 1; round <= CFG.failRounds; round++) {
+    for (const v of round % 2 ? VARIANTS : [...VARIANTS].reverse()) rows.push(await failoverRun(v, round, pin));
+  }
+  return rows;
+}
+
+function failoverReport(rows) {
+  const t = table(
+    ['variant', 'failed requests after the fault', 'their answers', 'converged (≥ 99 % on P1) after ms', 'last failure at ms', 'attempts reaching P0 after the fault', 'last P0 attempt at ms', 'answers from P2', 'p50 / p99 ms after the fault', 'ejections (detector count)', 'req/s before the fault → after'],
+    VARIANTS.map((v) => {
+      const rs = rows.filter((r) => r.v === v);
+      const merged = {};
+      for (const r of rs) for (const [k, n] of Object.entries(r.statuses)) merged[k] = [...(merged[k] ?? []), n];
+      return [
+        variantName(v),
+        rs.map((r) => r.failed).join(' / '),
+        Object.entries(merged).map(([k, ns]) => `${k} × ${ns.join('+')}`).join('; ') || '—',
+        rs.map((r) => (r.convergeMs == null ? 'never' : f(r.convergeMs, 0))).join(' / '),
+        rs.map((r) => (r.lastFailureMs == null ? '—' : f(r.lastFailureMs, 0))).join(' / '),
+        v.fault === '503' ? rs.map((r) => r.p0Attempts).join(' / ') : 'n/a (refused)',
+        v.fault === '503' ? rs.map((r) => f(r.p0LastMs, 0)).join(' / ') : 'n/a',
+        rs.map((r) => r.p2Answers).join(' / '),
+        rs.map((r) => `${f(r.p50, 1)} / ${f(r.p99, 1)}`).join(', '),
+        [...new Set(rs.map((r) => r.ejections))].join(' | '),
+        rs.map((r) => `${f(r.preN / (CFG.steadyMs / 1000), 0)} → ${f(r.postN / (CFG.afterMs / 1000), 0)}`).join(', '),
+      ];
+    }),
+  );
+  const pre = rows.map((r) => r.preP0Share);
+  const preFailed = rows.reduce((a, r) => a + r.preFailed, 0);
+  return [
+    t,
+    '',
+    `Each cell lists the rounds (${CFG.failRounds}) in run order. Before the fault at least ${f(Math.min(...pre) * 100, 2)} % of the requests stayed in P0 in every run, with ${preFailed} failed. Bound from the issue without retries: consecutive_5xx × P0 endpoints = ${OUTLIER.consecutive_5xx * 2}; with one retry: 0.`,
+  ].join('\n');
+}
+
+// ---- 3. pick cost ---------------------------------------------------------------------------------------
+
+async function pickCost(pin) {
+  const r = await procs.run(...pinned(pin.sidecar, [process.execPath, path.join(BENCH, 'lb-pick.mjs')]), { timeoutMs: 600_000 });
+  if (r.code !== 0) return `lb-pick.mjs failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`;
+  return r.stdout.trim();
+}
+
+// ---- main -----------------------------------------------------------------------------------------------
+
+async function main() {
+  procs.installCleanup(log);
+  procs.reapStale(path.join(BENCH, 'out', '.lb-pgids.json'), BENCH);
+  mkdirSync(OUT, { recursive: true });
+  const startedAt = new Date();
+  const loadStart = os.loadavg();
+  const taskset = os.cpus().length >= 2 && (await hasTaskset());
+  const pin = taskset ? { sidecar: 0, upstreams: 1 } : {};
+  // The load generator (this process, all its threads) shares CPU 1 with the upstreams; the sidecar has CPU 0.
+  if (taskset) await procs.run('taskset', ['-a', '-p', '-c', '1', String(process.pid)]);
+
+  const idle = await procs.waitForQuiet(CFG.idleWaitMs);
+  log(`${idle}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const loadMeasured = os.loadavg();
+  const sections = {};
+  let slow;
+  if (CFG.parts.includes('slow')) {
+    log(`slow endpoint: ${CFG.endpoints} endpoints at ${CFG.baseMs} ms, ${SLOW} at ${CFG.baseMs * CFG.factor} ms; ${CFG.rounds} rounds × ${Object.keys(PICKERS).length} pickers, ${CFG.requests} requests at concurrency ${CFG.concurrency} after ${CFG.warmupMs / 1000} s of warm-up`);
+    slow = slowReport(await slowEndpoint(pin));
+    sections.slow = slow;
+  }
+  if (CFG.parts.includes('failover')) {
+    log(`failover: ${VARIANTS.length} variants × ${CFG.failRounds} rounds at concurrency ${CFG.failConcurrency}`);
+    sections.failover = failoverReport(await failover(pin));
+  }
+  if (CFG.parts.includes('pick')) {
+    log('LB pick cost (bench/lb-pick.mjs)');
+    sections.pick = await pickCost(pin);
+  }
+  const loadEnd = os.loadavg();
+  const la = (l) => l.map((x) => x.toFixed(2)).join(' ');
+  const md = [
+    '## Load balancing (issue 5)',
+    '',
+    `- command: \`npm run bench:lb-scenarios\`; ${startedAt.toISOString()}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), node ${process.version}; load average ${la(loadStart)} at the start, ${la(loadMeasured)} when measuring began (${idle}), ${la(loadEnd)} at the end. The machine is shared with other engineers' tests: compare ratios, not absolute numbers.`,
+    `- ${taskset ? 'sidecar pinned to CPU 0; upstreams + relays (one process) and the load generator (another) pinned to CPU 1 (`taskset`)' : 'no taskset: all processes share the CPUs'}; the sidecar is \`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/cli/main.js sidecar --config FILE --access-log off --log-level warn\` with a STATIC cluster (bootstraps under bench/out/lb/).`,
+    '- load: a Node keep-alive HTTP/1.1 client with a fixed number of connections, each sending its next request when the previous one answered (closed loop), recording every request (latency, status, the upstream that answered from `x-served-by`). wrk would do the same loop with less CPU, but it cannot tell which upstream answered each request nor give per-request timings for the failover windows.',
+    '',
+    ...(sections.slow
+      ? [
+          `### Slow endpoint: ${CFG.endpoints} endpoints, one 20× slower`,
+          '',
+          `${CFG.endpoints} endpoints in the caller's zone (no relay) answer after ${CFG.baseMs} ms (a timer in the upstream process), \`${SLOW}\` after ${CFG.baseMs * CFG.factor} ms from the start. Per picker and round: a fresh sidecar, ${CFG.warmupMs / 1000} s of unmeasured load (the same), then ${CFG.requests.toLocaleString('en')} measured at concurrency ${CFG.concurrency}. ${CFG.rounds} rounds, interleaved (order forward, backward, ...); cells are the median (min–max) over rounds; "× best" compares medians. LEAST_REQUEST is Envoy's default (2 choices, equal weights); PEAK_EWMA is configured through \`load_balancing_policy\` (TypedStruct, decay_time 10 s).`,
+          '',
+          sections.slow.md,
+          '',
+          'Per round:',
+          '',
+          sections.slow.rounds,
+          '',
+        ]
+      : []),
+    ...(sections.failover
+      ? [
+          '### Failover: the caller\'s zone fails',
+          '',
+          `Caller in aws-us-east-1 / us-east-1a. P0: 2 endpoints in its zone (the sidecar dials them directly); P1: 2 in us-east-1b behind a relay adding 2 ms each way; P2: 2 in another cloud behind a 30 ms relay. Upstreams answer at once. ROUND_ROBIN, \`outlier_detection {consecutive_5xx: 5, interval: 1s, base_ejection_time: 30s, max_ejection_percent: 100}\`; for "stops accepting" also \`split_external_local_origin_errors: true, consecutive_local_origin_failure: 5\`, so connect failures and resets eject as local-origin errors. Load at concurrency ${CFG.failConcurrency} for ${CFG.steadyMs / 1000} s, then the fault (P0 answers 503 to everything, or closes its listeners and every open connection), then ${CFG.afterMs / 1000} s more. With retry: \`retry_policy {retry_on: 5xx, num_retries: 1, retry_host_predicate: previous_hosts, host_selection_retry_max_attempts: 5, retry_priority: previous_priorities {update_frequency: 1}}\`, default back-off.`,
+          '',
+          `"Converged" is the time from the fault to the send time of the first request from which on every window of ${CFG.window} consecutive requests (in send order) has ≥ 99 % answered 200 by P1; "attempts reaching P0" counts requests the P0 upstreams received after the fault (retried ones included).`,
+          '',
+          sections.failover,
+          '',
+        ]
+      : []),
+    ...(sections.pick ? ['### LB pick cost', '', '`bench/lb-pick.mjs` (also `npm run bench:lb`), pinned to CPU 0:', '', sections.pick, ''] : []),
+  ].join('\n');
+  console.log(md);
+  if (CFG.parts.length === 3 && !CFG.pickers && sections.slow && sections.failover && sections.pick) {
+    const file = path.join(BENCH, 'RESULTS.md');
+    writeFileSync(file, replaceSection(existsSync(file) ? readFileSync(file, 'utf8') : '', 'lb', md));
+    log(`wrote bench/RESULTS.md (section "Load balancing") in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s`);
+  } else log('only part of the bench ran: RESULTS.md left alone');
+  return 0;
+}
+
+procs.runMain(main, log);
