@@ -3,10 +3,10 @@
 // bench/RESULTS.md (between `<!-- lb:start -->` markers). Run with `npm run bench:lb-scenarios`.
 //
 // 1. Slow endpoint: 11 endpoints in the caller's zone answer after BASE ms, one after 20 x BASE. For each of
-//    ROUND_ROBIN, RANDOM, LEAST_REQUEST and PEAK_EWMA, a fresh sidecar gets a warm-up, then a fixed number of
-//    requests at a fixed concurrency: p50 / p99 / p99.9 and the slow endpoint's share. Every picker runs
-//    ROUNDS times, interleaved (forward, backward, forward, ...); the table has medians, so noise on this
-//    shared machine does not pick the winner.
+//    ROUND_ROBIN, RANDOM, LEAST_REQUEST and PEAK_EWMA: p50 / p99 / p99.9 and the slow endpoint's share over a
+//    fixed number of requests at a fixed concurrency. Per round, one sidecar per picker, all alive; they take
+//    turns in short slices (rotating order), so a burst of other programs' work on this shared machine falls
+//    on every picker alike; ROUNDS rounds with fresh sidecars, medians reported.
 // 2. Failover: P0 (caller's zone, 2 endpoints, no relay), P1 (other zone of the region, 2 endpoints behind a
 //    2 ms relay), P2 (other cloud, 2 endpoints behind a 30 ms relay), outlier detection on. Under steady load
 //    P0 starts answering 503, or stops accepting connections: failed requests, time until traffic has moved
@@ -17,12 +17,14 @@
 // and relays (bench/lib/lb-upstreams.mjs) pinned to CPU 1, and this process, the load generator, pinned to
 // CPU 1 too (taskset, when the machine has 2+ CPUs and taskset exists).
 //
-// Settings (environment): BENCH_LB_BASE_MS (2), BENCH_LB_CONCURRENCY (16), BENCH_LB_REQUESTS (20000),
-// BENCH_LB_WARMUP (5s), BENCH_LB_ROUNDS (3), BENCH_LB_FAIL_CONCURRENCY (8), BENCH_LB_FAIL_ROUNDS (2),
-// BENCH_LB_STEADY (2s before the fault), BENCH_LB_AFTER (4s after it), BENCH_LB_WINDOW (200 requests),
-// BENCH_LB_PARTS (slow,failover,pick), BENCH_IDLE_WAIT (30s), BENCH_LB_PICKS (lb-pick.mjs, 1000000).
+// Settings (environment): BENCH_LB_BASE_MS (2), BENCH_LB_CONCURRENCY (16), BENCH_LB_REQUESTS (20000 per picker
+// and round), BENCH_LB_SLICE (1000), BENCH_LB_WARMUP (3s), BENCH_LB_ROUNDS (3), BENCH_LB_PICKERS (all four),
+// BENCH_LB_FAIL_CONCURRENCY (8), BENCH_LB_FAIL_ROUNDS (2), BENCH_LB_STEADY (2s before the fault),
+// BENCH_LB_AFTER (4s after it), BENCH_LB_WINDOW (200 requests), BENCH_LB_PARTS (slow,failover,pick),
+// BENCH_IDLE_WAIT (30s), BENCH_LB_PICKS (lb-pick.mjs, 1000000).
 // RESULTS.md is written only when all three parts ran.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -44,8 +46,9 @@ const CFG = {
   endpoints: 11,
   concurrency: Number(env.BENCH_LB_CONCURRENCY ?? 16),
   requests: Number(env.BENCH_LB_REQUESTS ?? 20_000),
-  warmupMs: seconds(env.BENCH_LB_WARMUP ?? '5s') * 1000,
+  warmupMs: seconds(env.BENCH_LB_WARMUP ?? '3s') * 1000,
   rounds: Number(env.BENCH_LB_ROUNDS ?? 3),
+  slice: Number(env.BENCH_LB_SLICE ?? 1000),
   failConcurrency: Number(env.BENCH_LB_FAIL_CONCURRENCY ?? 8),
   failRounds: Number(env.BENCH_LB_FAIL_ROUNDS ?? 2),
   steadyMs: seconds(env.BENCH_LB_STEADY ?? '2s') * 1000,
@@ -113,55 +116,89 @@ async function sidecarFor(dir, groups, cluster, route, cpu) {
 
 const SLOW = 'e5';
 
-async function slowRun(world, picker, round, pin) {
-  const dir = path.join(OUT, 'slow', `${picker}-${round}`);
+/** One sidecar per picker over the same 11 endpoints; checks it runs the picker asked for. */
+async function pickerSidecar(world, picker, round, pin) {
+  const dir = path.join(OUT, 'slow', `round-${round}`, picker);
   const groups = [{ region: 'aws-us-east-1', zone: 'us-east-1a', priority: 0, ports: Object.values(world.ports) }];
   const s = await sidecarFor(dir, groups, PICKERS[picker], {}, pin.sidecar);
+  const policy = /backend::lb_policy::(\w+)/.exec(await adminText(s.adminPort, '/clusters'))?.[1];
+  if (policy !== picker) throw new Error(`sidecar runs ${policy}, not ${picker} (see ${dir})`);
+  // One keep-alive agent per sidecar for the whole round: slices reuse their connections.
+  return { ...s, picker, agent: new http.Agent({ keepAlive: true, maxSockets: CFG.concurrency }) };
+}
+
+/**
+ * One round: a fresh sidecar per picker, all alive at once (idle ones cost nothing); each warmed up, then
+ * measured in slices of CFG.slice requests, cycling through the pickers in an order that rotates every cycle,
+ * until each has CFG.requests. Noise from other programs then falls on every picker alike, instead of on
+ * whichever picker happened to run while someone's tests did.
+ */
+async function slowRound(world, round, pin) {
+  const names = Object.keys(PICKERS);
+  const sides = [];
   try {
-    const clusters = await adminText(s.adminPort, '/clusters');
-    const policy = /backend::lb_policy::(\w+)/.exec(clusters)?.[1];
-    if (policy !== picker) throw new Error(`sidecar runs ${policy}, not ${picker} (see ${dir})`);
-    await drive(s.port, { concurrency: CFG.concurrency, durationMs: CFG.warmupMs });
-    const foreign = procs.foreignCpu([s.proc.pid, world.proc.pid]);
-    const cpu0 = procs.cpuSeconds(s.proc.pid);
-    const upCpu0 = procs.cpuSeconds(world.proc.pid);
-    const self0 = process.cpuUsage();
-    const t0 = now();
-    const recs = await drive(s.port, { concurrency: CFG.concurrency, requests: CFG.requests });
-    const wall = (now() - t0) / 1000;
-    const sidecarCpu = procs.cpuSeconds(s.proc.pid) - cpu0;
-    const self = process.cpuUsage(self0);
-    // Shares of a core during the measured requests: is the sidecar (CPU 0) or the load side (CPU 1) the limit?
-    const cores = { sidecar: sidecarCpu / wall, upstreams: (procs.cpuSeconds(world.proc.pid) - upCpu0) / wall, load: (self.user + self.system) / 1e6 / wall };
-    const others = foreign.end();
-    // The picker's view at the end: PEAK_EWMA's estimate of the slow host against the others'.
-    const ewma = {};
-    for (const m of (await adminText(s.adminPort, '/clusters')).matchAll(/backend::127\.0\.0\.1:(\d+)::ewma_ms::([\d.]+)/g)) ewma[m[1]] = Number(m[2]);
+    for (const p of names) sides.push(await pickerSidecar(world, p, round, pin));
+    for (const s of sides) await drive(s.port, { concurrency: CFG.concurrency, durationMs: CFG.warmupMs, agent: s.agent });
+    const roots = [world.proc.pid, ...sides.map((s) => s.proc.pid)];
+    const acc = new Map(sides.map((s) => [s, { recs: [], wall: 0, sidecarCpu: 0, upCpu: 0, loadCpu: 0, otherCpu: 0, cycleWins: 0 }]));
+    const cycles = Math.ceil(CFG.requests / CFG.slice);
+    for (let c = 0; c < cycles; c++) {
+      const sliceP99 = [];
+      for (let i = 0; i < sides.length; i++) {
+        const s = sides[(i + c) % sides.length];
+        const a = acc.get(s);
+        const foreign = procs.foreignCpu(roots);
+        const cpu0 = procs.cpuSeconds(s.proc.pid);
+        const up0 = procs.cpuSeconds(world.proc.pid);
+        const self0 = process.cpuUsage();
+        const t0 = now();
+        const recs = await drive(s.port, { concurrency: CFG.concurrency, requests: Math.min(CFG.slice, CFG.requests - a.recs.length), agent: s.agent });
+        const wall = (now() - t0) / 1000;
+        const self = process.cpuUsage(self0);
+        a.wall += wall;
+        a.sidecarCpu += procs.cpuSeconds(s.proc.pid) - cpu0;
+        a.upCpu += procs.cpuSeconds(world.proc.pid) - up0;
+        a.loadCpu += (self.user + self.system) / 1e6;
+        a.otherCpu += (foreign.end() ?? 0) * wall;
+        for (const r of recs) a.recs.push(r);
+        sliceP99.push([s, percentile(recs.map((r) => r.ms).sort((x, y) => x - y), 99)]);
+      }
+      acc.get(sliceP99.reduce((b, x) => (x[1] < b[1] ? x : b))[0]).cycleWins++;
+    }
     const slowPort = String(world.ports[SLOW]);
-    const lat = recs.map((r) => r.ms).sort((a, b) => a - b);
-    const failed = recs.filter((r) => r.status !== 200).length;
-    const row = {
-      picker,
-      round,
-      n: recs.length,
-      failed,
-      p50: percentile(lat, 50),
-      p99: percentile(lat, 99),
-      p999: percentile(lat, 99.9),
-      max: lat.at(-1),
-      mean: lat.reduce((a, b) => a + b, 0) / lat.length,
-      slowShare: recs.filter((r) => r.by === SLOW).length / recs.length,
-      rps: recs.length / wall,
-      sidecarCpuMsPer1k: (sidecarCpu * 1e6) / recs.length,
-      others,
-      cores,
-      ewmaSlow: ewma[slowPort],
-      ewmaOthers: median(Object.entries(ewma).filter(([p]) => p !== slowPort).map(([, v]) => v)),
-    };
-    log(`  ${picker} round ${round}: ${row.n} req, ${f(row.rps, 0)} req/s, p50 ${f(row.p50, 2)} p99 ${f(row.p99, 2)} p99.9 ${f(row.p999, 2)} ms, slow share ${f(row.slowShare * 100, 2)} %, ${failed} failed; cores: sidecar ${f(cores.sidecar, 2)}, upstreams ${f(cores.upstreams, 2)}, load ${f(cores.load, 2)}, others ${f(others, 2)}`);
-    return row;
+    const rows = [];
+    for (const s of sides) {
+      const a = acc.get(s);
+      // The picker's view at the end: PEAK_EWMA's estimate of the slow host against the others'.
+      const ewma = {};
+      for (const m of (await adminText(s.adminPort, '/clusters')).matchAll(/backend::127\.0\.0\.1:(\d+)::ewma_ms::([\d.]+)/g)) ewma[m[1]] = Number(m[2]);
+      const lat = a.recs.map((r) => r.ms).sort((x, y) => x - y);
+      const row = {
+        picker: s.picker,
+        round,
+        n: a.recs.length,
+        failed: a.recs.filter((r) => r.status !== 200).length,
+        p50: percentile(lat, 50),
+        p99: percentile(lat, 99),
+        p999: percentile(lat, 99.9),
+        slowShare: a.recs.filter((r) => r.by === SLOW).length / a.recs.length,
+        rps: a.recs.length / a.wall,
+        sidecarCpuMsPer1k: (a.sidecarCpu * 1e6) / a.recs.length,
+        // Shares of a core while this picker was measured: is the sidecar (CPU 0) or the load side (CPU 1) the limit?
+        cores: { sidecar: a.sidecarCpu / a.wall, upstreams: a.upCpu / a.wall, load: a.loadCpu / a.wall },
+        others: a.otherCpu / a.wall,
+        cycleWins: a.cycleWins,
+        cycles,
+        ewmaSlow: ewma[slowPort],
+        ewmaOthers: median(Object.entries(ewma).filter(([p]) => p !== slowPort).map(([, v]) => v)),
+      };
+      log(`  ${row.picker} round ${round}: ${row.n} req, ${f(row.rps, 0)} req/s, p50 ${f(row.p50, 2)} p99 ${f(row.p99, 2)} p99.9 ${f(row.p999, 2)} ms, slow share ${f(row.slowShare * 100, 2)} %, ${row.failed} failed, best slice p99 in ${row.cycleWins}/${cycles} cycles; cores: sidecar ${f(row.cores.sidecar, 2)}, upstreams ${f(row.cores.upstreams, 2)}, load ${f(row.cores.load, 2)}, others ${f(row.others, 2)}`);
+      rows.push(row);
+    }
+    return rows;
   } finally {
-    await s.proc.stop();
+    for (const s of sides) s.agent.destroy();
+    await Promise.all(sides.map((s) => s.proc.stop()));
   }
 }
 
@@ -170,10 +207,7 @@ async function slowEndpoint(pin) {
   const world = await startUpstreams(path.join(OUT, 'slow'), endpoints, pin.upstreams);
   const rows = [];
   try {
-    const names = Object.keys(PICKERS);
-    for (let round = 1; round <= CFG.rounds; round++) {
-      for (const picker of round % 2 ? names : [...names].reverse()) rows.push(await slowRun(world, picker, round, pin));
-    }
+    for (let round = 1; round <= CFG.rounds; round++) rows.push(...(await slowRound(world, round, pin)));
   } finally {
     await world.proc.stop();
   }
@@ -184,12 +218,12 @@ function slowReport(rows) {
   const by = Object.keys(PICKERS).map((picker) => {
     const rs = rows.filter((r) => r.picker === picker);
     const m = (k) => median(rs.map((r) => r[k]));
-    return { picker, rs, p50: m('p50'), p99: m('p99'), p999: m('p999'), slowShare: m('slowShare'), rps: m('rps'), failed: rs.reduce((a, r) => a + r.failed, 0) };
+    return { picker, rs, p50: m('p50'), p99: m('p99'), p999: m('p999'), slowShare: m('slowShare'), failed: rs.reduce((a, r) => a + r.failed, 0), wins: rs.reduce((a, r) => a + r.cycleWins, 0), cycles: rs.reduce((a, r) => a + r.cycles, 0) };
   });
   const best99 = Math.min(...by.map((b) => b.p99));
   const best999 = Math.min(...by.map((b) => b.p999));
   const t = table(
-    ['picker', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 × best', 'p99.9 × best', 'slow endpoint\'s share %', 'req/s', 'failed', 'sidecar CPU-ms per 1k req', 'cores used: sidecar / upstreams / load generator', "other programs' CPU, cores"],
+    ['picker', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 × best', 'p99.9 × best', "slow endpoint's share %", 'lowest p99 of its cycle', 'req/s', 'failed', 'sidecar CPU-ms per 1k req', 'cores used: sidecar / upstreams / load generator', "other programs' CPU, cores"],
     by.map((b) => [
       b.picker,
       spread(b.rs.map((r) => r.p50), 2),
@@ -198,6 +232,7 @@ function slowReport(rows) {
       `${f(b.p99 / best99, 2)}×`,
       `${f(b.p999 / best999, 2)}×`,
       spread(b.rs.map((r) => r.slowShare * 100), 2),
+      `${b.wins} of ${b.cycles}`,
       spread(b.rs.map((r) => r.rps), 0),
       String(b.failed),
       spread(b.rs.map((r) => r.sidecarCpuMsPer1k), 0),
@@ -207,21 +242,31 @@ function slowReport(rows) {
   );
   const win99 = by.find((b) => b.p99 === best99);
   const win999 = by.find((b) => b.p999 === best999);
-  const second = (k, w) => Math.min(...by.filter((b) => b !== w).map((b) => b[k]));
+  const next = (k, w) => by.filter((b) => b !== w).reduce((x, b) => (b[k] < x[k] ? b : x));
+  const n99 = next('p99', win99);
+  const n999 = next('p999', win999);
   const ew = rows.filter((r) => r.picker === 'PEAK_EWMA' && r.ewmaSlow != null);
   const lines = [
     t,
     '',
-    `Lowest p99: **${win99.picker}** (${f(win99.p99, 2)} ms; the next best is ${f(second('p99', win99) / win99.p99, 2)}× that). Lowest p99.9: **${win999.picker}** (${f(win999.p999, 2)} ms; the next best is ${f(second('p999', win999) / win999.p999, 2)}× that).`,
+    `Lowest p99: **${win99.picker}** (${f(win99.p99, 2)} ms; next ${n99.picker}, ${f(n99.p99 / win99.p99, 2)}× that). Lowest p99.9: **${win999.picker}** (${f(win999.p999, 2)} ms; next ${n999.picker}, ${f(n999.p999 / win999.p999, 2)}× that).`,
   ];
-  if (ew.length) lines.push(`PEAK_EWMA's estimate at the end of its runs (/clusters \`ewma_ms\`): slow endpoint ${spread(ew.map((r) => r.ewmaSlow), 1)} ms, the others' median ${spread(ew.map((r) => r.ewmaOthers), 1)} ms.`);
+  lines.push(
+    '',
+    `Reading the tail: while the slow endpoint gets more than 1 % of the requests (0.1 % for p99.9), a picker's p99 is at least its ${CFG.baseMs * CFG.factor} ms plus queueing, so p99 and p99.9 mostly rank the pickers by that share (the per-round table shows how much noise moves them).`,
+  );
+  if (ew.length) {
+    lines.push(
+      `PEAK_EWMA's estimates at the end of each round (/clusters \`ewma_ms\`): slow endpoint ${spread(ew.map((r) => r.ewmaSlow), 1)} ms, the other ten's median ${spread(ew.map((r) => r.ewmaOthers), 1)} ms: a ratio of ${f(median(ew.map((r) => r.ewmaSlow / r.ewmaOthers)), 1)} where the endpoints' delays differ ${CFG.factor}×. The estimate is time to response headers measured inside the sidecar, and it jumps to any slower sample and decays over 10 s: when the sidecar is descheduled (other programs on its core) or its event loop lags, every endpoint with a request in flight takes the stall as its own latency, the likely reason PEAK_EWMA still sends the slow endpoint some traffic here (the fast endpoints' estimates are far above their p50).`,
+    );
+  }
   const rounds = table(
-    ['round', ...Object.keys(PICKERS).map((p) => `${p} p50 / p99 / p99.9 ms, slow %`)],
+    ['round', ...Object.keys(PICKERS).map((p) => `${p}: p50 / p99 / p99.9 ms, slow %, other programs' cores`)],
     Array.from({ length: CFG.rounds }, (_, i) => [
       String(i + 1),
       ...Object.keys(PICKERS).map((p) => {
         const r = rows.find((x) => x.picker === p && x.round === i + 1);
-        return r ? `${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)}, ${f(r.slowShare * 100, 2)}` : 'n/a';
+        return r ? `${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)}, ${f(r.slowShare * 100, 2)}, ${f(r.others, 2)}` : 'n/a';
       }),
     ]),
   );
@@ -306,8 +351,16 @@ async function failoverRun(v, round, pin) {
     const lat = post.map((r) => r.ms).sort((a, b) => a - b);
     const statuses = {};
     for (const r of failedPost) {
-      const k = r.status ? `${r.status}${r.by ? '' : ' (sidecar)'}` : r.error;
+      const k = r.status ? `${r.status} ${r.by || '(sidecar)'}` : r.error;
       statuses[k] = (statuses[k] ?? 0) + 1;
+    }
+    // A failure the ejection should have prevented: sent after the client already had its host's
+    // consecutive_5xx-th error back (the sidecar saw that error earlier still, and picked later still).
+    let lateFailures = 0;
+    for (const host of p0) {
+      const mine = failedPost.filter((r) => r.by === host).sort((x, y) => x.start + x.ms - (y.start + y.ms));
+      const nth = mine[OUTLIER.consecutive_5xx - 1];
+      if (nth) lateFailures += mine.filter((r) => r.start > nth.start + nth.ms).length;
     }
     const row = {
       variant: variantName(v),
@@ -319,6 +372,7 @@ async function failoverRun(v, round, pin) {
       postN: post.length,
       failed: failedPost.length,
       statuses,
+      lateFailures: v.fault === '503' ? lateFailures : null,
       lastFailureMs: failedPost.length ? Math.max(...failedPost.map((r) => r.start + r.ms)) - faultAt : null,
       convergeMs: i < 0 ? null : Math.max(0, post[i].start - faultAt),
       // Attempts that reached P0 after the fault (the upstream counts them; a refused connect never arrives).
@@ -348,7 +402,7 @@ async function failover(pin) {
 
 function failoverReport(rows) {
   const t = table(
-    ['variant', 'failed requests after the fault', 'their answers', 'converged (≥ 99 % on P1) after ms', 'last failure at ms', 'attempts reaching P0 after the fault', 'last P0 attempt at ms', 'answers from P2', 'p50 / p99 ms after the fault', 'ejections (detector count)', 'req/s before the fault → after'],
+    ['variant', 'failed requests after the fault', 'their answers', `failures sent after their host's ${OUTLIER.consecutive_5xx}th error was back`, 'converged (≥ 99 % on P1) after ms', 'last failure at ms', 'attempts reaching P0 after the fault', 'last P0 attempt at ms', 'answers from P2', 'p50 / p99 ms after the fault', 'ejections (detector count)', 'req/s before the fault → after'],
     VARIANTS.map((v) => {
       const rs = rows.filter((r) => r.v === v);
       const merged = {};
@@ -357,6 +411,7 @@ function failoverReport(rows) {
         variantName(v),
         rs.map((r) => r.failed).join(' / '),
         Object.entries(merged).map(([k, ns]) => `${k} × ${ns.join('+')}`).join('; ') || '—',
+        v.fault === '503' ? rs.map((r) => r.lateFailures).join(' / ') : 'n/a (no host named)',
         rs.map((r) => (r.convergeMs == null ? 'never' : f(r.convergeMs, 0))).join(' / '),
         rs.map((r) => (r.lastFailureMs == null ? '—' : f(r.lastFailureMs, 0))).join(' / '),
         v.fault === '503' ? rs.map((r) => r.p0Attempts).join(' / ') : 'n/a (refused)',
@@ -373,7 +428,7 @@ function failoverReport(rows) {
   return [
     t,
     '',
-    `Each cell lists the rounds (${CFG.failRounds}) in run order. Before the fault at least ${f(Math.min(...pre) * 100, 2)} % of the requests stayed in P0 in every run, with ${preFailed} failed. Bound from the issue without retries: consecutive_5xx × P0 endpoints = ${OUTLIER.consecutive_5xx * 2}; with one retry: 0.`,
+    `Cells list the rounds in order (round 1 / round 2 / ...). Before the fault at least ${f(Math.min(...pre) * 100, 2)} % of the requests stayed in P0 in every run, with ${preFailed} failed. Bound from the issue without retries: consecutive_5xx × P0 endpoints = ${OUTLIER.consecutive_5xx * 2}; with one retry: 0.`,
   ].join('\n');
 }
 
@@ -421,7 +476,7 @@ async function main() {
   const md = [
     '## Load balancing (issue 5)',
     '',
-    `- command: \`npm run bench:lb-scenarios\`; ${startedAt.toISOString()}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), node ${process.version}; load average ${la(loadStart)} at the start, ${la(loadMeasured)} when measuring began (${idle}), ${la(loadEnd)} at the end. The machine is shared with other engineers' tests: compare ratios, not absolute numbers.`,
+    `- command: \`${Object.entries(env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v} `).join('')}npm run bench:lb-scenarios\`; ${startedAt.toISOString()}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), node ${process.version}; load average ${la(loadStart)} at the start, ${la(loadMeasured)} when measuring began (${idle}), ${la(loadEnd)} at the end. The machine is shared with other engineers' tests: compare ratios, not absolute numbers.`,
     `- ${taskset ? 'sidecar pinned to CPU 0; upstreams + relays (one process) and the load generator (another) pinned to CPU 1 (`taskset`)' : 'no taskset: all processes share the CPUs'}; the sidecar is \`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/cli/main.js sidecar --config FILE --access-log off --log-level warn\` with a STATIC cluster (bootstraps under bench/out/lb/).`,
     '- load: a Node keep-alive HTTP/1.1 client with a fixed number of connections, each sending its next request when the previous one answered (closed loop), recording every request (latency, status, the upstream that answered from `x-served-by`). wrk would do the same loop with less CPU, but it cannot tell which upstream answered each request nor give per-request timings for the failover windows.',
     '',
@@ -429,7 +484,7 @@ async function main() {
       ? [
           `### Slow endpoint: ${CFG.endpoints} endpoints, one 20× slower`,
           '',
-          `${CFG.endpoints} endpoints in the caller's zone (no relay) answer after ${CFG.baseMs} ms (a timer in the upstream process), \`${SLOW}\` after ${CFG.baseMs * CFG.factor} ms from the start. Per picker and round: a fresh sidecar, ${CFG.warmupMs / 1000} s of unmeasured load (the same), then ${CFG.requests.toLocaleString('en')} measured at concurrency ${CFG.concurrency}. ${CFG.rounds} rounds, interleaved (order forward, backward, ...); cells are the median (min–max) over rounds; "× best" compares medians. LEAST_REQUEST is Envoy's default (2 choices, equal weights); PEAK_EWMA is configured through \`load_balancing_policy\` (TypedStruct, decay_time 10 s).`,
+          `${CFG.endpoints} endpoints in the caller's zone (no relay) answer after ${CFG.baseMs} ms (a timer in the upstream process), \`${SLOW}\` after ${CFG.baseMs * CFG.factor} ms from the start. Each round starts one fresh sidecar per picker (all four alive, on CPU 0) and warms each up with ${CFG.warmupMs / 1000} s of the same load; then the pickers take turns in slices of ${CFG.slice.toLocaleString('en')} requests at concurrency ${CFG.concurrency}, the order rotating every cycle, until each has ${CFG.requests.toLocaleString('en')} measured requests; so a burst of other programs' work falls on all pickers alike. Percentiles are over a picker's ${CFG.requests.toLocaleString('en')} requests of a round; cells are the median (min–max) over ${CFG.rounds} rounds, "× best" compares medians, and "lowest p99 of its cycle" counts the cycles in which the picker's slice had the lowest p99 of the four. LEAST_REQUEST is Envoy's default (2 choices, equal weights); PEAK_EWMA is configured through \`load_balancing_policy\` (TypedStruct, decay_time 10 s).`,
           '',
           sections.slow.md,
           '',

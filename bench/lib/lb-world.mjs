@@ -113,11 +113,11 @@ export async function startSidecar(dir, doc, { listenerPort, adminPort, nodeFlag
 /**
  * Closed-loop load: `concurrency` workers, each with one keep-alive HTTP/1.1 connection (Host: backend),
  * sending the next request as soon as the previous one answered, until `requests` were sent or `durationMs`
- * passed. Every request is recorded: { start (monotonic ms), ms (latency), status (0 = transport error),
+ * passed (`agent`: keep its connections for a later call). Every request is recorded: { start (monotonic ms), ms (latency), status (0 = transport error),
  * by (x-served-by, '' for the sidecar's own replies), error }. Records are in completion order.
  */
-export async function drive(port, { concurrency, requests = Infinity, durationMs = Infinity }) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+export async function drive(port, { concurrency, requests = Infinity, durationMs = Infinity, agent: shared }) {
+  const agent = shared ?? new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const recs = [];
   const until = now() + durationMs;
   let sent = 0;
@@ -142,7 +142,7 @@ export async function drive(port, { concurrency, requests = Infinity, durationMs
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  agent.destroy();
+  if (!shared) agent.destroy();
   return recs;
 }
 
