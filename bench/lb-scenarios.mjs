@@ -4,9 +4,10 @@
 //
 // 1. Slow endpoint: 11 endpoints in the caller's zone answer after BASE ms, one after 20 x BASE. For each of
 //    ROUND_ROBIN, RANDOM, LEAST_REQUEST and PEAK_EWMA: p50 / p99 / p99.9 and the slow endpoint's share over a
-//    fixed number of requests at a fixed concurrency. Per round, one sidecar per picker, all alive; they take
-//    turns in short slices (rotating order), so a burst of other programs' work on this shared machine falls
-//    on every picker alike; ROUNDS rounds with fresh sidecars, medians reported.
+//    fixed number of requests at a fixed concurrency (4: the sidecar has CPU to spare; 16: it is saturated on
+//    this machine). Per round and concurrency, one sidecar per picker, all alive; they take turns in short
+//    slices (rotating order), so a burst of other programs' work on this shared machine falls on every picker
+//    alike; ROUNDS rounds with fresh sidecars, medians reported.
 // 2. Failover: P0 (caller's zone, 2 endpoints, no relay), P1 (other zone of the region, 2 endpoints behind a
 //    2 ms relay), P2 (other cloud, 2 endpoints behind a 30 ms relay), outlier detection on. Under steady load
 //    P0 starts answering 503, or stops accepting connections: failed requests, time until traffic has moved
@@ -17,8 +18,9 @@
 // and relays (bench/lib/lb-upstreams.mjs) pinned to CPU 1, and this process, the load generator, pinned to
 // CPU 1 too (taskset, when the machine has 2+ CPUs and taskset exists).
 //
-// Settings (environment): BENCH_LB_BASE_MS (2), BENCH_LB_CONCURRENCY (16), BENCH_LB_REQUESTS (20000 per picker
-// and round), BENCH_LB_SLICE (1000), BENCH_LB_WARMUP (3s), BENCH_LB_ROUNDS (3), BENCH_LB_PICKERS (all four),
+// Settings (environment): BENCH_LB_BASE_MS (2), BENCH_LB_CONCURRENCY (4,16: each is measured), BENCH_LB_REQUESTS
+// (20000 per picker, concurrency and round), BENCH_LB_SLICE (1000), BENCH_LB_WARMUP (2s), BENCH_LB_ROUNDS (2),
+// BENCH_LB_PICKERS (all four),
 // BENCH_LB_FAIL_CONCURRENCY (8), BENCH_LB_FAIL_ROUNDS (2), BENCH_LB_STEADY (2s before the fault),
 // BENCH_LB_AFTER (4s after it), BENCH_LB_WINDOW (200 requests), BENCH_LB_PARTS (slow,failover,pick),
 // BENCH_IDLE_WAIT (30s), BENCH_LB_PICKS (lb-pick.mjs, 1000000).
@@ -44,10 +46,10 @@ const CFG = {
   baseMs: Number(env.BENCH_LB_BASE_MS ?? 2),
   factor: 20,
   endpoints: 11,
-  concurrency: Number(env.BENCH_LB_CONCURRENCY ?? 16),
+  concurrencies: (env.BENCH_LB_CONCURRENCY ?? '4,16').split(',').map(Number),
   requests: Number(env.BENCH_LB_REQUESTS ?? 20_000),
-  warmupMs: seconds(env.BENCH_LB_WARMUP ?? '3s') * 1000,
-  rounds: Number(env.BENCH_LB_ROUNDS ?? 3),
+  warmupMs: seconds(env.BENCH_LB_WARMUP ?? '2s') * 1000,
+  rounds: Number(env.BENCH_LB_ROUNDS ?? 2),
   slice: Number(env.BENCH_LB_SLICE ?? 1000),
   failConcurrency: Number(env.BENCH_LB_FAIL_CONCURRENCY ?? 8),
   failRounds: Number(env.BENCH_LB_FAIL_ROUNDS ?? 2),
@@ -117,14 +119,14 @@ async function sidecarFor(dir, groups, cluster, route, cpu) {
 const SLOW = 'e5';
 
 /** One sidecar per picker over the same 11 endpoints; checks it runs the picker asked for. */
-async function pickerSidecar(world, picker, round, pin) {
-  const dir = path.join(OUT, 'slow', `round-${round}`, picker);
+async function pickerSidecar(world, picker, round, conc, pin) {
+  const dir = path.join(OUT, 'slow', `c${conc}-round-${round}`, picker);
   const groups = [{ region: 'aws-us-east-1', zone: 'us-east-1a', priority: 0, ports: Object.values(world.ports) }];
   const s = await sidecarFor(dir, groups, PICKERS[picker], {}, pin.sidecar);
   const policy = /backend::lb_policy::(\w+)/.exec(await adminText(s.adminPort, '/clusters'))?.[1];
   if (policy !== picker) throw new Error(`sidecar runs ${policy}, not ${picker} (see ${dir})`);
   // One keep-alive agent per sidecar for the whole round: slices reuse their connections.
-  return { ...s, picker, agent: new http.Agent({ keepAlive: true, maxSockets: CFG.concurrency }) };
+  return { ...s, picker, agent: new http.Agent({ keepAlive: true, maxSockets: conc }) };
 }
 
 /**
@@ -133,12 +135,12 @@ async function pickerSidecar(world, picker, round, pin) {
  * until each has CFG.requests. Noise from other programs then falls on every picker alike, instead of on
  * whichever picker happened to run while someone's tests did.
  */
-async function slowRound(world, round, pin) {
+async function slowRound(world, round, conc, pin) {
   const names = Object.keys(PICKERS);
   const sides = [];
   try {
-    for (const p of names) sides.push(await pickerSidecar(world, p, round, pin));
-    for (const s of sides) await drive(s.port, { concurrency: CFG.concurrency, durationMs: CFG.warmupMs, agent: s.agent });
+    for (const p of names) sides.push(await pickerSidecar(world, p, round, conc, pin));
+    for (const s of sides) await drive(s.port, { concurrency: conc, durationMs: CFG.warmupMs, agent: s.agent });
     const roots = [world.proc.pid, ...sides.map((s) => s.proc.pid)];
     const acc = new Map(sides.map((s) => [s, { recs: [], wall: 0, sidecarCpu: 0, upCpu: 0, loadCpu: 0, otherCpu: 0, cycleWins: 0 }]));
     const cycles = Math.ceil(CFG.requests / CFG.slice);
@@ -152,7 +154,7 @@ async function slowRound(world, round, pin) {
         const up0 = procs.cpuSeconds(world.proc.pid);
         const self0 = process.cpuUsage();
         const t0 = now();
-        const recs = await drive(s.port, { concurrency: CFG.concurrency, requests: Math.min(CFG.slice, CFG.requests - a.recs.length), agent: s.agent });
+        const recs = await drive(s.port, { concurrency: conc, requests: Math.min(CFG.slice, CFG.requests - a.recs.length), agent: s.agent });
         const wall = (now() - t0) / 1000;
         const self = process.cpuUsage(self0);
         a.wall += wall;
@@ -175,6 +177,7 @@ async function slowRound(world, round, pin) {
       const lat = a.recs.map((r) => r.ms).sort((x, y) => x - y);
       const row = {
         picker: s.picker,
+        conc,
         round,
         n: a.recs.length,
         failed: a.recs.filter((r) => r.status !== 200).length,
@@ -192,7 +195,7 @@ async function slowRound(world, round, pin) {
         ewmaSlow: ewma[slowPort],
         ewmaOthers: median(Object.entries(ewma).filter(([p]) => p !== slowPort).map(([, v]) => v)),
       };
-      log(`  ${row.picker} round ${round}: ${row.n} req, ${f(row.rps, 0)} req/s, p50 ${f(row.p50, 2)} p99 ${f(row.p99, 2)} p99.9 ${f(row.p999, 2)} ms, slow share ${f(row.slowShare * 100, 2)} %, ${row.failed} failed, best slice p99 in ${row.cycleWins}/${cycles} cycles; cores: sidecar ${f(row.cores.sidecar, 2)}, upstreams ${f(row.cores.upstreams, 2)}, load ${f(row.cores.load, 2)}, others ${f(row.others, 2)}`);
+      log(`  ${row.picker} concurrency ${conc} round ${round}: ${row.n} req, ${f(row.rps, 0)} req/s, p50 ${f(row.p50, 2)} p99 ${f(row.p99, 2)} p99.9 ${f(row.p999, 2)} ms, slow share ${f(row.slowShare * 100, 2)} %, ${row.failed} failed, best slice p99 in ${row.cycleWins}/${cycles} cycles; cores: sidecar ${f(row.cores.sidecar, 2)}, upstreams ${f(row.cores.upstreams, 2)}, load ${f(row.cores.load, 2)}, others ${f(row.others, 2)}`);
       rows.push(row);
     }
     return rows;
@@ -207,7 +210,7 @@ async function slowEndpoint(pin) {
   const world = await startUpstreams(path.join(OUT, 'slow'), endpoints, pin.upstreams);
   const rows = [];
   try {
-    for (let round = 1; round <= CFG.rounds; round++) rows.push(...(await slowRound(world, round, pin)));
+    for (let round = 1; round <= CFG.rounds; round++) for (const conc of CFG.concurrencies) rows.push(...(await slowRound(world, round, conc, pin)));
   } finally {
     await world.proc.stop();
   }
@@ -270,7 +273,7 @@ function slowReport(rows) {
       }),
     ]),
   );
-  return { md: lines.join('\n'), rounds, win99, win999, by };
+  return { md: lines.join('\n'), rounds, win99, win999, by, rows };
 }
 
 // ---- 2. failover ----------------------------------------------------------------------------------------
@@ -428,7 +431,7 @@ function failoverReport(rows) {
   return [
     t,
     '',
-    `Cells list the rounds in order (round 1 / round 2 / ...). Before the fault at least ${f(Math.min(...pre) * 100, 2)} % of the requests stayed in P0 in every run, with ${preFailed} failed. Bound from the issue without retries: consecutive_5xx × P0 endpoints = ${OUTLIER.consecutive_5xx * 2}; with one retry: 0.`,
+    `Cells list the rounds in order (round 1 / round 2 / ...). Before the fault at least ${f(Math.min(...pre) * 100, 2)} % of the requests stayed in P0 in every run, with ${preFailed} failed. Bound from the issue without retries: consecutive_5xx × P0 endpoints = ${OUTLIER.consecutive_5xx * 2}, which holds one request at a time (test/e2e/lb-failover.test.ts); at concurrency ${CFG.failConcurrency}, requests already on their way to a host when its ${OUTLIER.consecutive_5xx}th error comes back fail too (as in Envoy: ejection stops new picks, it does not recall requests), so up to ${OUTLIER.consecutive_5xx * 2} + ${CFG.failConcurrency - 1} = ${OUTLIER.consecutive_5xx * 2 + CFG.failConcurrency - 1}; a failure *sent* after its host's ${OUTLIER.consecutive_5xx}th error was back would be an ejection that came late (the column must be 0). With one retry: 0.`,
   ].join('\n');
 }
 
@@ -457,11 +460,10 @@ async function main() {
   log(`${idle}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const loadMeasured = os.loadavg();
   const sections = {};
-  let slow;
   if (CFG.parts.includes('slow')) {
-    log(`slow endpoint: ${CFG.endpoints} endpoints at ${CFG.baseMs} ms, ${SLOW} at ${CFG.baseMs * CFG.factor} ms; ${CFG.rounds} rounds × ${Object.keys(PICKERS).length} pickers, ${CFG.requests} requests at concurrency ${CFG.concurrency} after ${CFG.warmupMs / 1000} s of warm-up`);
-    slow = slowReport(await slowEndpoint(pin));
-    sections.slow = slow;
+    log(`slow endpoint: ${CFG.endpoints} endpoints at ${CFG.baseMs} ms, ${SLOW} at ${CFG.baseMs * CFG.factor} ms; ${CFG.rounds} rounds × concurrency ${CFG.concurrencies.join(', ')} × ${Object.keys(PICKERS).length} pickers, ${CFG.requests} requests each after ${CFG.warmupMs / 1000} s of warm-up`);
+    const rows = await slowEndpoint(pin);
+    sections.slow = CFG.concurrencies.map((c) => ({ conc: c, ...slowReport(rows.filter((r) => r.conc === c)) }));
   }
   if (CFG.parts.includes('failover')) {
     log(`failover: ${VARIANTS.length} variants × ${CFG.failRounds} rounds at concurrency ${CFG.failConcurrency}`);
@@ -484,14 +486,11 @@ async function main() {
       ? [
           `### Slow endpoint: ${CFG.endpoints} endpoints, one 20× slower`,
           '',
-          `${CFG.endpoints} endpoints in the caller's zone (no relay) answer after ${CFG.baseMs} ms (a timer in the upstream process), \`${SLOW}\` after ${CFG.baseMs * CFG.factor} ms from the start. Each round starts one fresh sidecar per picker (all four alive, on CPU 0) and warms each up with ${CFG.warmupMs / 1000} s of the same load; then the pickers take turns in slices of ${CFG.slice.toLocaleString('en')} requests at concurrency ${CFG.concurrency}, the order rotating every cycle, until each has ${CFG.requests.toLocaleString('en')} measured requests; so a burst of other programs' work falls on all pickers alike. Percentiles are over a picker's ${CFG.requests.toLocaleString('en')} requests of a round; cells are the median (min–max) over ${CFG.rounds} rounds, "× best" compares medians, and "lowest p99 of its cycle" counts the cycles in which the picker's slice had the lowest p99 of the four. LEAST_REQUEST is Envoy's default (2 choices, equal weights); PEAK_EWMA is configured through \`load_balancing_policy\` (TypedStruct, decay_time 10 s).`,
+          `${CFG.endpoints} endpoints in the caller's zone (no relay) answer after ${CFG.baseMs} ms (a timer in the upstream process), \`${SLOW}\` after ${CFG.baseMs * CFG.factor} ms from the start. Each round starts one fresh sidecar per picker (all four alive, on CPU 0) and warms each up with ${CFG.warmupMs / 1000} s of the same load; then the pickers take turns in slices of ${CFG.slice.toLocaleString('en')} requests, the order rotating every cycle, until each has ${CFG.requests.toLocaleString('en')} measured requests; so a burst of other programs' work falls on all pickers alike. Percentiles are over a picker's ${CFG.requests.toLocaleString('en')} requests of a round; cells are the median (min–max) over ${CFG.rounds} rounds, "× best" compares medians, and "lowest p99 of its cycle" counts the cycles in which the picker's slice had the lowest p99 of the four. LEAST_REQUEST is Envoy's default (2 choices, equal weights); PEAK_EWMA is configured through \`load_balancing_policy\` (TypedStruct, decay_time 10 s).`,
           '',
-          sections.slow.md,
+          `Each round runs every concurrency (${CFG.concurrencies.join(', ')}), one after another. Median over pickers and rounds: ${sections.slow.map((x) => `concurrency ${x.conc}: p50 ${f(median(x.by.map((b) => b.p50)), 1)} ms, sidecar ${f(median(x.rows.map((r) => r.cores.sidecar)), 2)} cores (${f(median(x.rows.map((r) => r.sidecarCpuMsPer1k)) / 1000, 2)} CPU-ms per request), other programs ${f(median(x.rows.map((r) => r.others)), 2)} cores`).join('; ')}. The endpoints answer in ${CFG.baseMs} ms; the rest of the p50 is queueing, mostly in the sidecar: where its p50 is several times ${CFG.baseMs} ms, the sidecar is saturated (it had one core, shared with other programs).`,
           '',
-          'Per round:',
-          '',
-          sections.slow.rounds,
-          '',
+          ...sections.slow.flatMap((x) => [`#### Concurrency ${x.conc}`, '', x.md, '', 'Per round:', '', x.rounds, '']),
         ]
       : []),
     ...(sections.failover
