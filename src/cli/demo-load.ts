@@ -15,6 +15,9 @@ export interface Outcome {
   readonly phase: string;
   readonly answer?: AppAnswer;
   readonly error?: string;
+  /** The frontend it was sent to, and when (the driver's clock): the failover step follows one region's callers. */
+  readonly host?: string;
+  readonly sentAtMs?: number;
 }
 
 export interface Target {
@@ -79,7 +82,7 @@ export class LoadDriver {
     const t0 = this.o.now();
     const phase = this.phase;
     return new Promise<Outcome>((resolve) => {
-      const done = (o: Omit<Outcome, 'ms' | 'phase'>) => resolve({ ...o, ms: this.o.now() - t0, phase: this.phase === phase ? phase : 'transition' });
+      const done = (o: Omit<Outcome, 'ms' | 'phase'>) => resolve({ ...o, ms: this.o.now() - t0, phase: this.phase === phase ? phase : 'transition', host: t.host, sentAtMs: t0 });
       const req = http.request({ host: t.host, port: t.port, path: PAGE, headers, agent: this.agent, timeout: 15_000 }, (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -116,6 +119,12 @@ export class LoadDriver {
   }
 }
 
+/** Answers of the called services (every hop past the frontend), and how many came from another region than their caller's. */
+export interface CrossCloud {
+  cross: number;
+  total: number;
+}
+
 /** Counts by key, in first-seen order. */
 type Counts = Map<string, number>;
 const bump = (m: Counts, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
@@ -148,6 +157,12 @@ export class LoadStats {
   readonly versionsByPhase = new Map<string, Counts>();
   /** "caller SPIFFE ID -> service" pairs as the called apps reported them. */
   readonly peers = new Set<string>();
+  /** The script's period an answer is counted in, by when it came back ("before" / "during" / "after" a failure). */
+  period = 'before';
+  /** Cross-cloud hops per period: what crossing clouds costs, before, during and after a locality failure. */
+  readonly crossByPeriod = new Map<string, CrossCloud>();
+  /** Called with every outcome after it is counted (the failover step watches one region's frontends). */
+  readonly observers = new Set<(o: Outcome) => void>();
   private lat: number[] = [];
   private win = LoadStats.emptyWindow();
 
@@ -156,6 +171,11 @@ export class LoadStats {
   }
 
   record(o: Outcome): void {
+    this.count(o);
+    for (const f of this.observers) f(o);
+  }
+
+  private count(o: Outcome): void {
     const w = this.win;
     if (!o.ok || !o.answer) {
       this.failed++;
@@ -163,6 +183,7 @@ export class LoadStats {
       this.firstFailure ??= o.error;
       return;
     }
+    const cross = this.crossByPeriod.get(this.period) ?? this.crossByPeriod.set(this.period, { cross: 0, total: 0 }).get(this.period)!;
     this.ok++;
     w.ok++;
     this.lat.push(o.ms);
@@ -171,7 +192,9 @@ export class LoadStats {
     const walk = (from: AppAnswer) => {
       for (const [svc, a] of Object.entries(from.calls)) {
         bump(w.regions.get(svc) ?? w.regions.set(svc, new Map()).get(svc)!, a.region);
+        cross.total++;
         if (a.region === from.region) w.same.set(svc, (w.same.get(svc) ?? 0) + 1);
+        else cross.cross++;
         if (a.caller) this.peers.add(`${a.caller} -> ${svc}`);
         walk(a);
       }
@@ -195,6 +218,23 @@ export class LoadStats {
 }
 
 const pct = (n: number, total: number) => (total ? `${((100 * n) / total).toFixed(0)} %` : '-');
+
+/** "12 % (34 of 280)": the share of the called services' answers that came from another cloud than their caller's. */
+export function crossText(c: CrossCloud | undefined): string {
+  return c?.total ? `${pct(c.cross, c.total)} (${c.cross} of ${c.total})` : '(no answers)';
+}
+
+/** The window's cross-cloud share over every called service (a hop's caller in one region, its answer from another). */
+function windowCross(h: ViewHeader, w: WindowStats): string {
+  let cross = 0;
+  let total = 0;
+  for (const s of h.services.filter((x) => x !== 'frontend')) {
+    const n = [...(w.regions.get(s)?.values() ?? [])].reduce((a, b) => a + b, 0);
+    total += n;
+    cross += n - (w.sameRegion.get(s) ?? 0);
+  }
+  return pct(cross, total);
+}
 
 /** "v1 90 % v2 10 %" over every version seen, in version order. */
 export function splitText(c: ReadonlyMap<string, number> | undefined, withCounts = false): string {
@@ -224,7 +264,7 @@ export interface ViewHeader {
 /** The live table, one second of traffic; a fixed number of lines so it can be redrawn in place. */
 export function renderTable(h: ViewHeader, w: WindowStats): string[] {
   const n = w.ok + w.failed;
-  const head = `t=${String(h.elapsedS).padStart(3)}s ${String(n).padStart(5)} req/s  ok ${n ? ((100 * w.ok) / n).toFixed(1) : '-'} %  p50 ${w.p50.toFixed(1)} ms  p99 ${w.p99.toFixed(1)} ms  sent ${h.sent}  failed ${h.failed}${h.skipped ? `  skipped ${h.skipped} (too many in flight)` : ''}`;
+  const head = `t=${String(h.elapsedS).padStart(3)}s ${String(n).padStart(5)} req/s  ok ${n ? ((100 * w.ok) / n).toFixed(1) : '-'} %  p50 ${w.p50.toFixed(1)} ms  p99 ${w.p99.toFixed(1)} ms  cross-cloud ${windowCross(h, w)}  sent ${h.sent}  failed ${h.failed}${h.skipped ? `  skipped ${h.skipped} (too many in flight)` : ''}`;
   const vTotal = [...w.versions.values()].reduce((a, b) => a + b, 0);
   const versions = `reviews version  ${h.versions.map((v) => `${v} ${String(w.versions.get(v) ?? 0).padStart(4)} ${pct(w.versions.get(v) ?? 0, vTotal).padStart(5)}`).join('   ')}`;
   const col = Math.max(14, ...h.regions.map((r) => r.length + 2));
@@ -250,7 +290,7 @@ export function renderLine(h: ViewHeader, w: WindowStats): string {
       return `${s} ${h.regions.map((r) => `${r} ${c?.get(r) ?? 0}`).join(' ')} (same region ${pct(w.sameRegion.get(s) ?? 0, total)})`;
     });
   return [
-    `[t=${h.elapsedS}s] ${n} req/s ok ${n ? ((100 * w.ok) / n).toFixed(1) : '-'}% p50 ${w.p50.toFixed(1)}ms p99 ${w.p99.toFixed(1)}ms sent ${h.sent} failed ${h.failed}${h.skipped ? ` skipped ${h.skipped}` : ''}`,
+    `[t=${h.elapsedS}s] ${n} req/s ok ${n ? ((100 * w.ok) / n).toFixed(1) : '-'}% p50 ${w.p50.toFixed(1)}ms p99 ${w.p99.toFixed(1)}ms cross-cloud ${windowCross(h, w).replace(' ', '')} sent ${h.sent} failed ${h.failed}${h.skipped ? ` skipped ${h.skipped}` : ''}`,
     `reviews ${h.versions.map((v) => `${v} ${w.versions.get(v) ?? 0}`).join(' ')}`,
     ...regions,
   ].join(' | ');

@@ -34,7 +34,7 @@ t.test('--help lists the options; bad values are usage errors', async (t) => {
   }
   t.equal(code, 0);
   t.equal(out, DEMO_HELP);
-  for (const flag of ['--rate', '--duration', '--shift-after', '--in-process', '--ip-offset', '--mesh']) t.match(DEMO_HELP, flag);
+  for (const flag of ['--rate', '--duration', '--shift-after', '--fail-after', '--recover-after', '--in-process', '--ip-offset', '--mesh']) t.match(DEMO_HELP, flag);
   await t.rejects(demoMain(['--rate', '0']), { code: 'USAGE', message: /--rate/ });
   await t.rejects(demoMain(['--duration', 'soon']), { code: 'USAGE', message: /--duration/ });
   await t.rejects(demoMain(['--ip-offset', '1.5']), { code: 'USAGE', message: /whole number/ });

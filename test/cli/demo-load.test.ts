@@ -131,7 +131,7 @@ t.test('the table and the plain line show one second: rate, success, latency, ve
   const w = s.roll();
   const table = renderTable(HEADER, w);
   t.equal(table.length, 6, 'a fixed height: the rate line, versions, column heads, one row per service');
-  t.match(table[0], /^t= +12s +10 req\/s +ok 100\.0 % +p50 4\.0 ms +p99 30\.0 ms +sent 600 +failed 1$/);
+  t.match(table[0], /^t= +12s +10 req\/s +ok 100\.0 % +p50 4\.0 ms +p99 30\.0 ms +cross-cloud 52 % +sent 600 +failed 1$/, '11 of the 21 hops answered from another region than their caller');
   t.match(table[1], /^reviews version +v1 +9 +90 % +v2 +1 +10 % +v3 +0 +0 %$/, 'a version nobody answered from shows 0');
   t.match(table[2], /^answered from +east +west +same region$/);
   t.match(table[3], /^frontend +9 +1$/);
@@ -142,7 +142,7 @@ t.test('the table and the plain line show one second: rate, success, latency, ve
   t.equal(withSplit.length, 7, 'after a change, one more line');
   t.match(withSplit[6], /^canary split +before: v1 90 % \(9\) {2}v2 10 % \(1\) +after: \(no answers\)$/);
   const line = renderLine(HEADER, w);
-  t.match(line, /^\[t=12s\] 10 req\/s ok 100\.0% p50 4\.0ms p99 30\.0ms sent 600 failed 1 \| reviews v1 9 v2 1 v3 0 \| reviews east 10 west 0 \(same region 90 %\) \| ratings east 0 west 11 \(same region 9 %\)$/);
+  t.match(line, /^\[t=12s\] 10 req\/s ok 100\.0% p50 4\.0ms p99 30\.0ms cross-cloud 52% sent 600 failed 1 \| reviews v1 9 v2 1 v3 0 \| reviews east 10 west 0 \(same region 90 %\) \| ratings east 0 west 11 \(same region 9 %\)$/);
   t.notMatch(line, /\n/);
   t.match(renderLine({ ...HEADER, skipped: 2 }, s.roll()), /0 req\/s ok -% .* skipped 2/);
   t.end();

@@ -89,7 +89,7 @@ function context(t: Test, control: ControlServer, meshDir?: string) {
     copyMesh(BUNDLED_MESH, dir, 0);
   }
   const load = { phase: 'before' } as LoadDriver;
-  const ctx: DemoContext = { pods: [], control, meshDir: dir, load, stats: new LoadStats(), event: (l) => events.push(l), elapsedMs: () => 1000 };
+  const ctx: DemoContext = { pods: [], control, meshDir: dir, load, stats: new LoadStats(), event: (l) => events.push(l), elapsedMs: () => 1000, now: () => 1000, signal: new AbortController().signal };
   return { ctx, events, load, dir };
 }
 

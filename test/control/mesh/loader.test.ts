@@ -91,7 +91,7 @@ t.test('the bundled example: bookinfo across three clouds parses into the expect
   t.strictSame(c.destinationRules[1]!.trafficPolicy, {
     tls: { mode: 'ISTIO_MUTUAL' },
     connectionPool: { http: { http2MaxRequests: 1000, maxRequestsPerConnection: 100 } },
-    outlierDetection: { consecutive5xxErrors: 5, intervalMs: 10_000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 50 },
+    outlierDetection: { consecutive5xxErrors: 5, intervalMs: 5000, baseEjectionTimeMs: 20_000, maxEjectionPercent: 50 },
     portLevelSettings: [],
   });
   t.strictSame(c.destinationRules[0]!.trafficPolicy?.loadBalancer, {
