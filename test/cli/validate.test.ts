@@ -23,7 +23,7 @@ t.test('every problem on stderr as file:line Kind name: path: message, exit 2; p
   writeFileSync(path.join(tmp.dir, 'mesh', 'base.yaml'), BASE);
   writeFileSync(
     path.join(tmp.dir, 'mesh', 'reviews.yaml'),
-    doc('VirtualService', 'reviews', '  hosts: [reviews]\n  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: 101}\n    retries: {attempts: 2}\n'),
+    doc('VirtualService', 'reviews', '  hosts: [reviews]\n  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: 101}\n    retries: {attempts: -1}\n'),
   );
   writeFileSync(path.join(tmp.dir, 'mesh', 'z.yaml'), '{broken\n');
   const r = await runCli(['validate', 'mesh'], { cwd: tmp.dir });
@@ -32,7 +32,7 @@ t.test('every problem on stderr as file:line Kind name: path: message, exit 2; p
   const lines = r.stderr.trimEnd().split('\n');
   t.strictSame(lines.slice(0, 2), [
     'mesh/reviews.yaml:10 VirtualService reviews: spec.http[0].route[1].weight: must be 0..100',
-    'mesh/reviews.yaml:11 VirtualService reviews: spec.http[0].retries: not supported yet',
+    'mesh/reviews.yaml:11 VirtualService reviews: spec.http[0].retries.attempts: cannot be negative',
   ]);
   t.match(lines[2], /^mesh\/z\.yaml:2: YAML: /);
   t.equal(lines.at(-1), `outrigger validate: ${lines.length - 1} problems in mesh`);

@@ -27,7 +27,8 @@ function expectedSha(total: number): string {
 }
 
 t.test('100 MiB up and 100 MiB down with flat memory', async (t) => {
-  const m = await startTwoHop();
+  // 200 MiB on a busy 2-core machine can outlast the default 15 s route timeout; the test is about memory.
+  const m = await startTwoHop({ outbound: { timeout: '120s' } });
   t.teardown(() => m.close());
   // What must stay flat is live memory: buffers held by the proxies. Garbage is not growth, so every
   // sample is taken right after full collections (node --expose-gc, set in .taprc's node-arg). Two of

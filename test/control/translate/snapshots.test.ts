@@ -113,15 +113,17 @@ t.test('a resource that does not encode is a TranslateError (a translator bug), 
   t.end();
 });
 
-t.test('DestinationRule loadBalancer.simple -> lb_policy where Envoy has it (istiod\'s default LEAST_REQUEST); proxyless stays ROUND_ROBIN', (t) => {
+t.test('DestinationRule loadBalancer.simple -> lb_policy where Envoy has it (the default, PEAK_EWMA, as load_balancing_policy); proxyless stays ROUND_ROBIN', (t) => {
   const lbOf = (simple: string, proxyless = false) => {
     const mesh = bookinfo({ destinationRules: [dr('reviews', REVIEWS, { trafficPolicy: policy({ loadBalancer: { simple: simple as 'RANDOM' } }) })] });
     const bytes = translate(mesh, node({ proxyless }), OPTS).resources.get(CLUSTER_TYPE_URL)!.get(`outbound|9080||${REVIEWS}`)!;
-    return decodeCanonical(typeForUrl(CLUSTER_TYPE_URL)!, bytes).lb_policy ?? 'ROUND_ROBIN';
+    const c = decodeCanonical(typeForUrl(CLUSTER_TYPE_URL)!, bytes);
+    return c.load_balancing_policy ? 'load_balancing_policy' : (c.lb_policy ?? 'ROUND_ROBIN');
   };
   t.strictSame(
-    ['ROUND_ROBIN', 'UNSPECIFIED', 'LEAST_REQUEST', 'LEAST_CONN', 'RANDOM'].map((s) => lbOf(s)),
-    ['ROUND_ROBIN', 'LEAST_REQUEST', 'LEAST_REQUEST', 'LEAST_REQUEST', 'RANDOM'],
+    ['ROUND_ROBIN', 'UNSPECIFIED', 'LEAST_REQUEST', 'LEAST_CONN', 'RANDOM', 'PEAK_EWMA'].map((s) => lbOf(s)),
+    ['ROUND_ROBIN', 'load_balancing_policy', 'LEAST_REQUEST', 'LEAST_REQUEST', 'RANDOM', 'load_balancing_policy'],
+    'UNSPECIFIED is the default, PEAK_EWMA, which only load_balancing_policy can say',
   );
   t.equal(lbOf('LEAST_REQUEST', true), 'ROUND_ROBIN');
   // The sidecar decodes what the translator wrote for RANDOM into the same policy.
