@@ -19,7 +19,9 @@ import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type Fo
 import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from './local-reply.js';
 import { hashOf } from './hash-policy.js';
 import { backoffMs, retriableFailure, retriableResponse } from './retry.js';
-import { RouteTable } from './router.js';
+import { RouteTable, type CompiledRoute } from './router.js';
+import { buildFilterChain, type FilterChain } from './filters/index.js';
+import type { FilterVerdict } from './filters/filter.js';
 
 export interface HcmDeps {
   readonly listenerName: string;
@@ -78,6 +80,8 @@ export class HcmRuntime {
   readonly routes: RouteHolder;
   private readonly streamsGauge;
   private readonly localRepliesCounter;
+  /** The http_filters before the router, built once for this config version. */
+  private readonly filters: FilterChain;
   active = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -90,6 +94,7 @@ export class HcmRuntime {
     else throw new Error(`route config ${cfg.route.name} comes from RDS, which needs the ADS client`);
     this.streamsGauge = d.metrics.downstreamStreamsActive.labels({ listener: d.listenerName });
     this.localRepliesCounter = d.metrics.localReplies;
+    this.filters = buildFilterChain(cfg.httpFilters, { listenerName: d.listenerName, clock: d.clock, rng: d.rng, metrics: d.metrics, logger: d.logger });
   }
 
   /** Resolves once no request is in flight (drain). */
@@ -239,6 +244,34 @@ export class HcmRuntime {
 
     // The table current when the request starts serves all of it; RDS may swap in the next one meanwhile.
     const match = this.routes.table?.match(rec.authority, rec.path, headerGetter(rec));
+    if (this.filters.empty) return this.route(rec, match, body, sink, onDownstreamAbort);
+    // The filters see the request (and the route, for per-route config) before the router does.
+    const verdict = this.filters.run({ rec, route: match });
+    if (!(verdict instanceof Promise)) return this.afterFilters(verdict, rec, match, body, sink, onDownstreamAbort);
+    // While the filters decide, a caller that goes away completes the request (flag DC); after that, the
+    // router's own abort handling takes over.
+    let waiting = true;
+    let gone = false;
+    onDownstreamAbort(() => {
+      if (!waiting) return;
+      gone = true;
+      if (rec.flag === '-') rec.flag = 'DC';
+      this.complete(rec);
+    });
+    // The chain's Promise never rejects (a failing filter is a 500 verdict).
+    void verdict.then((v) => {
+      waiting = false;
+      if (!gone) this.afterFilters(v, rec, match, body, sink, onDownstreamAbort);
+    });
+  }
+
+  private afterFilters(v: FilterVerdict, rec: RequestRecord, match: CompiledRoute | undefined, body: Readable | null, sink: DownstreamSink, onDownstreamAbort: (fn: () => void) => void): void {
+    if (v !== undefined) return this.localReply(rec, sink, body, v);
+    this.route(rec, match, body, sink, onDownstreamAbort);
+  }
+
+  /** The router: the route's action, the cluster, the endpoint, and the upstream exchange with its retries. */
+  private route(rec: RequestRecord, match: CompiledRoute | undefined, body: Readable | null, sink: DownstreamSink, onDownstreamAbort: (fn: () => void) => void): void {
     if (!match) return this.localReply(rec, sink, body, Replies.noRoute());
     rec.routeName = match.route.name || null;
     rec.virtualHost = match.virtualHost;

@@ -13,6 +13,8 @@ export interface LocalReply {
   readonly grpcStatus?: number;
   /** Envoy's response_code_details for the access log. */
   readonly details: string;
+  /** Extra response headers a filter sends with its reply (RateLimit-*, WWW-Authenticate). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export const GRPC = {
@@ -71,6 +73,8 @@ export const Replies = {
   timeout: (): LocalReply => ({ status: 504, code: 'upstream_timeout', message: 'upstream request timeout', flag: 'UT', grpcStatus: GRPC.DEADLINE_EXCEEDED, details: 'upstream_response_timeout' }),
   badRequest: (message: string, details = 'bad_request'): LocalReply => ({ status: 400, code: 'bad_request', message, flag: 'DPE', details }),
   headersTooLarge: (): LocalReply => ({ status: 431, code: 'headers_too_large', message: 'request headers too large', flag: 'DPE', details: 'request_headers_too_large' }),
+  /** A filter that threw: a bug, answered 500 rather than letting an unchecked request through. */
+  filterFailed: (filter: string): LocalReply => ({ status: 500, code: 'filter_failed', message: `HTTP filter ${filter} failed`, flag: '-', details: 'filter_failed' }),
   direct: (status: number, body: string): LocalReply => ({ status, code: 'direct_response', message: body, flag: '-', details: 'direct_response' }),
 } as const;
 
@@ -95,16 +99,17 @@ export function renderLocalReply(r: LocalReply, requestId: string, grpc: boolean
         // grpc-message is percent-encoded (gRPC over HTTP/2 spec, "Responses").
         'grpc-message': encodeURIComponent(r.message),
         'x-request-id': requestId,
+        ...r.headers,
       },
       body: '',
     };
   }
   if (r.code === 'direct_response') {
-    return { status: r.status, headers: { 'content-type': 'text/plain', 'x-request-id': requestId }, body: r.message };
+    return { status: r.status, headers: { 'content-type': 'text/plain', 'x-request-id': requestId, ...r.headers }, body: r.message };
   }
   return {
     status: r.status,
-    headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+    headers: { 'content-type': 'application/json', 'x-request-id': requestId, ...r.headers },
     body: JSON.stringify({ code: r.code, message: r.message, request_id: requestId }),
   };
 }
