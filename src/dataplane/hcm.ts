@@ -531,6 +531,8 @@ export class HcmRuntime {
   }
 
   private upstreamFailed(rec: RequestRecord, sink: DownstreamSink, body: Readable | null, err: UpstreamError, retry: () => boolean, finish: () => void): void {
+    // Circuit breaker overflow: 503 UO at once, never retried (Envoy does not retry an Overflow reset).
+    if (err.kind === 'overflow') return (this.localReply(rec, sink, body, Replies.overflow(), false), finish());
     if (retry()) return;
     if (err.kind === 'connect_failure' || err.kind === 'connect_timeout') {
       this.d.metrics.upstreamConnectFailures.inc({ cluster: rec.upstreamCluster ?? '', reason: err.reason });

@@ -70,6 +70,8 @@ export const Replies = {
     flag: 'UC',
     details: 'upstream_reset_before_response_started{connection_termination}',
   }),
+  /** A full circuit breaker (max_pending_requests, max_requests): Envoy's overflow reset, 503 UO at once. */
+  overflow: (): LocalReply => ({ status: 503, code: 'upstream_overflow', message: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', flag: 'UO', details: 'upstream_reset_before_response_started{overflow}' }),
   timeout: (): LocalReply => ({ status: 504, code: 'upstream_timeout', message: 'upstream request timeout', flag: 'UT', grpcStatus: GRPC.DEADLINE_EXCEEDED, details: 'upstream_response_timeout' }),
   badRequest: (message: string, details = 'bad_request'): LocalReply => ({ status: 400, code: 'bad_request', message, flag: 'DPE', details }),
   headersTooLarge: (): LocalReply => ({ status: 431, code: 'headers_too_large', message: 'request headers too large', flag: 'DPE', details: 'request_headers_too_large' }),

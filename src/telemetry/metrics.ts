@@ -53,6 +53,22 @@ export interface MeshMetrics {
    * that has one. The cluster manager adds its source; nothing is kept between scrapes.
    */
   readonly lbEwmaSources: Set<() => Iterable<{ cluster: string; endpoint: string; ms: number }>>;
+  /**
+   * Circuit breakers, read at scrape time: per cluster and resource (cx, pending, rq, retries) the remaining
+   * capacity (Envoy's circuit_breakers.default.remaining_*, only for thresholds with track_remaining) and
+   * whether the limit is reached (Envoy's cx_open, rq_pending_open, rq_open, rq_retry_open).
+   */
+  readonly circuitBreakerSources: Set<() => Iterable<CircuitBreakerSample>>;
+  /** Refusals by a full breaker (Envoy's upstream_cx_overflow, upstream_rq_pending_overflow, upstream_rq_retry_overflow). */
+  readonly circuitBreakerOverflows: Counter<'cluster' | 'resource'>;
+}
+
+export interface CircuitBreakerSample {
+  readonly cluster: string;
+  readonly resource: string;
+  /** undefined when the thresholds do not set track_remaining. */
+  readonly remaining: number | undefined;
+  readonly open: boolean;
 }
 
 export function createMetrics(registry: Registry): MeshMetrics {
@@ -66,6 +82,28 @@ export function createMetrics(registry: Registry): MeshMetrics {
     collect() {
       this.reset();
       for (const source of lbEwmaSources) for (const s of source()) this.set({ cluster: s.cluster, endpoint: s.endpoint }, s.ms);
+    },
+  });
+  const circuitBreakerSources: MeshMetrics['circuitBreakerSources'] = new Set();
+  const samples = () => [...circuitBreakerSources].flatMap((source) => [...source()]);
+  new Gauge({
+    name: 'outrigger_circuit_breaker_remaining',
+    help: 'Remaining capacity of a circuit breaker, by cluster and resource (cx, pending, rq, retries); clusters whose thresholds set track_remaining',
+    labelNames: ['cluster', 'resource'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const s of samples()) if (s.remaining !== undefined) this.set({ cluster: s.cluster, resource: s.resource }, s.remaining);
+    },
+  });
+  new Gauge({
+    name: 'outrigger_circuit_breaker_open',
+    help: '1 while a circuit breaker is at its limit (new requests needing it overflow), by cluster and resource (cx, pending, rq, retries)',
+    labelNames: ['cluster', 'resource'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const s of samples()) this.set({ cluster: s.cluster, resource: s.resource }, s.open ? 1 : 0);
     },
   });
   const labelNames = REQUEST_LABELS as unknown as (typeof REQUEST_LABELS)[number][];
@@ -91,6 +129,8 @@ export function createMetrics(registry: Registry): MeshMetrics {
     lbHealthyPanic: new Counter({ name: 'outrigger_lb_healthy_panic_total', help: 'Hosts picked while their priority was in panic mode (too few healthy hosts: traffic goes to all of them)', labelNames: ['cluster'], registers: r }),
     lbEwmaSources,
     outlierEjectionsOverflow: new Counter({ name: 'outrigger_outlier_ejections_overflow_total', help: 'Outlier ejections refused because max_ejection_percent was reached', labelNames: ['cluster'], registers: r }),
+    circuitBreakerSources,
+    circuitBreakerOverflows: new Counter({ name: 'outrigger_circuit_breaker_overflows_total', help: 'Requests, connections and retries refused by a full circuit breaker, by cluster and resource (cx, pending, rq, retries)', labelNames: ['cluster', 'resource'], registers: r }),
   };
 }
 

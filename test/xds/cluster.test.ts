@@ -162,7 +162,8 @@ t.test('a cluster reports its load_assignment problems at their full path', (t) 
 
 t.test('circuit_breakers: the DEFAULT priority thresholds with Envoy defaults; HIGH checked and ignored', (t) => {
   const cb = (circuit_breakers: unknown) => decode(cluster({ circuit_breakers }));
-  t.strictSame(cb({}).ok && cb({}).value.circuitBreakers, CIRCUIT_BREAKER_DEFAULTS, 'empty: 1024/1024/1024 and 3 retries');
+  const empty = cb({});
+  t.strictSame(empty.ok && empty.value.circuitBreakers, CIRCUIT_BREAKER_DEFAULTS, 'empty: 1024/1024/1024 and 3 retries');
   const set = cb({
     thresholds: [
       { priority: 'HIGH', max_connections: 1, max_retries: 0 },
@@ -181,7 +182,8 @@ t.test('circuit_breakers: the DEFAULT priority thresholds with Envoy defaults; H
     'circuit_breakers.thresholds[1].retry_budget.budget_percent.value: 101 is outside [0, 100]',
   ]);
   t.strictSame(problems(cb({ thresholds: [{ retry_budget: { x: 1 } }] })), ['circuit_breakers.thresholds[0].retry_budget.x: unknown field'], 'a field no proto has');
-  t.equal(decode(cluster()).ok && decode(cluster()).value.circuitBreakers, undefined, 'unset: absent (the runtime applies the defaults)');
+  const unset = decode(cluster());
+  t.equal(unset.ok && unset.value.circuitBreakers, undefined, 'unset: absent (the runtime applies the defaults)');
   t.end();
 });
 
