@@ -72,8 +72,10 @@ export class H1Pool implements UpstreamPool {
       keepAliveMaxTimeout: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : 3_600_000,
       maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
       pipelining: 1,
-      // undici closes the connection after its last allowed response and opens another for what is queued.
-      ...(o.maxRequestsPerConnection && { maxRequestsPerClient: o.maxRequestsPerConnection }),
+      // undici closes the connection after its last allowed response and opens another for what is queued. Its
+      // count lets one request more than the number given through (undici 7 client-h1: `counter++ >= max`);
+      // a limit of 1 is a `reset` (Connection: close) on every request instead, see send().
+      ...((o.maxRequestsPerConnection ?? 0) > 1 && { maxRequestsPerClient: o.maxRequestsPerConnection! - 1 }),
       // The breaker admits a parked request the moment a response ends, while undici still counts that
       // connection busy for a tick: capped, undici queues the request for it instead of opening another.
       connections: this.breaker.thresholds.maxConnections,
@@ -238,7 +240,7 @@ export class H1Pool implements UpstreamPool {
       },
     };
     try {
-      this.pool.dispatch({ path: req.path, method: req.method, headers, body: sink }, handler);
+      this.pool.dispatch({ path: req.path, method: req.method, headers, body: sink, ...(this.o.maxRequestsPerConnection === 1 && { reset: true }) }, handler);
     } catch (e) {
       done();
       reject(new UpstreamError('reset', 'invalid_request', `request not accepted by the HTTP/1.1 client: ${(e as Error).message}`, e));
