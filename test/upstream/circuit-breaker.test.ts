@@ -51,6 +51,7 @@ t.test('max_pending_requests and max_connections; an empty pool may always conne
   b.connections(-1);
   t.ok(b.canConnect(false));
   t.strictSame(overflows, ['pending', 'cx']);
+  t.notOk(new CircuitBreaker('c', limits({ maxRequests: 0 })).tryRequest(), 'no overflow listener needed');
   const zero = breaker({ maxPendingRequests: 0 }).b;
   t.notOk(zero.tryPending(), 'max_pending_requests 0: nothing may wait');
   t.end();
