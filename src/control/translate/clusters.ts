@@ -377,7 +377,10 @@ export function proxylessCluster(ctx: Ctx, p: ClusterPlan): Built {
   });
 }
 
-/** `inbound|<port>||`: the sidecar's own app on INSTANCE_IPS[0]:<port>, HTTP/2 for GRPC/HTTP2 ports. */
+/**
+ * `inbound|<port>||`: the sidecar's own app on INSTANCE_IPS[0]:<port>, HTTP/2 for GRPC/HTTP2 ports. istiod gives
+ * inbound clusters its no-limit default thresholds too: without them Envoy's 1024 would cap the app's concurrency.
+ */
 export function inboundCluster(ctx: NodeCtx, port: number, h2: boolean): Built {
   const name = inboundClusterName(port);
   return {
@@ -387,6 +390,7 @@ export function inboundCluster(ctx: NodeCtx, port: number, h2: boolean): Built {
       type: 'STATIC',
       connect_timeout: duration(CONNECT_TIMEOUT_MS),
       load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(ctx.node.ips[0]!, port) } }] }] },
+      circuit_breakers: circuitBreakersJson(undefined),
       typed_extension_protocol_options: httpProtocolOptions(h2),
     },
   };
