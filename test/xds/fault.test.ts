@@ -2,6 +2,8 @@
 import t from 'tap';
 import { FAULT_TYPE_URL } from '../../src/model/fault.js';
 import { fault } from '../../src/xds/http-filters/fault.js';
+import { Issues } from '../../src/xds/resources/common.js';
+import { decodeTypedPerFilterConfig } from '../../src/xds/resources/per-filter-config.js';
 import { LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL } from '../../src/xds/protos.js';
 import { hcm, listener, problems, viaJson, ROUTER } from './helpers.js';
 
@@ -90,5 +92,8 @@ t.test('typed_per_filter_config: decoded by the filter that takes its type; unkn
   t.strictSame(problems(withPerFilter({ f: { '@type': WRAP, disabled: true } })), [`${R}["f"].disabled: field 'disabled' is not supported`, `${R}["f"].config: is required`]);
   t.strictSame(problems(withPerFilter({ f: { '@type': FAULT_TYPE_URL, abort: { http_status: 99 } } })), [`${R}["f"].abort.http_status: 99 is not an HTTP status in [200, 600)`]);
   t.strictSame(problems(withPerFilter({ f: { '@type': WRAP, config: { '@type': FAULT_TYPE_URL, abort: {} } } })), [`${R}["f"].config.abort: one of http_status, grpc_status is required`]);
+  const issues = new Issues();
+  t.equal(decodeTypedPerFilterConfig({ typed_per_filter_config: { f: { type_url: 'type.googleapis.com/no.such.Type', value: Buffer.alloc(0) } } }, 'r', issues), undefined);
+  t.strictSame(issues.list.map((i) => `${i.path}: ${i.message}`), ['r.typed_per_filter_config["f"]: unknown type URL "type.googleapis.com/no.such.Type"'], 'a payload of an unknown type');
   t.end();
 });
