@@ -2,15 +2,13 @@
 // through real sidecars over mTLS to real HTTP and gRPC apps: abort percentage, delay, gRPC status, bad YAML.
 import t from 'tap';
 import http from 'node:http';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { loadEchoService, startEchoGrpc } from '../../src/cli/demo-apps.js';
 import { seededRng } from '../../src/core/rng.js';
-import { startControl, type ControlForTest } from '../helpers/mesh-ca.js';
-import { runSidecar, tempDir, type StartedSidecar } from '../helpers/mesh.js';
-import { adsBootstrap } from '../helpers/xds-resources.js';
+import { startControl } from '../helpers/mesh-ca.js';
+import type { StartedSidecar } from '../helpers/mesh.js';
+import { meshDir, meshPod, serviceEntryYaml } from '../helpers/mesh-pods.js';
 import { waitFor } from '../helpers/tools.js';
 
 // Pod IPs of this file only: listeners bind the translator's fixed ports (15001, 15006) on them.
@@ -23,84 +21,35 @@ const GREETER = `${NET}.4.1`;
 const ABORT_PERCENT = 30;
 const DELAY_MS = 400;
 
-function mesh(abortPercent: number | string = ABORT_PERCENT): string {
-  const svc = (name: string, ip: string, port: string) => `---
+const vs = (name: string, http: string) => `---
 apiVersion: networking.istio.io/v1
-kind: ServiceEntry
+kind: VirtualService
 metadata: { name: ${name}, namespace: default }
 spec:
-  hosts: [${name}.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [${port}]
-  workloadSelector: { labels: { app: ${name} } }
----
+  hosts: [${name}]
+  http:
+${http}
+`;
+
+function mesh(abortPercent: number | string = ABORT_PERCENT): string {
+  const svc = (name: string, ip: string, port?: string) => `${serviceEntryYaml(name, port)}---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: ${name}-1, namespace: default }
 spec: { address: ${ip}, serviceAccount: ${name}, labels: { app: ${name} } }
 `;
-  return `${svc('frontend', FRONTEND, '{ number: 9080, name: http, protocol: HTTP }')}${svc('reviews', REVIEWS, '{ number: 9080, name: http, protocol: HTTP }')}${svc('ratings', RATINGS, '{ number: 9080, name: http, protocol: HTTP }')}${svc('greeter', GREETER, '{ number: 9090, name: grpc, protocol: GRPC }')}---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: reviews, namespace: default }
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: { host: reviews }
-    fault:
-      abort:
-        httpStatus: 503
-        percentage:
-          value: ${abortPercent}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: ratings, namespace: default }
-spec:
-  hosts: [ratings]
-  http:
-  - route:
-    - destination: { host: ratings }
-    fault:
-      delay:
-        fixedDelay: ${DELAY_MS}ms
-        percentage: { value: 100 }
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: greeter, namespace: default }
-spec:
-  hosts: [greeter]
-  http:
-  - match:
-    - headers: { x-fault: { exact: "on" } }
-    route:
-    - destination: { host: greeter }
-    fault:
-      abort:
-        grpcStatus: UNAVAILABLE
-        percentage: { value: 100 }
-  - route:
-    - destination: { host: greeter }
-`;
+  return `${svc('frontend', FRONTEND)}${svc('reviews', REVIEWS)}${svc('ratings', RATINGS)}${svc('greeter', GREETER, '{ number: 9090, name: grpc, protocol: GRPC }')}${vs('reviews', `  - route: [{ destination: { host: reviews } }]
+    fault: { abort: { httpStatus: 503, percentage: { value: ${abortPercent} } } }`)}${vs('ratings', `  - route: [{ destination: { host: ratings } }]
+    fault: { delay: { fixedDelay: ${DELAY_MS}ms, percentage: { value: 100 } } }`)}${vs('greeter', `  - match: [{ headers: { x-fault: { exact: "on" } } }]
+    route: [{ destination: { host: greeter } }]
+    fault: { abort: { grpcStatus: UNAVAILABLE, percentage: { value: 100 } } }
+  - route: [{ destination: { host: greeter } }]`)}`;
 }
 
 async function app(ip: string, name: string): Promise<http.Server> {
   const s = http.createServer((_req, res) => res.end(name));
   await new Promise<void>((r) => s.listen(9080, ip, r));
   return s;
-}
-
-async function pod(ca: ControlForTest, ip: string, sa: string, rng?: ReturnType<typeof seededRng>): Promise<StartedSidecar> {
-  const token = await ca.token(`default/${sa}`);
-  const b = adsBootstrap(Number(ca.address.split(':')[1]), {
-    tls: { common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default' }], combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: { name: 'ROOTCA' } } } },
-    metadata: { SERVICE_ACCOUNT: sa, INSTANCE_IPS: ip, LABELS: { app: sa }, CA_ADDR: ca.address, CA_ROOT_CERT: ca.rootFile, BOOTSTRAP_TOKEN: token },
-  }) as { node: { id: string } };
-  b.node.id = `sidecar~${ip}~${sa}.default~default.svc.cluster.local`;
-  return runSidecar(b, { drainMs: 500, ...(rng && { rng }) });
 }
 
 function get(agent: http.Agent, host: string): Promise<{ status: number; body: string }> {
@@ -120,15 +69,8 @@ async function counter(s: StartedSidecar, name: string, labels: Record<string, s
 }
 
 t.test('fault injection from mesh YAML through real sidecars: abort percentage, delay, gRPC status, bad YAML refused', async (t) => {
-  const tmp = tempDir('outrigger-fault-e2e-');
-  t.teardown(() => tmp.cleanup());
-  const dir = path.join(tmp.dir, 'mesh');
-  mkdirSync(dir);
-  const file = path.join(dir, 'mesh.yaml');
-  const write = (text: string) => {
-    writeFileSync(`${file}.tmp`, text);
-    renameSync(`${file}.tmp`, file);
-  };
+  const { dir, file, write, cleanup } = meshDir('outrigger-fault-e2e-');
+  t.teardown(cleanup);
   write(mesh());
   const ca = await startControl({ configDir: dir });
   t.teardown(() => ca.close());
@@ -138,10 +80,8 @@ t.test('fault injection from mesh YAML through real sidecars: abort percentage, 
   t.teardown(() => greeter.close());
   const sidecars = [
     // The caller's sidecar injects the faults; its rng is seeded so the run is reproducible.
-    await pod(ca, FRONTEND, 'frontend', seededRng(61)),
-    await pod(ca, REVIEWS, 'reviews'),
-    await pod(ca, RATINGS, 'ratings'),
-    await pod(ca, GREETER, 'greeter'),
+    await meshPod(ca, FRONTEND, 'frontend', { app: 'frontend' }, { drainMs: 500, rng: seededRng(61) }),
+    ...(await Promise.all(['reviews', 'ratings', 'greeter'].map((sa, i) => meshPod(ca, [REVIEWS, RATINGS, GREETER][i]!, sa, { app: sa }, { drainMs: 500 })))),
   ];
   t.teardown(() => Promise.all(sidecars.map((s) => s.shutdown())));
   for (const s of sidecars) await waitFor(() => s.ready(), 'every sidecar synced');
