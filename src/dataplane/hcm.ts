@@ -246,7 +246,7 @@ export class HcmRuntime {
     const match = this.routes.table?.match(rec.authority, rec.path, headerGetter(rec));
     if (this.filters.empty) return this.route(rec, match, body, sink, onDownstreamAbort);
     // The filters see the request (and the route, for per-route config) before the router does.
-    const verdict = this.filters.run({ rec, route: match });
+    const verdict = this.filters.run({ rec, route: match, onAbort: onDownstreamAbort });
     if (!(verdict instanceof Promise)) return this.afterFilters(verdict, rec, match, body, sink, onDownstreamAbort);
     // While the filters decide, a caller that goes away completes the request (flag DC); after that, the
     // router's own abort handling takes over.

@@ -1,7 +1,7 @@
 // Replies the proxy makes itself: JSON {code,message,request_id} for HTTP, trailers-only grpc-status for gRPC.
 
 /** Envoy response flags (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage). */
-export type ResponseFlag = '-' | 'NR' | 'NC' | 'UF' | 'UC' | 'UT' | 'UH' | 'UO' | 'RL' | 'DC' | 'URX' | 'DPE' | 'UPE' | 'SI';
+export type ResponseFlag = '-' | 'NR' | 'NC' | 'UF' | 'UC' | 'UT' | 'UH' | 'UO' | 'RL' | 'DC' | 'URX' | 'DPE' | 'UPE' | 'SI' | 'FI' | 'DI';
 
 export interface LocalReply {
   readonly status: number;

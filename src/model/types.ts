@@ -153,6 +153,8 @@ export interface Route {
   readonly name: string;
   readonly match: RouteMatch;
   readonly action: RouteKind;
+  /** typed_per_filter_config by HTTP filter name, each decoded by its filter's decoder; absent when the route sets none (fault injection). */
+  readonly typedPerFilterConfig?: Readonly<Record<string, Pick<HttpFilterConfig, 'typeUrl' | 'config'>>>;
 }
 
 export interface VirtualHost {

@@ -48,6 +48,10 @@ export interface MeshMetrics {
   readonly upstreamRequests: Counter<'cluster' | 'locality' | 'priority'>;
   /** Envoy's lb_healthy_panic: picks made while the chosen priority was in panic (routing to all its hosts). */
   readonly lbHealthyPanic: Counter<'cluster'>;
+  /** Envoy's fault.<stat_prefix>.delays_injected and aborts_injected, one counter with the kind (delay, abort) as a label. */
+  readonly faultsInjected: Counter<'listener' | 'kind'>;
+  /** Envoy's fault.<stat_prefix>.faults_overflow: faults not injected because max_active_faults were already in progress. */
+  readonly faultsOverflow: Counter<'listener'>;
   /**
    * The picker's view, read at scrape time: each source yields the PEAK_EWMA latency estimate of every host
    * that has one. The cluster manager adds its source; nothing is kept between scrapes.
@@ -131,6 +135,8 @@ export function createMetrics(registry: Registry): MeshMetrics {
     outlierEjectionsOverflow: new Counter({ name: 'outrigger_outlier_ejections_overflow_total', help: 'Outlier ejections refused because max_ejection_percent was reached', labelNames: ['cluster'], registers: r }),
     circuitBreakerSources,
     circuitBreakerOverflows: new Counter({ name: 'outrigger_circuit_breaker_overflows_total', help: 'Requests, connections and retries refused by a full circuit breaker, by cluster and resource (cx, pending, rq, retries)', labelNames: ['cluster', 'resource'], registers: r }),
+    faultsInjected: new Counter({ name: 'outrigger_http_faults_injected_total', help: 'Faults injected by the fault filter, by kind (delay, abort)', labelNames: ['listener', 'kind'], registers: r }),
+    faultsOverflow: new Counter({ name: 'outrigger_http_faults_overflow_total', help: 'Faults not injected because max_active_faults were already in progress', labelNames: ['listener'], registers: r }),
   };
 }
 

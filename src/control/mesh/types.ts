@@ -2,6 +2,8 @@
 // Produced by the mesh loader (every field checked, cross-references resolved), consumed by the translator.
 // Only fields listed here are accepted; anything else in a document is an error naming file, line and field path.
 
+import type { HTTPFaultInjection } from './fault.js';
+
 /** Where a document came from: named in every error and in `outrigger status`. */
 export interface Meta {
   readonly name: string;
@@ -113,6 +115,8 @@ export interface HTTPRoute {
   readonly timeoutMs?: number;
   /** Undefined = istiod's default retry policy. */
   readonly retries?: HTTPRetry;
+  /** HTTPFaultInjection: a delay and/or an abort injected by the caller's sidecar (issue 6). */
+  readonly fault?: HTTPFaultInjection;
 }
 
 export interface VirtualService {

@@ -4,6 +4,7 @@ import { errorMessage } from '../../core/errors.js';
 import { compileRegex } from '../../model/matchers.js';
 import { RETRY_ON_GRPC, RETRY_ON_HTTP } from '../../model/types.js';
 import { joinPath } from '../../xds/json.js';
+import { httpFault } from './fault.js';
 import { hostProblem, readExportTo, resolveHost } from './hosts.js';
 import { Reader, defined, dnsLabelProblem, type Shape } from './schema.js';
 import type { Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, StringMatch, VirtualService } from './types.js';
@@ -12,8 +13,8 @@ import type { Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDest
 const VIRTUAL_SERVICE: Shape = { fields: ['hosts', 'gateways', 'http', 'exportTo'], notYet: ['tcp', 'tls'] };
 /** HTTPRoute: route actions other than forwarding, and request/response manipulation, arrive later. */
 const HTTP_ROUTE: Shape = {
-  fields: ['name', 'match', 'route', 'timeout', 'retries'],
-  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers'],
+  fields: ['name', 'match', 'route', 'timeout', 'retries', 'fault'],
+  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers'],
 };
 const HTTP_MATCH: Shape = {
   fields: ['name', 'uri', 'headers', 'port'],
@@ -58,7 +59,8 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
   const written = r.list(o, 'route', path, (d, p) => routeDestination(r, d, p, ns, domainSuffix));
   const route = weigh(r, written, o.route, joinPath(path, 'route'));
   const retries = o.retries === undefined || o.retries === null ? undefined : httpRetry(r, o.retries, joinPath(path, 'retries'));
-  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries });
+  const fault = o.fault === undefined || o.fault === null ? undefined : httpFault(r, o.fault, joinPath(path, 'fault'));
+  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries, fault });
 }
 
 /**

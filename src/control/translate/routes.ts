@@ -1,6 +1,7 @@
 // RDS: VirtualService http routes -> Envoy routes, the sidecar's `outbound` and `inbound` route tables.
 import type { ConsistentHashLb, HTTPMatchRequest, HTTPRetry, HTTPRoute, StringMatch } from '../mesh/types.js';
 import { clusterPlan } from './clusters.js';
+import { routeFault } from './fault.js';
 import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
 import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
 
@@ -157,7 +158,7 @@ export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, 
       .filter((m) => m?.port === undefined || m.port === port)
       .map((m) => {
         const name = (r.name ?? '') + (m?.name ? `.${m.name}` : '');
-        return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), route: routeAction(ctx, r, port) };
+        return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), route: routeAction(ctx, r, port), ...routeFault(r.fault) };
       }),
   );
 }

@@ -1,5 +1,6 @@
 // LDS for sidecars: Istio's virtualOutbound (15001, plaintext from the app) and virtualInbound (15006, mTLS only).
 import { DOWNSTREAM_TLS_TYPE_URL, HCM_FILTER_NAME, INBOUND_PORT, OUTBOUND_PORT, TLS_SOCKET_NAME, rdsHcm, sdsCommonTls, socketAddress, trustDomainPrefix, type Built, type NodeCtx } from './common.js';
+import { FAULT_FILTER } from './fault.js';
 
 /** WebSocket upgrades pass through (HttpConnectionManager.upgrade_configs), as Istio enables them. */
 const UPGRADES = [{ upgrade_type: 'websocket' }];
@@ -15,7 +16,7 @@ function virtualOutbound(ip: string): Built {
       name: 'virtualOutbound',
       address: socketAddress(ip, OUTBOUND_PORT),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [{ name: HCM_FILTER_NAME, typed_config: rdsHcm('outbound', { stat_prefix: `outbound_${ip}_${OUTBOUND_PORT}`, upgrade_configs: UPGRADES }) }] }],
+      filter_chains: [{ filters: [{ name: HCM_FILTER_NAME, typed_config: rdsHcm('outbound', { stat_prefix: `outbound_${ip}_${OUTBOUND_PORT}`, upgrade_configs: UPGRADES }, [FAULT_FILTER]) }] }],
     },
   };
 }

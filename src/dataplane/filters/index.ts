@@ -2,10 +2,11 @@
 import type { HttpFilterConfig } from '../../model/types.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { Replies } from '../local-reply.js';
+import { faultFilter } from './fault.js';
 import type { FilterDeps, FilterRequest, FilterVerdict, HttpFilter, HttpFilterFactory } from './filter.js';
 
 /** Registry by type URL. The router (terminal, the HCM itself) has no entry: the chain ends where it sits. */
-const FACTORIES: ReadonlyMap<string, HttpFilterFactory> = new Map(([] as HttpFilterFactory[]).map((f) => [f.typeUrl, f]));
+const FACTORIES: ReadonlyMap<string, HttpFilterFactory> = new Map(([faultFilter] as HttpFilterFactory[]).map((f) => [f.typeUrl, f]));
 
 /**
  * The one order the filters Outrigger knows may come in: jwt_authn → rbac → local_ratelimit → fault → router.

@@ -6,6 +6,7 @@ import type { ProtoObj } from '../canonical.js';
 import { Issues, bool, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
 import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
 import { decodeRetryPolicy } from './retry.js';
+import { decodeTypedPerFilterConfig } from './per-filter-config.js';
 
 /** RouteAction.timeout default (Envoy docs: 15 s; 0 disables the timeout). */
 const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -58,7 +59,7 @@ function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, Field
 
 function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response'], issues);
+  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'typed_per_filter_config'], issues);
   requireOne(o, path, ['match'], true, issues);
   const m = msg(o, 'match');
   const match = m && issues.take(decodeRouteMatch(m, joinPath(path, 'match')));
@@ -72,7 +73,8 @@ function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   } else if (direct) {
     action = directResponse(direct, joinPath(path, 'direct_response'), issues);
   }
-  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action! }));
+  const perFilter = decodeTypedPerFilterConfig(o, path, issues);
+  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action!, ...(perFilter && { typedPerFilterConfig: perFilter }) }));
 }
 
 function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {

@@ -225,7 +225,6 @@ t.test('Istio fields Outrigger does not implement yet are refused, never dropped
     'x.yaml:13 VirtualService r: spec.http[0].match[0].headers.x-a: a presence match ({}) is not supported yet; use one of exact, prefix, regex',
     'x.yaml:14 VirtualService r: spec.http[0].match[0].ignoreUriCase: not supported yet',
     'x.yaml:17 VirtualService r: spec.http[0].route[0].headers: not supported yet',
-    'x.yaml:19 VirtualService r: spec.http[0].fault: not supported yet',
     'x.yaml:20 VirtualService r: spec.http[0].mirror: not supported yet',
   ]);
   const se = doc('ServiceEntry', 's', '  hosts: [a.example]\n  addresses: [10.0.0.1]\n  resolution: DNS\n  ports: [{number: 80, name: http, protocol: HTTP}]\n');
