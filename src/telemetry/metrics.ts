@@ -53,6 +53,8 @@ export interface MeshMetrics {
    * that has one. The cluster manager adds its source; nothing is kept between scrapes.
    */
   readonly lbEwmaSources: Set<() => Iterable<{ cluster: string; endpoint: string; ms: number }>>;
+  /** Local rate limit decisions per listener and filter (stat_prefix): allowed, rate_limited (429 sent), shadow_limited (over the limit, let through). */
+  readonly localRateLimit: Counter<'listener' | 'policy' | 'result'>;
 }
 
 export function createMetrics(registry: Registry): MeshMetrics {
@@ -91,6 +93,7 @@ export function createMetrics(registry: Registry): MeshMetrics {
     lbHealthyPanic: new Counter({ name: 'outrigger_lb_healthy_panic_total', help: 'Hosts picked while their priority was in panic mode (too few healthy hosts: traffic goes to all of them)', labelNames: ['cluster'], registers: r }),
     lbEwmaSources,
     outlierEjectionsOverflow: new Counter({ name: 'outrigger_outlier_ejections_overflow_total', help: 'Outlier ejections refused because max_ejection_percent was reached', labelNames: ['cluster'], registers: r }),
+    localRateLimit: new Counter({ name: 'outrigger_local_ratelimit_requests_total', help: 'Local rate limit decisions by listener and filter stat_prefix: allowed, rate_limited (refused 429), shadow_limited (over the limit but not enforced)', labelNames: ['listener', 'policy', 'result'], registers: r }),
   };
 }
 

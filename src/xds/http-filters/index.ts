@@ -2,6 +2,7 @@
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { ProtoObj } from '../canonical.js';
+import { localRateLimit } from './local-ratelimit.js';
 import { router } from './router.js';
 
 export interface HttpFilterDecoder {
@@ -11,7 +12,7 @@ export interface HttpFilterDecoder {
   decode(config: ProtoObj, path: string): Result<Readonly<Record<string, unknown>>, FieldIssue>;
 }
 
-const REGISTRY: ReadonlyMap<string, HttpFilterDecoder> = new Map([router].map((f) => [f.typeUrl, f]));
+const REGISTRY: ReadonlyMap<string, HttpFilterDecoder> = new Map([localRateLimit, router].map((f) => [f.typeUrl, f]));
 
 export function httpFilterDecoder(typeUrl: string): HttpFilterDecoder | undefined {
   return REGISTRY.get(typeUrl);
