@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../../src/core/clock.js';
 import { ControlServer } from '../../src/control/server.js';
 import { loadOrCreateTokenKey, mintBootstrapToken } from '../../src/identity/token.js';
 import { startEchoApp, type EchoApp } from './apps.js';
+import { adsBootstrap } from './xds-resources.js';
 import { REVIEWS_ID, TD, inboundBootstrap, memoryLogger, outboundBootstrap, runSidecar, tempDir, type StartedSidecar } from './mesh.js';
 
 export { memoryLogger };
@@ -135,4 +136,18 @@ export async function startCaMesh(o: { ttl?: string; ca?: ControlForTest } = {})
       if (!o.ca) await ca.close();
     },
   };
+}
+
+/**
+ * A pod of a mesh served by `ca`: a sidecar on `ip` whose node id, metadata and bootstrap token are those of
+ * service account `sa` in namespace default, syncing over mTLS ADS (SDS secrets from the CA) as istio-agent does.
+ */
+export async function meshPod(ca: ControlForTest, ip: string, sa: string, labels: Record<string, string>, drainMs = 2000): Promise<StartedSidecar> {
+  const token = await ca.token(`default/${sa}`);
+  const b = adsBootstrap(Number(ca.address.split(':')[1]), {
+    tls: { common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default' }], combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: { name: 'ROOTCA' } } } },
+    metadata: { SERVICE_ACCOUNT: sa, INSTANCE_IPS: ip, LABELS: labels, CA_ADDR: ca.address, CA_ROOT_CERT: ca.rootFile, BOOTSTRAP_TOKEN: token },
+  }) as { node: { id: string } };
+  b.node.id = `sidecar~${ip}~${sa}.default~default.svc.cluster.local`;
+  return runSidecar(b, { drainMs });
 }
