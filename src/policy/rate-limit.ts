@@ -95,18 +95,23 @@ export interface LimiterSpec {
   readonly maxDynamicDescriptors?: number;
 }
 
-/** The lookup key of a descriptor: its entries in order, unambiguous whatever the keys and values hold. */
+/**
+ * The lookup key of a descriptor: its entries in order. NUL and LF cannot occur in header values (RFC 9110) nor in
+ * the keys and values the decoder accepts, so the key is unambiguous; plain concatenation keeps the hot path cheap.
+ */
 function keyOf(entries: RequestDescriptor): string {
+  if (entries.length === 1) return `${entries[0]!.key}\0${entries[0]!.value}`;
   let k = '';
-  for (const e of entries) k += `${e.key.length}:${e.key}=${e.value.length}:${e.value};`;
+  for (const e of entries) k += `${e.key}\0${e.value}\n`;
   return k;
 }
 
 /**
  * A descriptor with one or more empty values (Envoy's wildcard): every distinct set of request values gets a
- * bucket of its own, created full on first use. Live buckets are capped; the ones idle long enough to be full
- * again are dropped first (which changes nothing, see TokenBucket.idleFor). When the cap is still reached, a new
- * value is charged to one shared overflow bucket of the same size.
+ * bucket of its own, created full on first use. Live buckets are capped; at the cap, the ones idle long enough to
+ * be full again are dropped first (which changes nothing, see TokenBucket.idleFor: so they need not be dropped any
+ * sooner, and a hit costs one Map lookup). When the cap is still reached, a new value is charged to one shared
+ * overflow bucket of the same size.
  *
  * Why overflow rather than Envoy's LRU eviction or a refusal: evicting a live bucket hands its value a fresh,
  * full bucket on return, so a caller cycling through more values than the cap is never limited at all; refusing
@@ -139,24 +144,14 @@ class WildcardDescriptor {
   bucketFor(d: RequestDescriptor, nowMs: number): TokenBucket {
     const key = keyOf(d);
     let b = this.buckets.get(key);
-    if (b) {
-      // Map order is last-use order: re-inserting keeps the least recently used first, for the expiry sweep.
-      this.buckets.delete(key);
-      this.buckets.set(key, b);
-      return b;
+    if (b) return b;
+    if (this.buckets.size >= this.cap) {
+      for (const [k, old] of this.buckets) if (old.idleFor(nowMs)) this.buckets.delete(k);
+      if (this.buckets.size >= this.cap) return this.overflow;
     }
-    this.expire(nowMs);
-    if (this.buckets.size >= this.cap) return this.overflow;
     b = new TokenBucket(this.spec.tokenBucket, this.epochMs, nowMs);
     this.buckets.set(key, b);
     return b;
-  }
-
-  private expire(nowMs: number): void {
-    for (const [k, b] of this.buckets) {
-      if (!b.idleFor(nowMs)) return;
-      this.buckets.delete(k);
-    }
   }
 
   get live(): number {
@@ -187,20 +182,29 @@ export class LocalRateLimiter {
   }
 
   check(descriptors: readonly RequestDescriptor[], nowMs: number): RateLimitDecision {
-    let matched: TokenBucket[] | undefined;
+    let first: TokenBucket | undefined;
+    let more: TokenBucket[] | undefined;
     if (this.exact.size > 0 || this.wildcards.length > 0) {
       for (const d of descriptors) {
         const b = this.lookup(d, nowMs);
-        if (b) (matched ??= []).push(b);
+        if (!b) continue;
+        if (!first) first = b;
+        else (more ??= [first]).push(b);
       }
     }
-    if (matched) {
-      if (matched.length > 1) matched.sort((a, b) => a.fillRate - b.fillRate);
-      for (const b of matched) if (!b.consume(nowMs)) return { allowed: false, bucket: b };
-      if (!this.spec.alwaysConsumeDefaultTokenBucket) return { allowed: true, bucket: matched[0]! };
+    if (first) {
+      // One match (the common case) needs no list; several are charged slowest-filling first.
+      if (more) {
+        more.sort((a, b) => a.fillRate - b.fillRate);
+        for (const b of more) if (!b.consume(nowMs)) return { allowed: false, bucket: b };
+        first = more[0]!;
+      } else if (!first.consume(nowMs)) {
+        return { allowed: false, bucket: first };
+      }
+      if (!this.spec.alwaysConsumeDefaultTokenBucket) return { allowed: true, bucket: first };
     }
     if (!this.defaultBucket.consume(nowMs)) return { allowed: false, bucket: this.defaultBucket };
-    return { allowed: true, bucket: matched ? matched[0]! : this.defaultBucket };
+    return { allowed: true, bucket: first ?? this.defaultBucket };
   }
 
   /** An exact descriptor first; otherwise the first wildcard descriptor of the same keys. */
