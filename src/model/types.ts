@@ -1,5 +1,6 @@
 // The sidecar's internal config model: immutable, decoded from Envoy v3 resources (static bootstrap or ADS).
 // Nothing past xds/ sees a raw proto; everything here is plain frozen data built once per config version.
+import type { RateLimitEntry } from './rate-limit.js';
 
 export interface SocketAddress {
   readonly host: string;
@@ -104,6 +105,8 @@ export interface RouteAction {
   readonly hashPolicy: readonly HashPolicy[];
   /** RouteAction.retry_policy; absent = no retries (beyond the one replay of a stream the upstream refused unseen). */
   readonly retryPolicy?: RetryPolicy;
+  /** RouteAction.rate_limits: the descriptors the local_ratelimit filter looks its buckets up by. */
+  readonly rateLimits?: readonly RateLimitEntry[];
 }
 
 /** The retry_on conditions Envoy defines for HTTP and gRPC (x-envoy-retry-on / x-envoy-retry-grpc-on). */

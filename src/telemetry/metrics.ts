@@ -65,6 +65,8 @@ export interface MeshMetrics {
   readonly circuitBreakerSources: Set<() => Iterable<CircuitBreakerSample>>;
   /** Refusals by a full breaker (Envoy's upstream_cx_overflow, upstream_rq_pending_overflow, upstream_rq_retry_overflow). */
   readonly circuitBreakerOverflows: Counter<'cluster' | 'resource'>;
+  /** Local rate limit decisions per listener and filter (stat_prefix): allowed, rate_limited (429 sent), shadow_limited (over the limit, let through). */
+  readonly localRateLimit: Counter<'listener' | 'policy' | 'result'>;
 }
 
 export interface CircuitBreakerSample {
@@ -137,6 +139,7 @@ export function createMetrics(registry: Registry): MeshMetrics {
     circuitBreakerOverflows: new Counter({ name: 'outrigger_circuit_breaker_overflows_total', help: 'Requests, connections and retries refused by a full circuit breaker, by cluster and resource (cx, pending, rq, retries)', labelNames: ['cluster', 'resource'], registers: r }),
     faultsInjected: new Counter({ name: 'outrigger_http_faults_injected_total', help: 'Faults injected by the fault filter, by kind (delay, abort)', labelNames: ['listener', 'kind'], registers: r }),
     faultsOverflow: new Counter({ name: 'outrigger_http_faults_overflow_total', help: 'Faults not injected because max_active_faults were already in progress', labelNames: ['listener'], registers: r }),
+    localRateLimit: new Counter({ name: 'outrigger_local_ratelimit_requests_total', help: 'Local rate limit decisions by listener and filter stat_prefix: allowed, rate_limited (refused 429), shadow_limited (over the limit but not enforced)', labelNames: ['listener', 'policy', 'result'], registers: r }),
   };
 }
 

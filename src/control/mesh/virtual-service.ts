@@ -162,7 +162,7 @@ function matchRequest(r: Reader, v: unknown, path: string): HTTPMatchRequest | u
 }
 
 /** StringMatch: exactly one of exact, prefix, regex; a regex must be valid RE2 (Envoy's safe_regex). */
-function stringMatch(r: Reader, v: unknown, path: string, what: 'uri' | 'header'): StringMatch | undefined {
+export function stringMatch(r: Reader, v: unknown, path: string, what: 'uri' | 'header'): StringMatch | undefined {
   const o = r.object(v, path, STRING_MATCH);
   if (!o) return undefined;
   const set = STRING_MATCH.fields.filter((k) => o[k] !== undefined && o[k] !== null);

@@ -4,6 +4,7 @@ import { clusterPlan } from './clusters.js';
 import { routeFault } from './fault.js';
 import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
 import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
+import { inboundRateLimits } from './rate-limit.js';
 
 /** Istio's route timeout when a VirtualService sets none: disabled (Envoy's own default would be 15 s). */
 const NO_TIMEOUT = duration(0);
@@ -214,9 +215,10 @@ export function inboundRoutes(ctx: NodeCtx): InboundRoutes {
   const { node } = ctx;
   const claim = claimer();
   const appPorts = new Map<number, boolean>();
+  const limits = inboundRateLimits(ctx);
   const route = (target: number, h2: boolean) => {
     if (!appPorts.has(target)) appPorts.set(target, h2);
-    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: inboundClusterName(target), timeout: NO_TIMEOUT } }];
+    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: inboundClusterName(target), timeout: NO_TIMEOUT, ...limits } }];
   };
   const virtualHosts: Record<string, unknown>[] = [];
   let catchAll: { target: number; h2: boolean } | undefined;
