@@ -154,6 +154,20 @@ t.test('header-match routing: end-user: jason -> v3, everyone else -> v1; regexe
   t.same(Object.keys(await tally(W.client, 20, { 'end-user': 'kimberly' })).sort(), ['v1-aws', 'v1-gcp'], 'kimberly is not kim');
 });
 
+t.test('fault injection (gRFC A33): a VirtualService abort reaches the proxyless client as its grpc-status; other routes are untouched', async (t) => {
+  const faulty = { name: 'faulty', match: [{ headers: { 'end-user': { exact: 'chaos' } } }], fault: { abort: { grpcStatus: 'RESOURCE_EXHAUSTED', percentage: { value: 100 } } }, route: to(['v1', 100]) };
+  await W.apply({ workloads: [W.w['v1-aws']!, W.w['v1-gcp']!, W.w['v2-azure']!, W.w['v3-aws']!], http: [faulty, { name: 'default', route: to(['v1', 100]) }] });
+  await W.synced();
+  for (let i = 0; i < 10; i++) {
+    const e = await W.client.unary({ 'end-user': 'chaos' }).then(
+      () => undefined,
+      (err: { code?: number }) => err,
+    );
+    t.equal(e?.code, 8, 'RESOURCE_EXHAUSTED, injected by the client itself');
+  }
+  t.same(Object.keys(await tally(W.client, 20)).sort(), ['v1-aws', 'v1-gcp'], 'the route without a fault serves');
+});
+
 t.test('endpoints: a new WorkloadEntry starts serving, a removed one stops, with no failed call', async (t) => {
   const http = [CANARY[0]!, { name: 'default', route: to(['v1', 100]) }];
   const { w } = W;

@@ -1,5 +1,6 @@
 // LDS and RDS for proxyless gRPC clients (gRFC A27 / A28): one API listener and route table per target name.
 import { domainsFor, hostForms, rdsHcm, type Built, type Ctx } from './common.js';
+import { FAULT_FILTER } from './fault.js';
 import { routesFor } from './routes.js';
 
 /**
@@ -7,7 +8,8 @@ import { routesFor } from './routes.js';
  * Listener "reviews.default.svc.cluster.local:9080"), so every routed service port gets a listener under each
  * host form Istio serves for this caller (`<fqdn>:<port>`, `<name>.<ns>:<port>`, and `<name>:<port>` in the
  * same namespace). Each is an api_listener whose HttpConnectionManager names a RouteConfiguration of the same
- * name over ADS, with the router as its only filter (gRFC A27 "Listener"; istiod's gRPC generator does the same).
+ * name over ADS, with the fault filter before the router: gRPC applies a route's typed_per_filter_config fault
+ * itself (gRFC A33), so VirtualService faults reach proxyless callers as they reach sidecars.
  * The route table has one virtual host answering to the host forms (gRPC picks it by the target, its data-plane
  * authority) with the same routes a sidecar gets (gRFC A28: path/prefix/safe_regex, header string matches,
  * weighted_clusters). More listeners than a client asks for cost nothing: ADS sends only what is requested.
@@ -24,7 +26,7 @@ export function proxylessListenersAndRoutes(ctx: Ctx): { listeners: Built[]; rou
         const name = `${form}:${port.number}`;
         if (seen.has(name)) continue;
         seen.add(name);
-        listeners.push({ name, json: { name, api_listener: { api_listener: rdsHcm(name) } } });
+        listeners.push({ name, json: { name, api_listener: { api_listener: rdsHcm(name, {}, [FAULT_FILTER]) } } });
         routes.push({ name, json: { name, virtual_hosts: [vhost] } });
       }
     }
