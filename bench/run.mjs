@@ -15,7 +15,7 @@ import { buildReport, writeReport } from './lib/report.mjs';
 import { BODY_BYTES, startBackend } from './proxies/backend.mjs';
 import { NGINX, startNginxPath } from './proxies/nginx.mjs';
 import { HAPROXY, startHaproxyPath } from './proxies/haproxy.mjs';
-import { MAIN_JS, probeSidecar, startOutriggerPath } from './proxies/outrigger.mjs';
+import { MAIN_JS, probeSidecar, startOutriggerChainPath, startOutriggerPath } from './proxies/outrigger.mjs';
 import { startNodeFloorPath } from './proxies/node-floor.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -37,7 +37,7 @@ const cfg = {
   grpcConcurrency: Number(env.BENCH_GRPC_CONCURRENCY ?? 16),
   idleWait: env.BENCH_IDLE_WAIT ?? '60s',
   rounds: Math.max(1, Number(env.BENCH_ROUNDS ?? 2)),
-  paths: (env.BENCH_PATHS ?? 'direct,nginx,haproxy,outrigger,node-floor').split(',').map((s) => s.trim()).filter(Boolean),
+  paths: (env.BENCH_PATHS ?? 'direct,nginx,haproxy,outrigger,outrigger-chain,node-floor').split(',').map((s) => s.trim()).filter(Boolean),
   latencyProtos: (env.BENCH_LATENCY_PROTOS ?? 'h2c,h1').split(',').map((s) => s.trim()).filter(Boolean),
   bodyBytes: BODY_BYTES,
   results: env.BENCH_RESULTS ?? path.join(BENCH, 'RESULTS.md'),
@@ -57,6 +57,7 @@ const PATHS = {
   nginx: { label: 'nginx', start: startNginxPath },
   haproxy: { label: 'HAProxy', start: startHaproxyPath },
   outrigger: { label: 'Outrigger', start: startOutriggerPath },
+  'outrigger-chain': { label: 'Outrigger + policy chain', start: startOutriggerChainPath },
   'node-floor': { label: 'Node floor (bare Node two-hop, reference)', start: startNodeFloorPath },
 };
 
@@ -169,7 +170,7 @@ async function measure(name, p, ctx, res) {
 async function runPath(name, ctx) {
   const def = PATHS[name];
   const res = { name, label: def.label, notes: [] };
-  if (name === 'outrigger' && !ctx.sidecar.ok) {
+  if (name.startsWith('outrigger') && !ctx.sidecar.ok) {
     res.error = `sidecar not usable: ${ctx.sidecar.reason}`;
     return res;
   }
@@ -243,7 +244,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   const reaped = procs.reapStale(path.join(OUT, '.pgids.json'), BENCH);
   if (reaped) log(`killed ${reaped} process group(s) left over from an earlier run`);
-  for (const e of ['certs', 'nginx-hop-a', 'nginx-hop-b', 'backend-nginx', 'haproxy-hop-a', 'haproxy-hop-b', 'outrigger-hop-a', 'outrigger-hop-b']) {
+  for (const e of ['certs', 'nginx-hop-a', 'nginx-hop-b', 'backend-nginx', 'haproxy-hop-a', 'haproxy-hop-b', 'outrigger-hop-a', 'outrigger-hop-b', 'outrigger-chain-hop-a', 'outrigger-chain-hop-b']) {
     rmSync(path.join(OUT, e), { recursive: true, force: true });
   }
 
@@ -253,8 +254,8 @@ async function main() {
     if (s.code !== 0) throw new Error(`bench/setup.sh failed (${s.code}):\n${s.stdout}${s.stderr}`);
   }
 
-  const sidecar = cfg.paths.includes('outrigger') ? await probeSidecar() : { ok: false, reason: 'not selected (BENCH_PATHS)' };
-  if (cfg.paths.includes('outrigger')) log(`outrigger: ${sidecar.ok ? 'sidecar usable' : `NOT usable: ${sidecar.reason}`}`);
+  const sidecar = cfg.paths.some((p) => p.startsWith('outrigger')) ? await probeSidecar() : { ok: false, reason: 'not selected (BENCH_PATHS)' };
+  if (cfg.paths.some((p) => p.startsWith('outrigger'))) log(`outrigger: ${sidecar.ok ? 'sidecar usable' : `NOT usable: ${sidecar.reason}`}`);
   const facts = await machineFacts(sidecar);
 
   log('certs: ECDSA P-256 root + frontend/reviews X509-SVIDs');
@@ -308,7 +309,7 @@ async function main() {
   console.log(text);
   log(`wrote ${path.relative(process.cwd(), cfg.results)} in ${((finishedAt - startedAt) / 1000).toFixed(0)} s`);
   // Exit non-zero only when the baselines could not be measured; a missing sidecar is reported, not fatal.
-  const failed = results.filter((r) => r.error && r.name !== 'outrigger');
+  const failed = results.filter((r) => r.error && !r.name.startsWith('outrigger'));
   return failed.length ? 1 : 0;
 }
 

@@ -6,6 +6,7 @@ export const TARGETS = {
   throughputRatio: 0.4, // Outrigger req/s >= 0.4 x HAProxy
   addedP50Ratio: 1.5, // Outrigger added p50 at the fixed rate <= 1.5 x HAProxy's
   rssMBPerSidecar: 80, // per sidecar process, under the fixed-rate load
+  chainRatio: 0.9, // issue 6: Outrigger with its policy chain >= 0.9 x Outrigger without it
 };
 
 const MB = (kib) => kib / 1024;
@@ -133,6 +134,12 @@ export function buildReport({ results, cfg, facts, command, startedAt, finishedA
       `VmRSS max A ${f(per[0])} MB, B ${f(per[1])} MB (VmHWM over the whole run: A ${f(hw[0])}, B ${f(hw[1])})`,
       mark(per.length ? Math.max(...per) <= TARGETS.rssMBPerSidecar : null),
     ]);
+    // Issue 6: the policy chain (routes, retries, rate limit, fault filter, metrics) keeps ≥ 90 % of the chain-less throughput.
+    const c = byName['outrigger-chain'];
+    if (c && !c.error) {
+      const cr = c.wrk?.rps / o.wrk?.rps;
+      targetRows.push([`policy chain throughput ≥ ${TARGETS.chainRatio}× Outrigger's without it`, `${f(c.wrk?.rps, 0)} vs ${f(o.wrk?.rps, 0)} req/s = ${fx(cr)}`, mark(Number.isFinite(cr) ? cr >= TARGETS.chainRatio : null)]);
+    }
   } else {
     const why = o?.error ? 'Outrigger path failed (see Notes)' : 'Outrigger path not run';
     for (const t of ['throughput', 'added p50', 'RSS']) targetRows.push([t, `n/a: ${why}`, 'n/a']);

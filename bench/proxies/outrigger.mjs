@@ -115,7 +115,7 @@ async function startSidecar(outDir, name, doc, adminPort, flags, yamlName) {
   const dir = path.join(outDir, name);
   mkdirSync(dir, { recursive: true });
   const conf = path.join(dir, 'bootstrap.yaml');
-  writeFileSync(conf, header(yamlName) + YAML.stringify(doc, { lineWidth: 0 }));
+  writeFileSync(conf, header(yamlName) + YAML.stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false }));
   const proc = start(name, process.execPath, [...shebangFlags(), MAIN_JS, 'sidecar', '--config', conf, ...flags], {
     cwd: ROOT,
     stdoutFile: path.join(dir, 'stdout.log'),
@@ -124,11 +124,69 @@ async function startSidecar(outDir, name, doc, adminPort, flags, yamlName) {
   return { proc, conf, ready: () => waitForHttp200(adminPort, '/ready', { proc, timeoutMs: 30000 }) };
 }
 
-export async function startOutriggerPath(ctx) {
+export function startOutriggerPath(ctx) {
+  return startPair(ctx, 'outrigger', sidecarAConfig(ctx), sidecarBConfig(ctx), []);
+}
+
+const FAULT = { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } };
+/** Istio's default retry policy, as the control server writes it on every outbound route. */
+const ISTIO_RETRIES = {
+  retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
+  num_retries: 2,
+  retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }],
+  host_selection_retry_max_attempts: 5,
+};
+/** How many routes the outbound table holds before the one the load matches: a VirtualService with many header routes. */
+export const CHAIN_ROUTES = 100;
+
+/**
+ * The same two hops with the traffic policy a mesh workload carries (issue 6's "realistic chain"): hop A's
+ * route table has CHAIN_ROUTES header/prefix routes before the matching one, which has Istio's default retries;
+ * its HCM has the fault filter (empty, as istiod always adds it) before the router. Hop B has a local rate limit
+ * that counts every request against a descriptor bucket too large to refuse any (a RateLimitPolicy rule on "/"),
+ * plus the fault filter. Metrics are on for both, as always.
+ */
+export function startOutriggerChainPath(ctx) {
+  const a = sidecarAConfig(ctx);
+  const hcmA = a.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  const vh = hcmA.route_config.virtual_hosts[0];
+  const hit = vh.routes[vh.routes.length - 1];
+  hit.route.retry_policy = ISTIO_RETRIES;
+  const decoys = Array.from({ length: CHAIN_ROUTES }, (_, i) => ({
+    match: { prefix: i % 2 ? `/api/v${i}/` : '/', headers: [{ name: 'x-canary', string_match: { exact: `group-${i}` } }] },
+    route: { cluster: hit.route.cluster, timeout: '15s', retry_policy: ISTIO_RETRIES },
+  }));
+  vh.routes = [...decoys, hit];
+  hcmA.http_filters = [FAULT, ...hcmA.http_filters];
+  const b = sidecarBConfig(ctx);
+  const hcmB = b.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  const huge = { max_tokens: 4294967295, tokens_per_fill: 4294967295, fill_interval: '1s' };
+  hcmB.http_filters = [
+    {
+      name: 'envoy.filters.http.local_ratelimit',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+        stat_prefix: 'bench',
+        token_bucket: huge,
+        filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+        filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+        descriptors: [{ entries: [{ key: 'rule', value: 'default/bench/0' }], token_bucket: huge }],
+        always_consume_default_token_bucket: false,
+      },
+    },
+    FAULT,
+    ...hcmB.http_filters,
+  ];
+  const rateLimits = [{ actions: [{ header_value_match: { descriptor_key: 'rule', descriptor_value: 'default/bench/0', headers: [{ name: ':path', string_match: { prefix: '/' } }] } }] }];
+  for (const r of hcmB.route_config.virtual_hosts[0].routes) r.route.rate_limits = rateLimits;
+  return startPair(ctx, 'outrigger-chain', a, b, [`hop A: ${CHAIN_ROUTES + 1} routes, Istio's default retries, fault filter; hop B: local rate limit (never refusing), fault filter`]);
+}
+
+async function startPair(ctx, prefix, docA, docB, extraNotes) {
   const { outDir, ports, sidecarHelp } = ctx;
   const { flags, note } = accessLogFlags(sidecarHelp);
-  const b = await startSidecar(outDir, 'outrigger-hop-b', sidecarBConfig(ctx), ports.adminB, flags, 'sidecar-b.yaml');
-  const a = await startSidecar(outDir, 'outrigger-hop-a', sidecarAConfig(ctx), ports.adminA, flags, 'sidecar-a.yaml');
+  const b = await startSidecar(outDir, `${prefix}-hop-b`, docB, ports.adminB, flags, 'sidecar-b.yaml');
+  const a = await startSidecar(outDir, `${prefix}-hop-a`, docA, ports.adminA, flags, 'sidecar-a.yaml');
   try {
     await Promise.all([a.ready(), b.ready()]);
   } catch (e) {
@@ -140,7 +198,7 @@ export async function startOutriggerPath(ctx) {
       }
     };
     await Promise.all([a.proc.stop(), b.proc.stop()]);
-    throw new Error(`${e.message}\nhop A stderr: ${tail(path.join(outDir, 'outrigger-hop-a', 'stderr.log'))}\nhop B stderr: ${tail(path.join(outDir, 'outrigger-hop-b', 'stderr.log'))}`);
+    throw new Error(`${e.message}\nhop A stderr: ${tail(path.join(outDir, `${prefix}-hop-a`, 'stderr.log'))}\nhop B stderr: ${tail(path.join(outDir, `${prefix}-hop-b`, 'stderr.log'))}`);
   }
   return {
     entry: { h1: ports.hopA, h2c: ports.hopA, grpc: ports.hopA },
@@ -148,7 +206,7 @@ export async function startOutriggerPath(ctx) {
     configs: [a.conf, b.conf],
     mtlsPort: ports.hopB,
     upstreamProto: 'h2 (http2_protocol_options, ALPN h2)',
-    notes: [note],
+    notes: [note, ...extraNotes],
     async stop() {
       await Promise.all([a.proc.stop(), b.proc.stop()]);
     },
