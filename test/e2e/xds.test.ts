@@ -124,12 +124,12 @@ t.test('a bad resource is NACKed with its field path; the last good config keeps
   const w = await world(t);
   await initialSync(w);
   const { ads } = w;
-  const bad = ads.push('cds', 'c2', [edsCluster('backend', { connectTimeout: '-1s' }), edsCluster('other', { extra: { circuit_breakers: {} } })]);
+  const bad = ads.push('cds', 'c2', [edsCluster('backend', { connectTimeout: '-1s' }), edsCluster('other', { extra: { upstream_connection_options: {} } })]);
   const nack = await ads.request(isType('cds', bad));
   t.equal(nack.version_info, 'c1', 'NACK: the previous version');
   t.equal(nack.error_detail?.code, 3, 'INVALID_ARGUMENT');
   t.match(nack.error_detail?.message, /^backend: connect_timeout: must not be negative$/m);
-  t.match(nack.error_detail?.message, /^other: circuit_breakers: field 'circuit_breakers' is not supported$/m);
+  t.match(nack.error_detail?.message, /^other: upstream_connection_options: field 'upstream_connection_options' is not supported$/m);
   t.equal(await w.servedBy(), 'a', 'traffic still flows on the old config');
   t.equal(w.sc.runtime.clusters.get('backend')?.cluster.connectTimeoutMs, 1000, 'the cluster kept its last good version');
   t.ok(w.sc.logs.some((l) => l.includes('NACK') && l.includes('connect_timeout')), 'the NACK is logged with its issues');
@@ -143,6 +143,7 @@ t.test('a bad resource is NACKed with its field path; the last good config keeps
   t.equal(clashNack.version_info, 'l1');
   t.match(clashNack.error_detail?.message, /y: address\.socket_address: 127\.0\.0\.1:18080 is also the address of listener "x"/);
   t.equal(await w.servedBy(), 'a');
+
 
   const dump = await w.dump();
   const cds = section(dump, 'ClustersConfigDump');
@@ -161,6 +162,20 @@ t.test('a bad resource is NACKed with its field path; the last good config keeps
   t.equal(w.sc.runtime.clusters.get('backend')?.cluster.connectTimeoutMs, 2000);
   t.equal(section(await w.dump(), 'ClustersConfigDump').error_state, undefined, 'the error state clears with the next ACK');
   t.equal(await w.servedBy(), 'a');
+
+  // An HTTP filter the sidecar does not have: required, the listener is NACKed (Envoy refuses it too); marked
+  // is_optional, it is skipped and the listener is ACKed and serves (HttpFilter.is_optional).
+  const cors = (optional: boolean) => ({ http_filters: [{ name: 'envoy.filters.http.cors', ...(optional && { is_optional: true }), typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } }, { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }] });
+  const required = ads.push('lds', 'l3', [httpListener('outbound', 0, { rds: 'routes' }, cors(false))]);
+  const filterNack = await ads.request(isType('lds', required));
+  t.equal(filterNack.version_info, 'l1', 'an unknown required filter: NACK');
+  t.match(filterNack.error_detail?.message, /outbound: .*http_filters\[0\]\.typed_config: HTTP filter type\.googleapis\.com\/envoy\.extensions\.filters\.http\.cors\.v3\.Cors is not supported \(set is_optional: true to skip it\)/);
+  t.equal(await w.servedBy(), 'a');
+  const optional = ads.push('lds', 'l4', [httpListener('outbound', 0, { rds: 'routes' }, cors(true))]);
+  const filterAck = await ads.request(isType('lds', optional));
+  t.equal(filterAck.version_info, 'l4', 'an unknown optional filter: skipped, ACK');
+  t.notOk(filterAck.error_detail);
+  t.equal(await w.servedBy(), 'a', 'and the listener serves without it');
 });
 
 t.test('route change, endpoints added and removed in place: observed by the next requests', async (t) => {
