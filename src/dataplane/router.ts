@@ -80,6 +80,7 @@ function compileRoute(r: Route, vhost: string): CompiledRoute {
     matches(path, noQuery, get, q) {
       if (!pathOk(path, noQuery)) return false;
       for (const h of headers) if (!h(get)) return false;
+      // No query string: every query parameter matcher fails (none is present).
       for (const m of query) if (!q || !m(q)) return false;
       return true;
     },
@@ -92,10 +93,31 @@ interface Ranked {
   readonly rank: number;
 }
 
-/** A trie node over lowercased path characters; `routes` are those whose literal prefix ends here, by rank. */
+/**
+ * A radix-trie node over ASCII-lowercased path characters: `label` is the text of the edge into it (chains
+ * without routes are merged into one edge, so a walk mostly compares characters rather than looking up
+ * children); `routes` are those whose literal prefix ends here, by rank.
+ */
 interface TrieNode {
+  label: string;
   next: Map<number, TrieNode> | undefined;
   readonly routes: Ranked[];
+}
+
+/** Merges every route-less node with a single child into that child (once, after all routes are in). */
+function compress(node: TrieNode): void {
+  if (!node.next) return;
+  for (const [c, child] of node.next) {
+    let n = child;
+    while (n.routes.length === 0 && n.next?.size === 1) {
+      const only: TrieNode = n.next.values().next().value!;
+      // A flat string (not a concatenation rope): the walk reads it character by character.
+      only.label = [n.label, only.label].join('');
+      n = only;
+    }
+    node.next.set(c, n);
+    compress(n);
+  }
 }
 
 const REGEX_SPECIAL = new Set([...'\\.^$|?*+()[]{}']);
@@ -131,7 +153,7 @@ const lower = (c: number) => (c >= 65 && c <= 90 ? c + 32 : c);
  * exactly the configured one. Nothing is allocated per request (unless a route reads the query string).
  */
 class CompiledVhost {
-  private readonly root: TrieNode = { next: undefined, routes: [] };
+  private readonly root: TrieNode = { label: '', next: undefined, routes: [] };
   private readonly unindexed: Ranked[] = [];
   private readonly readsQuery: boolean;
 
@@ -148,23 +170,27 @@ class CompiledVhost {
         const c = lower(lit.charCodeAt(i));
         node.next ??= new Map();
         let n = node.next.get(c);
-        if (!n) node.next.set(c, (n = { next: undefined, routes: [] }));
+        if (!n) node.next.set(c, (n = { label: String.fromCharCode(c), next: undefined, routes: [] }));
         node = n;
       }
       node.routes.push({ r, rank });
     });
+    compress(this.root);
     this.readsQuery = routes.some((r) => r.match.queryParameters?.length);
   }
 
   /** `q` is the index of '?' in `path` (-1 when there is no query string). */
   match(path: string, noQuery: string, q: number, get: HeaderGetter): CompiledRoute | undefined {
     // Envoy's query_parameters read the query without a fragment (a client should not send one; some do).
-    const query = this.readsQuery ? queryGetter(q < 0 ? '' : path.slice(q + 1).split('#', 1)[0]!) : undefined;
+    const query = this.readsQuery && q >= 0 ? queryGetter(path, q + 1) : undefined;
     let best: CompiledRoute | undefined;
     let bestRank = Infinity;
     let node: TrieNode | undefined = this.root;
-    for (let i = -1; node; ) {
-      for (const e of node.routes) {
+    // `i`: how much of the path the walk has consumed on arriving at `node`.
+    for (let i = 0; node; ) {
+      const here = node.routes;
+      for (let j = 0; j < here.length; j++) {
+        const e = here[j]!;
         if (e.rank >= bestRank) break;
         if (e.r.matches(path, noQuery, get, query)) {
           best = e.r;
@@ -172,8 +198,15 @@ class CompiledVhost {
           break;
         }
       }
-      if (++i >= path.length) break;
+      if (i >= path.length) break;
       node = node.next?.get(lower(path.charCodeAt(i)));
+      if (!node) break;
+      const label = node.label;
+      if (i + label.length > path.length) break;
+      let k = 1; // the first character was the lookup key
+      while (k < label.length && lower(path.charCodeAt(i + k)) === label.charCodeAt(k)) k++;
+      if (k < label.length) break;
+      i += label.length;
     }
     for (const e of this.unindexed) {
       if (e.rank >= bestRank) break;

@@ -186,20 +186,26 @@ export function compileHeaderMatcher(h: HeaderMatcher): (get: HeaderGetter) => b
 /** The raw query string (after '?', without '#'), looked up per parameter: first value, not percent-decoded, as Envoy. */
 export type QueryGetter = (name: string) => string | undefined;
 
-/** Builds a getter over one query string that splits it once, on first use. */
-export function queryGetter(query: string): QueryGetter {
-  let params: Map<string, string> | undefined;
+/**
+ * A getter over the query string of `path` starting at `from` (after the '?'; a '#fragment' is not part of it).
+ * Each lookup scans the `&`-separated parameters in place for the first with that name: no table is built for
+ * a request whose route table asks about one or two parameters.
+ */
+export function queryGetter(path: string, from = 0): QueryGetter {
+  const hash = path.indexOf('#', from);
+  const end = hash < 0 ? path.length : hash;
   return (name) => {
-    if (!params) {
-      params = new Map();
-      for (const part of query.split('&')) {
-        if (part === '') continue;
-        const eq = part.indexOf('=');
-        const k = eq < 0 ? part : part.slice(0, eq);
-        if (!params.has(k)) params.set(k, eq < 0 ? '' : part.slice(eq + 1));
+    for (let i = from; i < end; ) {
+      let amp = path.indexOf('&', i);
+      if (amp < 0 || amp > end) amp = end;
+      const after = i + name.length;
+      if (after <= amp && path.startsWith(name, i)) {
+        if (after === amp) return '';
+        if (path.charCodeAt(after) === 61 /* = */) return path.slice(after + 1, amp);
       }
+      i = amp + 1;
     }
-    return params.get(name);
+    return undefined;
   };
 }
 
