@@ -3,7 +3,7 @@
 // split measured over 2,000 requests, redirect, direct response, rewrites and header edits both ways.
 import t from 'tap';
 import http from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { seededRng } from '../../src/core/rng.js';
 import { startControl, type ControlForTest } from '../helpers/mesh-ca.js';
@@ -263,5 +263,21 @@ t.test('VirtualService routing through real sidecars configured over xDS from me
     t.equal(seen.v1 + seen.v2, 2000);
     const share = seen.v1 / 2000;
     t.ok(Math.abs(share - 0.8) <= 0.03, `v1 share ${(share * 100).toFixed(1)} % (${seen.v1} / 2000), v2 ${seen.v2}`);
+  });
+
+  await t.test('a bad change is refused with file:line:field and the routes keep serving', async (t) => {
+    const file = path.join(dir, 'mesh.yaml');
+    const bad = MESH.replace('weight: 20\n', 'weight: 30\n').replace('"/items/[0-9]+"', '"/items/(?=[0-9]+)"').replace('timeout: 200ms', 'timeout: -200ms');
+    const rejected = ca.server.nextConfigReload();
+    writeFileSync(`${file}.tmp`, bad);
+    renameSync(`${file}.tmp`, file);
+    await rejected;
+    const issues = ca.server.status().config?.rejected?.issues ?? [];
+    const at = (field: string) => issues.find((i) => i.includes(field)) ?? `(no issue for ${field})`;
+    t.match(at('.uri.regex'), /mesh\.yaml:\d+ VirtualService reviews: spec\.http\[4\]\.match\[0\]\.uri\.regex: not a valid RE2 regular expression: invalid perl operator: \(\?=/);
+    t.match(at('.timeout'), /mesh\.yaml:\d+ VirtualService reviews: spec\.http\[9\]\.timeout: invalid duration "-200ms"/);
+    t.match(at('].route:'), /mesh\.yaml:\d+ VirtualService reviews: spec\.http\[10\]\.route: weights add up to 110, not 100/);
+    t.equal((await send(agent, '/old')).status, 302, 'the accepted config still routes');
+    t.equal((await send(agent, '/items/7')).echo?.path, '/item');
   });
 });
