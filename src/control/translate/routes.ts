@@ -241,6 +241,9 @@ export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, 
 function actionOf(ctx: Ctx, r: HTTPRoute, port: number): Record<string, unknown> {
   const single = r.route.length === 1 ? r.route[0]!.headers : undefined;
   const { fields, host } = headerFields([r.headers, single]);
+  // grpc-js-xds refuses a route table with a redirect or direct_response (a gRPC client can follow neither) but
+  // takes non_forwarding_action, on which a client fails the call (gRFC A36): the same RPCs fail, the rest route.
+  if ((r.redirect || r.directResponse) && ctx.caller.kind === 'proxyless') return { non_forwarding_action: {} };
   if (r.redirect) return { redirect: redirectAction(r.redirect, port), ...fields };
   if (r.directResponse) {
     const d = r.directResponse;

@@ -4,6 +4,7 @@ import type { HTTPRoute } from '../../../src/control/mesh/types.js';
 import { translate } from '../../../src/control/translate/index.js';
 import type { Route, RouteConfiguration } from '../../../src/model/types.js';
 import { ROUTE_CONFIGURATION_TYPE_URL } from '../../../src/xds/protos.js';
+import { grpcAccepts } from './grpc-validators.js';
 import { OPTS, REVIEWS, bookinfo, decodeAll, dest, node, vs } from './helpers.js';
 
 const routesOf = (http: HTTPRoute[]): readonly Route[] => {
@@ -87,5 +88,25 @@ t.test("header edits: set then add in name order, remove; a single destination's
     action: { weightedClusters: [{ name: `outbound|9080|v1|${REVIEWS}`, weight: 50, headers: { responseHeadersToAdd: [{ name: 'x-v', value: 'v1' }] } }, { name: `outbound|9080|v2|${REVIEWS}`, weight: 50 }] },
   });
   t.equal(split!.action.kind === 'route' && split!.action.action.weightedClusters![1]!.headers, undefined);
+  t.end();
+});
+
+t.test('a proxyless gRPC client accepts every routing feature (gRPC skips what it cannot act on, as gRFC A28 says)', (t) => {
+  const mesh = bookinfo({
+    virtualServices: [
+      vs('reviews', [REVIEWS], [
+        { match: [{ uri: { regex: 'a|b' }, headers: {}, queryParams: { v: { exact: '1' } }, method: { exact: 'POST' }, withoutHeaders: { x: { prefix: 'y' } }, ignoreUriCase: true }], route: v1, rewrite: { uri: '/x', authority: 'a' }, headers: { request: { set: { 'x-a': '1' } } } },
+        { match: [], route: [], redirect: { uri: '/n', redirectCode: 302 } },
+        { match: [], route: [], directResponse: { status: 503 } },
+      ]),
+    ],
+  });
+  const rds = grpcAccepts(t, translate(mesh, node({ proxyless: true, sa: 'productpage', id: 'grpc~10.0.0.9~productpage.default~default.svc.cluster.local' }), OPTS)).get(ROUTE_CONFIGURATION_TYPE_URL)!;
+  const rc = rds.get('reviews:9080') as { virtual_hosts: { routes: { action: string }[] }[] };
+  t.strictSame(
+    rc.virtual_hosts[0]!.routes.map((r) => r.action),
+    ['route', 'non_forwarding_action', 'non_forwarding_action'],
+    'redirect and directResponse: calls that match them fail, as a gRPC client cannot follow either',
+  );
   t.end();
 });
