@@ -226,6 +226,9 @@ export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, 
   return vs.http.flatMap((r) =>
     (r.match.length ? r.match : [undefined])
       .filter((m) => m?.port === undefined || m.port === port)
+      // A gRPC call has no query string, so a match with queryParams never holds for one; grpc-js-xds would
+      // ignore the condition and match it anyway (grpc-go skips such routes), so a proxyless client gets none.
+      .filter((m) => !(ctx.caller.kind === 'proxyless' && Object.keys(m?.queryParams ?? {}).length))
       .map((m) => {
         const name = (r.name ?? '') + (m?.name ? `.${m.name}` : '');
         return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), ...actionOf(ctx, r, port) };

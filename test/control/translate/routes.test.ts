@@ -96,17 +96,23 @@ t.test('a proxyless gRPC client accepts every routing feature (gRPC skips what i
     virtualServices: [
       vs('reviews', [REVIEWS], [
         { match: [{ uri: { regex: 'a|b' }, headers: {}, queryParams: { v: { exact: '1' } }, method: { exact: 'POST' }, withoutHeaders: { x: { prefix: 'y' } }, ignoreUriCase: true }], route: v1, rewrite: { uri: '/x', authority: 'a' }, headers: { request: { set: { 'x-a': '1' } } } },
+        { match: [{ uri: { prefix: '/' }, headers: {}, queryParams: { q: { exact: '1' } } }, { uri: { prefix: '/b' }, headers: {} }], route: v1 },
         { match: [], route: [], redirect: { uri: '/n', redirectCode: 302 } },
         { match: [], route: [], directResponse: { status: 503 } },
       ]),
     ],
   });
   const rds = grpcAccepts(t, translate(mesh, node({ proxyless: true, sa: 'productpage', id: 'grpc~10.0.0.9~productpage.default~default.svc.cluster.local' }), OPTS)).get(ROUTE_CONFIGURATION_TYPE_URL)!;
-  const rc = rds.get('reviews:9080') as { virtual_hosts: { routes: { action: string }[] }[] };
+  const rc = rds.get('reviews:9080') as { virtual_hosts: { routes: { action: string; match: { query_parameters: unknown[]; prefix?: string } }[] }[] };
   t.strictSame(
     rc.virtual_hosts[0]!.routes.map((r) => r.action),
     ['route', 'non_forwarding_action', 'non_forwarding_action'],
     'redirect and directResponse: calls that match them fail, as a gRPC client cannot follow either',
+  );
+  t.strictSame(
+    rc.virtual_hosts[0]!.routes.map((r) => [r.match.prefix, r.match.query_parameters.length]),
+    [['/b', 0], ['/', 0], ['/', 0]],
+    'the match blocks with queryParams are left out (a gRPC call has no query string)',
   );
   t.end();
 });
