@@ -117,5 +117,13 @@ t.test('bad config is refused with file:line:field: weights, regexes, durations,
       `${P}:13 VirtualService r: spec.http[0].route[0].headers.request.set.host: host can only be set on a route's request headers (it becomes the authority rewrite)`,
     ],
   );
+  t.strictSame(check(vsWith('  - redirect: 3\n  - directResponse: x\n  - route: [{destination: {host: reviews}, headers: 1}]\n    rewrite: [1]\n    headers: {request: 2, response: {remove: [a], set: null}}\n  - route: [{destination: {host: reviews}}]\n    rewrite: {uriRegexRewrite: 4}\n')), [
+    `${P}:8 VirtualService r: spec.http[0].redirect: expected an object, got 3`,
+    `${P}:9 VirtualService r: spec.http[1].directResponse: expected an object, got "x"`,
+    `${P}:10 VirtualService r: spec.http[2].route[0].headers: expected an object, got 1`,
+    `${P}:11 VirtualService r: spec.http[2].rewrite: expected an object, got a list`,
+    `${P}:12 VirtualService r: spec.http[2].headers.request: expected an object, got 2`,
+    `${P}:14 VirtualService r: spec.http[3].rewrite.uriRegexRewrite: expected an object, got 4`,
+  ]);
   t.end();
 });
