@@ -113,6 +113,8 @@ export class RequestRecord {
   routeName: string | null = null;
   virtualHost: string | null = null;
   grpcStatus = '';
+  /** The matched route's response header edits (route-level, then the picked cluster's): the router's local replies get them too. */
+  responseHeaders: ((h: OutgoingHttpHeaders) => void) | undefined = undefined;
   done = false;
 
   constructor(

@@ -20,6 +20,7 @@ import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from '.
 import { hashOf } from './hash-policy.js';
 import { backoffMs, retriableFailure, retriableResponse } from './retry.js';
 import { RouteTable, type CompiledRoute } from './router.js';
+import { redirectReply, type RedirectRequest } from './route-actions.js';
 import { buildFilterChain, type FilterChain } from './filters/index.js';
 import type { FilterVerdict } from './filters/filter.js';
 
@@ -61,6 +62,12 @@ function headerGetter(rec: RequestRecord): (name: string) => string | undefined 
     const v = rec.headers[name];
     return Array.isArray(v) ? v.join(',') : v;
   };
+}
+
+/** A redirect keeps the request's scheme as the caller saw it: x-forwarded-proto if an earlier hop set it. */
+function redirectRequest(rec: RequestRecord): RedirectRequest {
+  const xfp = firstValue(rec.headers['x-forwarded-proto']);
+  return { scheme: xfp === 'https' || xfp === 'http' ? xfp : rec.conn.tls ? 'https' : 'http', authority: rec.authority, path: rec.path };
 }
 
 /**
@@ -275,10 +282,14 @@ export class HcmRuntime {
     if (!match) return this.localReply(rec, sink, body, Replies.noRoute());
     rec.routeName = match.route.name || null;
     rec.virtualHost = match.virtualHost;
+    rec.responseHeaders = match.responseHeaders;
     const action = match.route.action;
     if (action.kind === 'direct_response') return this.localReply(rec, sink, body, Replies.direct(action.status, action.body ?? ''));
+    if (action.kind === 'redirect') return this.localReply(rec, sink, body, redirectReply(action.redirect.status, match.redirectLocation!(redirectRequest(rec))));
     const ra = action.action;
-    rec.upstreamCluster = match.pickCluster(this.d.rng);
+    const target = match.pickTarget(this.d.rng);
+    rec.upstreamCluster = target.name;
+    rec.responseHeaders = target.responseHeaders;
     const cluster = this.d.clusters.get(rec.upstreamCluster);
     if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(rec.upstreamCluster));
     // Picked before the route timer exists: a request answered UH here is complete and arms nothing.
@@ -317,10 +328,8 @@ export class HcmRuntime {
 
     const headers: OutgoingHttpHeaders = {};
     forwardRequestHeaders(rec.headers, headers, this.forwardingContext(rec), rec.requestId);
-    let path = rec.path;
-    if (ra.prefixRewrite !== undefined && match.route.match.path.kind === 'prefix') {
-      path = ra.prefixRewrite + path.slice(match.route.match.path.value.length);
-    }
+    target.requestHeaders?.(headers);
+    const path = match.rewritePath?.(rec.path) ?? rec.path;
     const authority = ra.hostRewriteLiteral ?? rec.authority;
 
     // Retries (RouteAction.retry_policy) for requests without a body: nothing has to be replayed. Bodies
@@ -414,6 +423,7 @@ export class HcmRuntime {
               rec.status = status;
               const out: OutgoingHttpHeaders = {};
               forwardResponseHeaders(upHeaders, out);
+              rec.responseHeaders?.(out);
               if (grpcStatus !== undefined) rec.grpcStatus = grpcStatus;
               const isH2Upstream = cluster.cluster.protocol === 'HTTP2';
               sink.respond(status, out, endStream, isH2Upstream);
@@ -558,6 +568,8 @@ export class HcmRuntime {
     body?.resume();
     if (!sink.destroyed && !sink.headersSent) {
       const headers: OutgoingHttpHeaders = { ...out.headers };
+      // Envoy's router finalizes its own replies with the route's response headers too (filters' replies come before a route acts).
+      rec.responseHeaders?.(headers);
       const length = Buffer.byteLength(out.body);
       if (length) headers['content-length'] = length;
       sink.respond(out.status, headers, length === 0, false);

@@ -77,11 +77,44 @@ export type PathMatch =
   | { readonly kind: 'path'; readonly value: string }
   | { readonly kind: 'regex'; readonly regex: string };
 
+/**
+ * envoy.config.route.v3.QueryParameterMatcher: the first value of the parameter, as sent (not percent-decoded),
+ * as Envoy reads it. A parameter written without '=' has the value "".
+ */
+export interface QueryParameterMatcher {
+  readonly name: string;
+  readonly match: { readonly kind: 'present' } | { readonly kind: 'string'; readonly matcher: StringMatcher };
+}
+
 export interface RouteMatch {
   readonly path: PathMatch;
   /** RouteMatch.case_sensitive, default true. Applies to prefix and path. */
   readonly caseSensitive: boolean;
+  /** All must match (AND); `:method`, `:authority` and `:path` are matchable, as in Envoy. */
   readonly headers: readonly HeaderMatcher[];
+  /** RouteMatch.query_parameters; all must match. Absent when none (the decoder leaves empty lists out). */
+  readonly queryParameters?: readonly QueryParameterMatcher[];
+}
+
+/** envoy.config.core.v3.HeaderValueOption.HeaderAppendAction (the deprecated `append` maps onto the first and third). */
+export type HeaderAppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
+
+/** envoy.config.core.v3.HeaderValueOption; the name is lowercased, the value literal (no %COMMAND% operators). */
+export interface HeaderValueOption {
+  readonly name: string;
+  readonly value: string;
+  readonly appendAction: HeaderAppendAction;
+}
+
+/**
+ * The request_headers_to_add / _to_remove and response_headers_to_add / _to_remove of one level (a Route, or a
+ * WeightedCluster.ClusterWeight). As in Envoy's HeaderParser, each level removes first, then adds.
+ */
+export interface HeaderMutations {
+  readonly requestHeadersToAdd: readonly HeaderValueOption[];
+  readonly requestHeadersToRemove: readonly string[];
+  readonly responseHeadersToAdd: readonly HeaderValueOption[];
+  readonly responseHeadersToRemove: readonly string[];
 }
 
 /** envoy.config.route.v3.WeightedCluster.ClusterWeight */
@@ -89,6 +122,14 @@ export interface WeightedCluster {
   readonly name: string;
   /** Chosen with probability weight / sum of the route's weights; 0 = never. */
   readonly weight: number;
+  /** ClusterWeight's own header mutations, applied before the route's (Envoy's order: most specific first); absent = none. */
+  readonly headers?: HeaderMutations;
+}
+
+/** envoy.type.matcher.v3.RegexMatchAndSubstitute: every match of `regex` in the path (no query) becomes `substitution` (\\1 = group 1). */
+export interface RegexRewrite {
+  readonly regex: string;
+  readonly substitution: string;
 }
 
 /** envoy.config.route.v3.RouteAction (subset) */
@@ -99,7 +140,13 @@ export interface RouteAction {
   readonly weightedClusters?: readonly WeightedCluster[];
   /** RouteAction.timeout; Envoy's default is 15 s; 0 disables. */
   readonly timeoutMs: number;
+  /**
+   * RouteAction.prefix_rewrite: replaces what the match matched: the prefix of a prefix match, the whole path of
+   * a path or safe_regex match (Envoy's rule). The query string is kept.
+   */
   readonly prefixRewrite?: string;
+  /** RouteAction.regex_rewrite (exclusive with prefixRewrite). */
+  readonly regexRewrite?: RegexRewrite;
   readonly hostRewriteLiteral?: string;
   /** RouteAction.hash_policy, in order: the request hash for RING_HASH / MAGLEV. Empty = no hash (a random pick). */
   readonly hashPolicy: readonly HashPolicy[];
@@ -148,9 +195,24 @@ export type HashPolicy =
   | { readonly kind: 'source_ip'; readonly terminal: boolean }
   | { readonly kind: 'query_parameter'; readonly name: string; readonly terminal: boolean };
 
+/** envoy.config.route.v3.RedirectAction (the fields Istio's HTTPRedirect uses, plus strip_query). */
+export interface RedirectAction {
+  /** scheme_redirect, or "https" for https_redirect; absent = the request's scheme. */
+  readonly scheme?: string;
+  readonly host?: string;
+  /** port_redirect; absent = keep the request's port (dropped when it is the old scheme's default and the scheme changes). */
+  readonly port?: number;
+  /** path_redirect: replaces the path; a query string in it replaces the request's. */
+  readonly path?: string;
+  /** response_code: MOVED_PERMANENTLY (301, default), FOUND, SEE_OTHER, TEMPORARY_REDIRECT, PERMANENT_REDIRECT. */
+  readonly status: 301 | 302 | 303 | 307 | 308;
+  readonly stripQuery: boolean;
+}
+
 export type RouteKind =
   | { readonly kind: 'route'; readonly action: RouteAction }
-  | { readonly kind: 'direct_response'; readonly status: number; readonly body?: string };
+  | { readonly kind: 'direct_response'; readonly status: number; readonly body?: string }
+  | { readonly kind: 'redirect'; readonly redirect: RedirectAction };
 
 export interface Route {
   readonly name: string;
@@ -158,6 +220,11 @@ export interface Route {
   readonly action: RouteKind;
   /** typed_per_filter_config by HTTP filter name, each decoded by its filter's decoder; absent when the route sets none (fault injection). */
   readonly typedPerFilterConfig?: Readonly<Record<string, Pick<HttpFilterConfig, 'typeUrl' | 'config'>>>;
+  /**
+   * Route-level header mutations; absent = none. They apply to every action: upstream responses, direct
+   * responses, redirects and the router's own local replies (Envoy's router finalizes those headers too).
+   */
+  readonly headers?: HeaderMutations;
 }
 
 export interface VirtualHost {

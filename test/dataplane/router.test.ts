@@ -104,3 +104,64 @@ t.test('weighted_clusters: each request picks one cluster in proportion to its w
   t.equal(table.match('api.example.com', '/', () => undefined)!.pickCluster(rng), 'exact-api', 'a single cluster needs no draw');
   t.end();
 });
+
+t.test('the prefix index keeps first-match order exactly, across indexed and unindexed routes', (t) => {
+  const routes: Route[] = [
+    route('long', { kind: 'prefix', value: '/api/v1/users' }),
+    route('regex-any', { kind: 'regex', regex: '.*/special' }),
+    route('alt', { kind: 'regex', regex: '/(a|b)/x' }),
+    route('api', { kind: 'prefix', value: '/api' }),
+    route('re-lit', { kind: 'regex', regex: '/api/v[0-9]+/items' }),
+    route('re-q', { kind: 'regex', regex: '/ab?c' }),
+    route('nocase', { kind: 'prefix', value: '/Mixed/' }, { caseSensitive: false }),
+    route('nocase-utf', { kind: 'prefix', value: '/Ä/' }, { caseSensitive: false }),
+    route('query', { kind: 'prefix', value: '/q' }, { queryParameters: [{ name: 'v', match: { kind: 'string', matcher: { kind: 'exact', value: '2', ignoreCase: false } } }] }),
+    route('empty', { kind: 'prefix', value: '' }),
+  ];
+  const tbl = new RouteTable({ name: 'i', virtualHosts: [{ name: 'i', domains: ['*'], routes }] });
+  const at = (p: string) => tbl.match('h', p, () => undefined)?.route.name;
+  t.equal(at('/api/v1/users/7'), 'long');
+  t.equal(at('/api/v1/special'), 'regex-any', 'an unindexed route listed earlier beats a later indexed one');
+  t.equal(at('/api/v1/users/special'), 'long', 'and loses to an earlier indexed one');
+  t.equal(at('/a/x'), 'alt', 'a regex with | is not indexed, yet matches');
+  t.equal(at('/api/v2/items'), 'api', 'a shorter prefix listed earlier wins over a longer regex');
+  t.equal(at('/ac'), 're-q', '`b?` makes the b optional: only "/a" is indexed');
+  t.equal(at('/abc'), 're-q');
+  t.equal(at('/mIxEd/x'), 'nocase', 'ASCII case folded in the walk, the route decides');
+  t.equal(at('/ä/x'), 'nocase-utf', 'non-ASCII case-insensitive prefixes are unindexed');
+  t.equal(at('/q?v=2'), 'query');
+  t.equal(at('/q?v=3'), 'empty', 'query parameters are ANDed with the path');
+  t.equal(at('/q?v=2#frag'), 'query', 'a fragment is not part of the value');
+  t.equal(at(''), 'empty');
+  const caseSensitive = new RouteTable({ name: 'c', virtualHosts: [{ name: 'c', domains: ['*'], routes: [route('upper', { kind: 'prefix', value: '/API' }), route('lower', { kind: 'prefix', value: '/api' })] }] });
+  t.equal(caseSensitive.match('h', '/api/x', () => undefined)?.route.name, 'lower', 'both sit on one trie node; the matcher tells them apart');
+  t.end();
+});
+
+t.test('pickTarget carries the cluster and its header edits; route-level response edits apply with or without a pick', (t) => {
+  const hdr = (name: string, value: string) => ({ requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [{ name, value, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' as const }], responseHeadersToRemove: [] });
+  const split: Route = {
+    name: 's',
+    match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] },
+    action: { kind: 'route', action: { cluster: '', timeoutMs: 0, hashPolicy: [], weightedClusters: [{ name: 'a', weight: 1, headers: hdr('x-c', 'a') }, { name: 'b', weight: 1 }] } },
+    headers: hdr('x-r', 'r'),
+  };
+  const tbl = new RouteTable({ name: 'p', virtualHosts: [{ name: 'p', domains: ['*'], routes: [split] }] });
+  const m = tbl.match('h', '/', () => undefined)!;
+  const a = m.pickTarget({ next: () => 0.1, int: () => 0 });
+  const b = m.pickTarget({ next: () => 0.9, int: () => 0 });
+  t.equal(a.name, 'a');
+  t.equal(b.name, 'b');
+  const ha = {};
+  a.responseHeaders!(ha);
+  t.strictSame(ha, { 'x-c': 'a', 'x-r': 'r' });
+  const hb = {};
+  b.responseHeaders!(hb);
+  t.strictSame(hb, { 'x-r': 'r' });
+  const hr = {};
+  m.responseHeaders!(hr);
+  t.strictSame(hr, { 'x-r': 'r' });
+  t.equal(a.requestHeaders, undefined);
+  t.equal(m.redirectLocation, undefined);
+  t.end();
+});

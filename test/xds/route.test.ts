@@ -81,8 +81,8 @@ t.test('domains follow Envoy: one wildcard at the start or end, unique across vi
 });
 
 t.test('routes need a match and an action from the supported set', (t) => {
-  t.strictSame(routeProblems({ route: to }, { match: { prefix: '/' } }), [`${R}[0].match: is required`, `${R}[1]: one of route, direct_response is required`]);
-  t.strictSame(routeProblems({ match: { prefix: '/' }, redirect: { path_redirect: '/x' } }), [`${R}[0].redirect: field 'redirect' is not supported`]);
+  t.strictSame(routeProblems({ route: to }, { match: { prefix: '/' } }), [`${R}[0].match: is required`, `${R}[1]: one of route, direct_response, redirect is required`]);
+  t.strictSame(routeProblems({ match: { prefix: '/' }, filter_action: {} }), [`${R}[0].filter_action: field 'filter_action' is not supported`]);
   t.strictSame(routeProblems({ match: {}, route: to }, { match: { connect_matcher: {} }, route: to }, { match: { prefix: '/', grpc: {} }, route: to }), [
     `${R}[0].match: one of prefix, path, safe_regex is required`,
     `${R}[1].match.connect_matcher: field 'connect_matcher' is not supported`,
@@ -210,5 +210,97 @@ t.test('hash_policy: header, cookie, source IP and query parameter, in order, wi
   t.strictSame(problems(hashed([{ connection_properties: { source_ip: true }, header: { header_name: 'x' } }])), [
     `${P}[0].header: only one of 'connection_properties' and 'header' may be set (oneof policy_specifier)`,
   ]);
+  t.end();
+});
+
+const actionOf = (route: object) => {
+  const r = decode(withRoutes([route]));
+  return r.ok ? r.value.virtualHosts[0]!.routes[0]! : undefined;
+};
+
+t.test('query_parameters, redirect, regex_rewrite and header mutations decode to the model', (t) => {
+  const r = actionOf({
+    match: { prefix: '/', query_parameters: [{ name: 'v', string_match: { exact: '2' } }, { name: 'debug' }, { name: 'p', present_match: true }] },
+    route: { cluster: 'c', regex_rewrite: { pattern: { regex: '^/a/(\\d+)$' }, substitution: '/b/\\1' } },
+    request_headers_to_add: [
+      { header: { key: 'X-Set', value: 'one' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      { header: { key: 'x-add', value: '50%% off' } },
+      { header: { key: 'x-old', value: 'v' }, append: false },
+      { header: { key: 'x-old2', value: 'v' }, append: true },
+    ],
+    request_headers_to_remove: ['X-Gone'],
+    response_headers_to_add: [{ header: { key: 'x-r', value: 'r' }, append_action: 'ADD_IF_ABSENT' }],
+    response_headers_to_remove: ['server'],
+  });
+  t.strictSame(r?.match.queryParameters, [
+    { name: 'v', match: { kind: 'string', matcher: { kind: 'exact', value: '2', ignoreCase: false } } },
+    { name: 'debug', match: { kind: 'present' } },
+    { name: 'p', match: { kind: 'present' } },
+  ]);
+  t.match(r?.action, { kind: 'route', action: { regexRewrite: { regex: '^/a/(\\d+)$', substitution: '/b/\\1' } } });
+  t.strictSame(r?.headers, {
+    requestHeadersToAdd: [
+      { name: 'x-set', value: 'one', appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      { name: 'x-add', value: '50% off', appendAction: 'APPEND_IF_EXISTS_OR_ADD' },
+      { name: 'x-old', value: 'v', appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      { name: 'x-old2', value: 'v', appendAction: 'APPEND_IF_EXISTS_OR_ADD' },
+    ],
+    requestHeadersToRemove: ['x-gone'],
+    responseHeadersToAdd: [{ name: 'x-r', value: 'r', appendAction: 'ADD_IF_ABSENT' }],
+    responseHeadersToRemove: ['server'],
+  });
+  t.equal(actionOf({ match: { prefix: '/' }, route: to })?.headers, undefined, 'no mutations: no headers field');
+  t.strictSame(actionOf({ match: { prefix: '/' }, redirect: { https_redirect: true, host_redirect: 'b.example', port_redirect: 8443, path_redirect: '/n', response_code: 'PERMANENT_REDIRECT', strip_query: true } })?.action, {
+    kind: 'redirect',
+    redirect: { scheme: 'https', host: 'b.example', port: 8443, path: '/n', status: 308, stripQuery: true },
+  });
+  t.strictSame(actionOf({ match: { prefix: '/' }, redirect: { scheme_redirect: 'HTTP' } })?.action, { kind: 'redirect', redirect: { scheme: 'http', status: 301, stripQuery: false } });
+  const split = actionOf({
+    match: { prefix: '/' },
+    route: { weighted_clusters: { clusters: [{ name: 'a', weight: 1, response_headers_to_add: [{ header: { key: 'x-v', value: 'a' } }] }, { name: 'b', weight: 1 }] } },
+  });
+  t.match(split?.action, { action: { weightedClusters: [{ name: 'a', headers: { responseHeadersToAdd: [{ name: 'x-v', value: 'a' }] } }, { name: 'b' }] } });
+  t.end();
+});
+
+t.test('bad redirects, rewrites, query matchers and header mutations are refused by field path', (t) => {
+  t.strictSame(
+    routeProblems(
+      { match: { prefix: '/', query_parameters: [{ string_match: { exact: 'a' } }, { name: 'x', present_match: false }, { name: 'y', string_match: { safe_regex: { regex: 'a)|(b' } } }] }, route: to },
+      { match: { prefix: '/' }, redirect: { port_redirect: 70000, path_redirect: 'a\nb' } },
+      { match: { prefix: '/' }, route: { cluster: 'c', prefix_rewrite: '/', regex_rewrite: { pattern: { regex: '(?<=a)b' }, substitution: '' } } },
+      { match: { prefix: '/' }, route: { cluster: 'c', regex_rewrite: { substitution: 'x' } } },
+      {
+        match: { prefix: '/' },
+        route: to,
+        request_headers_to_add: [{ header: { key: ':path', value: '/' } }, { header: { key: 'Host', value: 'h' } }, { header: { key: 'x', value: '%REQ(:path)%' } }, {}, { header: { key: 'y', value: 'a\rb', raw_value: 'eA==' }, append: true, append_action: 'ADD_IF_ABSENT' }],
+        response_headers_to_remove: ['', 'a b'],
+      },
+    ),
+    [
+      `${R}[0].match.query_parameters[0].name: is required`,
+      `${R}[0].match.query_parameters[1].present_match: false is not supported (it can only be true)`,
+      `${R}[0].match.query_parameters[2].string_match.safe_regex.regex: invalid RE2 regex "a)|(b": unexpected ): a)|(b`,
+      `${R}[1].redirect.port_redirect: 70000 is not a port`,
+      `${R}[1].redirect.path_redirect: must not contain NUL, CR or LF`,
+      `${R}[2].route.regex_rewrite.pattern.regex: invalid RE2 regex "(?<=a)b": invalid perl operator: (?<`,
+      `${R}[2].route.regex_rewrite: cannot be set together with prefix_rewrite`,
+      `${R}[3].route.regex_rewrite.pattern: is required`,
+      `${R}[4].request_headers_to_add[0].header.key: ":path": pseudo-headers and host cannot be modified (use host_rewrite_literal)`,
+      `${R}[4].request_headers_to_add[1].header.key: "Host": pseudo-headers and host cannot be modified (use host_rewrite_literal)`,
+      `${R}[4].request_headers_to_add[2].header.value: "%REQ(:path)%": command operators (%...%) are not supported; write %% for a literal %`,
+      `${R}[4].request_headers_to_add[3].header: is required`,
+      `${R}[4].request_headers_to_add[3].header.key: "" is not a valid header name`,
+      `${R}[4].request_headers_to_add[4].header.raw_value: field 'raw_value' is not supported`,
+      `${R}[4].request_headers_to_add[4].header.value: must not contain NUL, CR or LF`,
+      `${R}[4].request_headers_to_add[4]: only one of append, append_action may be set`,
+      `${R}[4].response_headers_to_remove[0]: "" is not a valid header name`,
+      `${R}[4].response_headers_to_remove[1]: "a b" is not a valid header name`,
+    ],
+  );
+  // The proto layer refuses what the proto itself forbids, before the decoder runs.
+  t.match(routeProblems({ match: { prefix: '/' }, redirect: { scheme_redirect: 'http', https_redirect: true } }), [/only one of 'scheme_redirect' and 'https_redirect'/]);
+  t.match(routeProblems({ match: { prefix: '/' }, redirect: { response_code: 'MULTIPLE_CHOICES' } }), [/not a valid RedirectResponseCode/]);
+  t.strictSame(routeProblems({ match: { prefix: '/' }, redirect: { prefix_rewrite: '/' } }), [`${R}[0].redirect.prefix_rewrite: field 'prefix_rewrite' is not supported`]);
   t.end();
 });

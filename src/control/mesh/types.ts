@@ -67,8 +67,55 @@ export type StringMatch = { readonly exact: string } | { readonly prefix: string
 export interface HTTPMatchRequest {
   readonly name?: string;
   readonly uri?: StringMatch;
+  /** Keys lowercased. */
   readonly headers: Readonly<Record<string, StringMatch>>;
   readonly port?: number;
+  /** Query parameters by name (case-sensitive, as sent). */
+  readonly queryParams?: Readonly<Record<string, StringMatch>>;
+  readonly method?: StringMatch;
+  readonly authority?: StringMatch;
+  /** Case-insensitive exact / prefix uri (Envoy's case_sensitive: false; no effect on a regex). */
+  readonly ignoreUriCase?: boolean;
+  /** The request matches only if none of these header matches holds (keys lowercased). */
+  readonly withoutHeaders?: Readonly<Record<string, StringMatch>>;
+}
+
+/** networking.istio.io/v1 Headers.HeaderOperations: set (overwrite), add (append), remove. Names lowercased. */
+export interface HeaderOperations {
+  readonly set?: Readonly<Record<string, string>>;
+  readonly add?: Readonly<Record<string, string>>;
+  readonly remove?: readonly string[];
+}
+
+/** networking.istio.io/v1 Headers. */
+export interface HeaderEdits {
+  readonly request?: HeaderOperations;
+  readonly response?: HeaderOperations;
+}
+
+/** networking.istio.io/v1 HTTPRedirect. */
+export interface HTTPRedirect {
+  readonly uri?: string;
+  readonly authority?: string;
+  readonly port?: number;
+  readonly derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+  readonly scheme?: string;
+  /** 301 (default), 302, 303, 307 or 308: the codes Envoy's RedirectAction can send. */
+  readonly redirectCode: 301 | 302 | 303 | 307 | 308;
+}
+
+/** networking.istio.io/v1 HTTPDirectResponse (body.string only). */
+export interface HTTPDirectResponse {
+  readonly status: number;
+  readonly body?: string;
+}
+
+/** networking.istio.io/v1 HTTPRewrite. */
+export interface HTTPRewrite {
+  readonly uri?: string;
+  readonly authority?: string;
+  /** RE2 `match`, and `rewrite` with \1-style groups (Envoy's regex_rewrite). */
+  readonly uriRegexRewrite?: { readonly match: string; readonly rewrite: string };
 }
 
 export interface Destination {
@@ -83,6 +130,8 @@ export interface HTTPRouteDestination {
   readonly destination: Destination;
   /** 0..100; the weights of one route sum to 100 (a single destination may omit it: 100). */
   readonly weight: number;
+  /** Header edits applied when this destination is picked (before the route's own). */
+  readonly headers?: HeaderEdits;
 }
 
 /**
@@ -110,7 +159,12 @@ export interface HTTPRoute {
   readonly name?: string;
   /** Empty = match everything. Several = OR; fields inside one = AND (Istio). */
   readonly match: readonly HTTPMatchRequest[];
+  /** Empty exactly when the route redirects or answers directly. */
   readonly route: readonly HTTPRouteDestination[];
+  readonly redirect?: HTTPRedirect;
+  readonly directResponse?: HTTPDirectResponse;
+  readonly rewrite?: HTTPRewrite;
+  readonly headers?: HeaderEdits;
   /** Route timeout in ms (Istio `timeout`, e.g. "5s"); undefined = the mesh default (Envoy's 15 s is not Istio's: Istio disables it). */
   readonly timeoutMs?: number;
   /** Undefined = istiod's default retry policy. */

@@ -1,26 +1,47 @@
-// Decodes a VirtualService spec: hosts and HTTP routes (uri/header/port matches, weighted destinations, timeout, retries).
+// Decodes a VirtualService spec: hosts and HTTP routes (matches, weighted destinations, redirect, direct response,
+// rewrite, header edits, timeout, retries), checked as istiod's validation does.
 import { STATUS_CODES } from 'node:http';
-import { errorMessage } from '../../core/errors.js';
-import { compileRegex } from '../../model/matchers.js';
+import { re2Problem } from '../../model/matchers.js';
 import { RETRY_ON_GRPC, RETRY_ON_HTTP } from '../../model/types.js';
 import { joinPath } from '../../xds/json.js';
 import { httpFault } from './fault.js';
 import { hostProblem, readExportTo, resolveHost } from './hosts.js';
 import { Reader, defined, dnsLabelProblem, type Shape } from './schema.js';
-import type { Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, StringMatch, VirtualService } from './types.js';
+import type {
+  Destination,
+  HTTPDirectResponse,
+  HTTPMatchRequest,
+  HTTPRedirect,
+  HTTPRetry,
+  HTTPRewrite,
+  HTTPRoute,
+  HTTPRouteDestination,
+  HeaderEdits,
+  HeaderOperations,
+  StringMatch,
+  VirtualService,
+} from './types.js';
 
 /** istio.networking.v1.VirtualService; TCP and TLS routes arrive with a later issue. */
 const VIRTUAL_SERVICE: Shape = { fields: ['hosts', 'gateways', 'http', 'exportTo'], notYet: ['tcp', 'tls'] };
-/** HTTPRoute: route actions other than forwarding, and request/response manipulation, arrive later. */
 const HTTP_ROUTE: Shape = {
-  fields: ['name', 'match', 'route', 'timeout', 'retries', 'fault'],
-  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers'],
+  fields: ['name', 'match', 'route', 'redirect', 'directResponse', 'rewrite', 'headers', 'timeout', 'retries', 'fault'],
+  notYet: ['delegate', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy'],
 };
 const HTTP_MATCH: Shape = {
-  fields: ['name', 'uri', 'headers', 'port'],
-  notYet: ['scheme', 'method', 'authority', 'queryParams', 'ignoreUriCase', 'withoutHeaders', 'sourceLabels', 'gateways', 'sourceNamespace', 'statPrefix'],
+  fields: ['name', 'uri', 'headers', 'port', 'method', 'authority', 'queryParams', 'ignoreUriCase', 'withoutHeaders'],
+  notYet: ['scheme', 'sourceLabels', 'gateways', 'sourceNamespace', 'statPrefix'],
 };
-const ROUTE_DESTINATION: Shape = { fields: ['destination', 'weight'], notYet: ['headers'] };
+const ROUTE_DESTINATION: Shape = { fields: ['destination', 'weight', 'headers'] };
+const HEADERS: Shape = { fields: ['request', 'response'] };
+const HEADER_OPERATIONS: Shape = { fields: ['set', 'add', 'remove'] };
+const HTTP_REDIRECT: Shape = { fields: ['uri', 'authority', 'port', 'derivePort', 'scheme', 'redirectCode'] };
+const HTTP_DIRECT_RESPONSE: Shape = { fields: ['status', 'body'] };
+const HTTP_BODY: Shape = { fields: ['string'], notYet: ['bytes'] };
+const HTTP_REWRITE: Shape = { fields: ['uri', 'authority', 'uriRegexRewrite'] };
+const REGEX_REWRITE: Shape = { fields: ['match', 'rewrite'] };
+/** The redirect codes Envoy's RedirectAction.response_code can send (istiod maps exactly these). */
+const REDIRECT_CODES = [301, 302, 303, 307, 308] as const;
 const DESTINATION: Shape = { fields: ['host', 'subset', 'port'] };
 const PORT_SELECTOR: Shape = { fields: ['number'] };
 const STRING_MATCH: Shape = { fields: ['exact', 'prefix', 'regex'] };
@@ -54,13 +75,115 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
   const o = r.object(v, path, HTTP_ROUTE);
   if (!o) return undefined;
   const match = r.list(o, 'match', path, (m, p) => matchRequest(r, m, p));
-  // Istio: "HTTP route or redirect is required"; redirect is not supported yet, so route is.
-  if (r.need(o, 'route', path) && Array.isArray(o.route) && o.route.length === 0) r.issue(joinPath(path, 'route'), 'must list at least one destination');
+  const set = (k: string) => o[k] !== undefined && o[k] !== null;
+  // istiod's validateHTTPRoute: exactly one of route, redirect, directResponse; rewrite does not go with a redirect.
+  const actions = ['route', 'redirect', 'directResponse'].filter(set);
+  if (actions.length === 0) r.issue(path, 'one of route, redirect, directResponse is required');
+  if (actions.length > 1) r.issue(joinPath(path, actions[1]!), `only one of ${actions.join(', ')} may be set`);
+  if (set('redirect') && set('rewrite')) r.issue(joinPath(path, 'rewrite'), 'cannot be used with a redirect');
+  if (Array.isArray(o.route) && o.route.length === 0) r.issue(joinPath(path, 'route'), 'must list at least one destination');
   const written = r.list(o, 'route', path, (d, p) => routeDestination(r, d, p, ns, domainSuffix));
   const route = weigh(r, written, o.route, joinPath(path, 'route'));
-  const retries = o.retries === undefined || o.retries === null ? undefined : httpRetry(r, o.retries, joinPath(path, 'retries'));
-  const fault = o.fault === undefined || o.fault === null ? undefined : httpFault(r, o.fault, joinPath(path, 'fault'));
-  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries, fault });
+  const retries = set('retries') ? httpRetry(r, o.retries, joinPath(path, 'retries')) : undefined;
+  const fault = set('fault') ? httpFault(r, o.fault, joinPath(path, 'fault')) : undefined;
+  return defined({
+    name: r.string(o, 'name', path),
+    match,
+    route,
+    redirect: set('redirect') ? redirect(r, o.redirect, joinPath(path, 'redirect')) : undefined,
+    directResponse: set('directResponse') ? directResponse(r, o.directResponse, joinPath(path, 'directResponse')) : undefined,
+    rewrite: set('rewrite') ? rewrite(r, o.rewrite, joinPath(path, 'rewrite')) : undefined,
+    headers: set('headers') ? headerEdits(r, o.headers, joinPath(path, 'headers'), 'route') : undefined,
+    timeoutMs: r.duration(o, 'timeout', path),
+    retries,
+    fault,
+  });
+}
+
+/** HTTPRedirect: at least one of uri, authority, scheme, port (istiod); redirectCode one Envoy can send. */
+function redirect(r: Reader, v: unknown, path: string): HTTPRedirect | undefined {
+  const o = r.object(v, path, HTTP_REDIRECT);
+  if (!o) return undefined;
+  if (!['uri', 'authority', 'scheme', 'port', 'derivePort'].some((k) => o[k] !== undefined && o[k] !== null)) r.issue(path, 'must set at least one of uri, authority, scheme, port, derivePort');
+  if (o.port !== undefined && o.derivePort !== undefined) r.issue(joinPath(path, 'derivePort'), 'only one of port, derivePort may be set');
+  const code = r.int(o, 'redirectCode', path, 0, 999);
+  if (code !== undefined && code !== 0 && !(REDIRECT_CODES as readonly number[]).includes(code)) r.issue(joinPath(path, 'redirectCode'), `${code} is not one of ${REDIRECT_CODES.join(', ')}`);
+  const uri = r.string(o, 'uri', path, (u) => (u.startsWith('/') ? undefined : 'must start with /'));
+  return defined({
+    uri,
+    authority: r.string(o, 'authority', path, authorityProblem),
+    port: r.int(o, 'port', path, 1, 65535),
+    derivePort: r.enumOf(o, 'derivePort', path, ['FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'] as const),
+    scheme: r.string(o, 'scheme', path, (sc) => (/^[A-Za-z][A-Za-z0-9+.-]*$/.test(sc) ? undefined : `${JSON.stringify(sc)} is not a URI scheme`)),
+    redirectCode: (code || 301) as HTTPRedirect['redirectCode'],
+  });
+}
+
+/** HTTPDirectResponse: status in [200, 599] (Istio's and Envoy's rule), body.string. */
+function directResponse(r: Reader, v: unknown, path: string): HTTPDirectResponse | undefined {
+  const o = r.object(v, path, HTTP_DIRECT_RESPONSE);
+  if (!o) return undefined;
+  r.need(o, 'status', path);
+  const status = r.int(o, 'status', path, 200, 599);
+  let body: string | undefined;
+  if (o.body !== undefined && o.body !== null) {
+    const b = r.object(o.body, joinPath(path, 'body'), HTTP_BODY);
+    body = b && r.string(b, 'string', joinPath(path, 'body'));
+  }
+  return status === undefined ? undefined : defined({ status, body });
+}
+
+/** HTTPRewrite: uri or uriRegexRewrite (not both), authority. */
+function rewrite(r: Reader, v: unknown, path: string): HTTPRewrite | undefined {
+  const o = r.object(v, path, HTTP_REWRITE);
+  if (!o) return undefined;
+  if (o.uri !== undefined && o.uriRegexRewrite !== undefined) r.issue(joinPath(path, 'uriRegexRewrite'), 'only one of uri, uriRegexRewrite may be set');
+  let uriRegexRewrite: HTTPRewrite['uriRegexRewrite'];
+  if (o.uriRegexRewrite !== undefined && o.uriRegexRewrite !== null) {
+    const p = joinPath(path, 'uriRegexRewrite');
+    const x = r.object(o.uriRegexRewrite, p, REGEX_REWRITE);
+    if (x && r.need(x, 'match', p) && r.need(x, 'rewrite', p)) {
+      const match = r.string(x, 'match', p, regexProblem);
+      const to = r.string(x, 'rewrite', p);
+      if (match !== undefined && to !== undefined) uriRegexRewrite = { match, rewrite: to };
+    }
+  }
+  return defined({ uri: r.string(o, 'uri', path), authority: r.string(o, 'authority', path, authorityProblem), uriRegexRewrite });
+}
+
+function authorityProblem(a: string): string | undefined {
+  return /^[^\s/?#@]+$/.test(a) ? undefined : `${JSON.stringify(a)} is not a host[:port]`;
+}
+
+/**
+ * Headers {request, response} {set, add, remove}. Names as Istio checks them; `host` (or `:authority`) may
+ * only be set or added on a route's request, where istiod turns it into the authority rewrite. Values are
+ * Envoy formatter strings: %% is a literal %, and Envoy's command operators are not supported, so refused.
+ */
+function headerEdits(r: Reader, v: unknown, path: string, level: 'route' | 'destination'): HeaderEdits | undefined {
+  const o = r.object(v, path, HEADERS);
+  if (!o) return undefined;
+  const ops = (dir: 'request' | 'response'): HeaderOperations | undefined => {
+    const p = joinPath(path, dir);
+    if (o[dir] === undefined || o[dir] === null) return undefined;
+    const x = r.object(o[dir], p, HEADER_OPERATIONS);
+    if (!x) return undefined;
+    const hostOk = (kind: 'set' | 'add' | 'remove') => dir === 'request' && kind !== 'remove' && level === 'route';
+    const name = (kind: 'set' | 'add' | 'remove') => (n: string) => {
+      if (!HEADER_NAME.test(n)) return `${JSON.stringify(n)} is not a header name (letters, digits, '-' and '_')`;
+      if (n.toLowerCase() === 'host' && !hostOk(kind)) return `host can only be set on a route's request headers (it becomes the authority rewrite)`;
+      return undefined;
+    };
+    const values = (kind: 'set' | 'add') =>
+      r.map(x, kind, p, (val, vp, k) => {
+        const problem = name(kind)(k);
+        if (problem) return r.issue(vp, problem);
+        return r.stringValue(val, vp, (s) => (/[\0\r\n]/.test(s) ? 'must not contain NUL, CR or LF' : s.replace(/%%/g, '').includes('%') ? `${JSON.stringify(s)}: Envoy's %COMMAND% operators are not supported; write %% for a literal %` : undefined));
+      });
+    const lower = (m: Record<string, string> | undefined) => m && Object.fromEntries(Object.entries(m).map(([k, val]) => [k.toLowerCase(), val]));
+    return defined({ set: lower(values('set')), add: lower(values('add')), remove: x.remove === undefined || x.remove === null ? undefined : r.strings(x, 'remove', p, name('remove')).map((n) => n.toLowerCase()) });
+  };
+  return defined({ request: ops('request'), response: ops('response') });
 }
 
 /**
@@ -104,19 +227,27 @@ function retryOn(r: Reader, text: string, path: string): HTTPRetry['retryOn'] {
  * A lone destination without a weight takes all traffic; otherwise an unset weight is 0 and the weights must
  * add up to 100 (Istio's rule before it began normalising them, kept here so a typo cannot skew a canary).
  */
-function weigh(r: Reader, written: readonly { d: Destination; weight?: number }[], raw: unknown, path: string): HTTPRouteDestination[] {
+function weigh(r: Reader, written: readonly Written[], raw: unknown, path: string): HTTPRouteDestination[] {
   // An empty or failed list is already reported.
   if (written.length === 0 || written.length !== (Array.isArray(raw) ? raw.length : 0)) return [];
-  if (written.length === 1 && written[0]!.weight === undefined) return [{ destination: written[0]!.d, weight: 100 }];
-  const route = written.map(({ d, weight }) => ({ destination: d, weight: weight ?? 0 }));
+  const dest = ({ d, weight, headers }: Written, dflt: number): HTTPRouteDestination => defined({ destination: d, weight: weight ?? dflt, headers });
+  if (written.length === 1 && written[0]!.weight === undefined) return [dest(written[0]!, 100)];
+  const route = written.map((w) => dest(w, 0));
   const sum = route.reduce((s, d) => s + d.weight, 0);
   if (sum !== 100) r.issue(path, `weights add up to ${sum}, not 100`);
   return route;
 }
 
-function routeDestination(r: Reader, v: unknown, path: string, ns: string, domainSuffix: string): { d: Destination; weight?: number } | undefined {
+interface Written {
+  readonly d: Destination;
+  readonly weight?: number;
+  readonly headers?: HeaderEdits;
+}
+
+function routeDestination(r: Reader, v: unknown, path: string, ns: string, domainSuffix: string): Written | undefined {
   const o = r.object(v, path, ROUTE_DESTINATION);
   if (!o || !r.need(o, 'destination', path)) return undefined;
+  const headers = o.headers === undefined || o.headers === null ? undefined : headerEdits(r, o.headers, joinPath(path, 'headers'), 'destination');
   const dPath = joinPath(path, 'destination');
   const d = r.object(o.destination, dPath, DESTINATION);
   const weight = r.int(o, 'weight', path, 0, 100);
@@ -131,7 +262,7 @@ function routeDestination(r: Reader, v: unknown, path: string, ns: string, domai
     subset: r.string(d, 'subset', dPath, dnsLabelProblem),
     port,
   });
-  return weight === undefined ? { d: destination } : { d: destination, weight };
+  return defined({ d: destination, weight, headers });
 }
 
 /** PortSelector {number}: the port of the destination service. */
@@ -144,25 +275,34 @@ export function portSelector(r: Reader, v: unknown, path: string): number | unde
 function matchRequest(r: Reader, v: unknown, path: string): HTTPMatchRequest | undefined {
   const o = r.object(v, path, HTTP_MATCH);
   if (!o) return undefined;
-  const seen = new Map<string, string>();
-  const headers = r.map(o, 'headers', path, (h, p, name) => {
-    if (!HEADER_NAME.test(name)) return r.issue(p, `${JSON.stringify(name)} is not a header name (letters, digits, '-' and '_')`);
-    // Header names are case-insensitive (RFC 9110 §5.1); the model holds them lowercased, as HTTP/2 sends them.
-    const lower = name.toLowerCase();
-    if (seen.has(lower)) return r.issue(p, `header ${lower} is matched twice (also as ${seen.get(lower)})`);
-    seen.set(lower, name);
-    return stringMatch(r, h, p, 'header');
-  });
+  const headerMap = (key: string) => {
+    const seen = new Map<string, string>();
+    const m = r.map(o, key, path, (h, p, name) => {
+      if (!HEADER_NAME.test(name)) return r.issue(p, `${JSON.stringify(name)} is not a header name (letters, digits, '-' and '_')`);
+      // Header names are case-insensitive (RFC 9110 §5.1); the model holds them lowercased, as HTTP/2 sends them.
+      const lower = name.toLowerCase();
+      if (seen.has(lower)) return r.issue(p, `header ${lower} is matched twice (also as ${seen.get(lower)})`);
+      seen.set(lower, name);
+      return stringMatch(r, h, p, 'header');
+    });
+    return m && Object.fromEntries(Object.entries(m).map(([k, x]) => [k.toLowerCase(), x]));
+  };
+  const one = (key: 'uri' | 'method' | 'authority') => (o[key] === undefined || o[key] === null ? undefined : stringMatch(r, o[key], joinPath(path, key), key));
   return defined({
     name: r.string(o, 'name', path),
-    uri: o.uri === undefined || o.uri === null ? undefined : stringMatch(r, o.uri, joinPath(path, 'uri'), 'uri'),
-    headers: Object.fromEntries(Object.entries(headers ?? {}).map(([k, m]) => [k.toLowerCase(), m])),
+    uri: one('uri'),
+    headers: headerMap('headers') ?? {},
     port: r.int(o, 'port', path, 1, 65535),
+    queryParams: r.map(o, 'queryParams', path, (q, p) => stringMatch(r, q, p, 'queryParam')),
+    method: one('method'),
+    authority: one('authority'),
+    ignoreUriCase: r.bool(o, 'ignoreUriCase', path) || undefined,
+    withoutHeaders: headerMap('withoutHeaders'),
   });
 }
 
 /** StringMatch: exactly one of exact, prefix, regex; a regex must be valid RE2 (Envoy's safe_regex). */
-export function stringMatch(r: Reader, v: unknown, path: string, what: 'uri' | 'header'): StringMatch | undefined {
+export function stringMatch(r: Reader, v: unknown, path: string, what: 'uri' | 'header' | 'queryParam' | 'method' | 'authority'): StringMatch | undefined {
   const o = r.object(v, path, STRING_MATCH);
   if (!o) return undefined;
   const set = STRING_MATCH.fields.filter((k) => o[k] !== undefined && o[k] !== null);
@@ -177,11 +317,8 @@ export function stringMatch(r: Reader, v: unknown, path: string, what: 'uri' | '
   return { [key]: value } as StringMatch;
 }
 
+/** What RE2 says of the pattern itself (not wrapped in anchors, where `a)|(b` would read as valid). */
 function regexProblem(re: string): string | undefined {
-  try {
-    compileRegex(re);
-    return undefined;
-  } catch (e) {
-    return `not a valid RE2 regular expression: ${errorMessage(e)}`;
-  }
+  const problem = re2Problem(re);
+  return problem === undefined ? undefined : `not a valid RE2 regular expression: ${problem}`;
 }

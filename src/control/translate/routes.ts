@@ -1,5 +1,5 @@
 // RDS: VirtualService http routes -> Envoy routes, the sidecar's `outbound` and `inbound` route tables.
-import type { ConsistentHashLb, HTTPMatchRequest, HTTPRetry, HTTPRoute, StringMatch } from '../mesh/types.js';
+import type { ConsistentHashLb, HTTPMatchRequest, HTTPRedirect, HTTPRetry, HTTPRoute, HeaderEdits, HeaderOperations, StringMatch } from '../mesh/types.js';
 import { clusterPlan } from './clusters.js';
 import { routeFault } from './fault.js';
 import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
@@ -27,14 +27,79 @@ function stringMatcher(m: StringMatch, kind: Kind): Record<string, unknown> {
 }
 
 /**
- * HTTPMatchRequest -> RouteMatch: uri exact/prefix/regex -> path/prefix/safe_regex (no uri = prefix "/"), each
- * header a string_match. Header names are lowercased: HTTP/2 sends them so, and Envoy compares them so.
+ * HTTPMatchRequest -> RouteMatch, as istiod's translateRouteMatch: uri exact/prefix/regex -> path/prefix/safe_regex
+ * (no uri = prefix "/"); ignoreUriCase -> case_sensitive false; each header a string_match, each of
+ * withoutHeaders the same with invert_match; method and authority as the pseudo-headers `:method` and
+ * `:authority`; queryParams -> query_parameters. Header names are lowercased: HTTP/2 sends them so, and Envoy
+ * compares them so. Every condition of one match block must hold (Envoy ANDs them).
  */
 function routeMatch(m: HTTPMatchRequest | undefined, kind: Kind): Record<string, unknown> {
   const uri = m?.uri;
   const path = !uri ? { prefix: '/' } : 'exact' in uri ? { path: uri.exact } : 'prefix' in uri ? { prefix: uri.prefix } : { safe_regex: regex(uri.regex, kind) };
-  const headers = Object.entries(m?.headers ?? {}).map(([name, v]) => ({ name: name.toLowerCase(), string_match: stringMatcher(v, kind) }));
-  return { ...path, ...(headers.length && { headers }) };
+  const header = (name: string, v: StringMatch, invert = false) => ({ name: name.toLowerCase(), string_match: stringMatcher(v, kind), ...(invert && { invert_match: true }) });
+  const headers = [
+    ...Object.entries(m?.headers ?? {}).map(([name, v]) => header(name, v)),
+    ...Object.entries(m?.withoutHeaders ?? {}).map(([name, v]) => header(name, v, true)),
+    ...(m?.method ? [header(':method', m.method)] : []),
+    ...(m?.authority ? [header(':authority', m.authority)] : []),
+  ];
+  const query = Object.entries(m?.queryParams ?? {}).map(([name, v]) => ({ name, string_match: stringMatcher(v, kind) }));
+  return { ...path, ...(m?.ignoreUriCase && { case_sensitive: false }), ...(headers.length && { headers }), ...(query.length && { query_parameters: query }) };
+}
+
+/** Header values are Envoy formatter strings; validation allowed only literal text (with %% for %). */
+const headerValue = (key: string, value: string, append: boolean) => ({ header: { key, value }, append_action: append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD' });
+
+/**
+ * Headers -> the Envoy header fields of one level, as istiod's TranslateHeadersOperations: `set` overwrites
+ * (OVERWRITE_IF_EXISTS_OR_ADD), then `add` appends (APPEND_IF_EXISTS_OR_ADD), each in name order; `remove`
+ * lists. A request `host` is not a header Envoy lets a route write: it is returned as the authority rewrite.
+ */
+function headerFields(ops: readonly (HeaderEdits | undefined)[]): { fields: Record<string, unknown>; host?: string } {
+  let host: string | undefined;
+  const adds = (dir: 'request' | 'response') =>
+    ops.flatMap((e) => {
+      const o: HeaderOperations | undefined = e?.[dir];
+      const list = (m: Readonly<Record<string, string>> | undefined, append: boolean) =>
+        Object.keys(m ?? {})
+          .sort()
+          .flatMap((k) => {
+            if (dir === 'request' && k === 'host') {
+              host = m![k];
+              return [];
+            }
+            return [headerValue(k, m![k]!, append)];
+          });
+      return [...list(o?.set, false), ...list(o?.add, true)];
+    });
+  const removes = (dir: 'request' | 'response') => ops.flatMap((e) => e?.[dir]?.remove ?? []);
+  const fields: Record<string, unknown> = {};
+  const put = (k: string, v: unknown[]) => {
+    if (v.length) fields[k] = v;
+  };
+  put('request_headers_to_add', adds('request'));
+  put('request_headers_to_remove', removes('request'));
+  put('response_headers_to_add', adds('response'));
+  put('response_headers_to_remove', removes('response'));
+  return { fields, ...(host !== undefined && { host }) };
+}
+
+const REDIRECT_CODES: Readonly<Record<number, string>> = { 301: 'MOVED_PERMANENTLY', 302: 'FOUND', 303: 'SEE_OTHER', 307: 'TEMPORARY_REDIRECT', 308: 'PERMANENT_REDIRECT' };
+
+/**
+ * HTTPRedirect -> RedirectAction, as istiod's applyRedirect: uri -> path_redirect, authority -> host_redirect,
+ * scheme -> scheme_redirect, port -> port_redirect; derivePort FROM_REQUEST_PORT becomes the port of the virtual
+ * host being built (Envoy cannot derive it per request; the route serves that one port).
+ */
+function redirectAction(r: HTTPRedirect, vhostPort: number): Record<string, unknown> {
+  const port = r.port ?? (r.derivePort === 'FROM_REQUEST_PORT' ? vhostPort : undefined);
+  return {
+    ...(r.uri !== undefined && { path_redirect: r.uri }),
+    ...(r.authority !== undefined && { host_redirect: r.authority }),
+    ...(r.scheme !== undefined && { scheme_redirect: r.scheme }),
+    ...(port !== undefined && { port_redirect: port }),
+    response_code: REDIRECT_CODES[r.redirectCode],
+  };
 }
 
 /**
@@ -120,12 +185,18 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
     .map((d) => {
       const target = ctx.mesh.service(d.destination.fqdn);
       const port = d.destination.port ?? (target?.entry.ports.length === 1 ? target.entry.ports[0]!.number : vhostPort);
-      return { name: outboundClusterName(port, d.destination.subset ?? '', d.destination.fqdn), weight: d.weight };
+      // Several destinations: each weighted cluster carries its own header edits (a single one's join the route's).
+      return { name: outboundClusterName(port, d.destination.subset ?? '', d.destination.fqdn), weight: d.weight, ...(r.route.length > 1 && headerFields([d.headers]).fields) };
     });
   // istiod counts a route as hashed only with a single destination (applyHTTPRouteDestination's consistentHash).
   const consistentHash = r.route.length === 1 && clusterPlan(ctx, clusters[0]!.name)?.hash !== undefined;
+  const rw = r.rewrite;
   return {
     ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weighted_clusters: { clusters } }),
+    // Envoy's prefix_rewrite replaces the matched prefix, or the whole path after an exact or regex match: Istio's rewrite.uri.
+    ...(rw?.uri !== undefined && { prefix_rewrite: rw.uri }),
+    ...(rw?.uriRegexRewrite && { regex_rewrite: { pattern: regex(rw.uriRegexRewrite.match, 'sidecar'), substitution: rw.uriRegexRewrite.rewrite } }),
+    ...(rw?.authority !== undefined && { host_rewrite_literal: rw.authority }),
     ...timeouts(ctx, r.timeoutMs ?? 0),
     ...retryPolicy(r.retries, consistentHash),
     ...hashPolicies(ctx, clusters.map((c) => c.name)),
@@ -157,11 +228,34 @@ export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, 
   return vs.http.flatMap((r) =>
     (r.match.length ? r.match : [undefined])
       .filter((m) => m?.port === undefined || m.port === port)
+      // A gRPC call has no query string, so a match with queryParams never holds for one; grpc-js-xds would
+      // ignore the condition and match it anyway (grpc-go skips such routes), so a proxyless client gets none.
+      .filter((m) => !(ctx.caller.kind === 'proxyless' && Object.keys(m?.queryParams ?? {}).length))
       .map((m) => {
         const name = (r.name ?? '') + (m?.name ? `.${m.name}` : '');
-        return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), route: routeAction(ctx, r, port), ...routeFault(r.fault) };
+        return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), ...actionOf(ctx, r, port), ...routeFault(r.fault) };
       }),
   );
+}
+
+/**
+ * The action of one Envoy route and its route-level header edits: redirect, direct_response or route. A single
+ * destination's header edits follow the route's at route level, as istiod appends them (processDestination); a
+ * request `host` in them becomes the authority rewrite (host_rewrite_literal), as istiod does.
+ */
+function actionOf(ctx: Ctx, r: HTTPRoute, port: number): Record<string, unknown> {
+  const single = r.route.length === 1 ? r.route[0]!.headers : undefined;
+  const { fields, host } = headerFields([r.headers, single]);
+  // grpc-js-xds refuses a route table with a redirect or direct_response (a gRPC client can follow neither) but
+  // takes non_forwarding_action, on which a client fails the call (gRFC A36): the same RPCs fail, the rest route.
+  if ((r.redirect || r.directResponse) && ctx.caller.kind === 'proxyless') return { non_forwarding_action: {} };
+  if (r.redirect) return { redirect: redirectAction(r.redirect, port), ...fields };
+  if (r.directResponse) {
+    const d = r.directResponse;
+    return { direct_response: { status: d.status, ...(d.body !== undefined && { body: { inline_string: d.body } }) }, ...fields };
+  }
+  const route = routeAction(ctx, r, port);
+  return { route: host === undefined ? route : { ...route, host_rewrite_literal: host }, ...fields };
 }
 
 /** Keeps the first claim of each domain: Envoy refuses a route table where two virtual hosts share one. */

@@ -1,9 +1,9 @@
 // Decodes envoy.type.matcher.v3.StringMatcher / RegexMatcher and envoy.config.route.v3.HeaderMatcher.
-import { errorMessage, type FieldIssue } from '../../core/errors.js';
+import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { HeaderMatcher, StringMatcher } from '../../model/types.js';
+import type { HeaderMatcher, QueryParameterMatcher, StringMatcher } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { re2 } from '../../model/matchers.js';
+import { re2Problem } from '../../model/matchers.js';
 import { Issues, bool, joinPath, msg, onlyFields, requireOne, required, str } from './common.js';
 
 /**
@@ -17,16 +17,8 @@ export function decodeRegexMatcher(o: ProtoObj, path: string): Result<string, Fi
   const engine = msg(o, 'google_re2');
   if (engine) onlyFields(engine, joinPath(path, 'google_re2'), [], issues);
   const regex = required(o, 'regex', path, issues);
-  if (regex !== '') {
-    try {
-      new (re2())(regex, 'u');
-    } catch (e) {
-      // re2-wasm says "Invalid regular expression: /<regex>/u: <reason>", with '/' escaped; the reason is what helps.
-      const m = errorMessage(e);
-      const reason = (m.split('/u: ').slice(1).join('/u: ') || m).replace(/\\\//g, '/');
-      issues.add(joinPath(path, 'regex'), `invalid RE2 regex ${JSON.stringify(regex)}: ${reason}`);
-    }
-  }
+  const problem = regex === '' ? undefined : re2Problem(regex);
+  if (problem !== undefined) issues.add(joinPath(path, 'regex'), `invalid RE2 regex ${JSON.stringify(regex)}: ${problem}`);
   return issues.result(() => regex);
 }
 
@@ -80,4 +72,21 @@ export function decodeHeaderMatcher(o: ProtoObj, path: string): Result<HeaderMat
     match = { kind: 'string', matcher: { kind: LEGACY_HEADER[legacy], value, ignoreCase: false } };
   }
   return issues.result(() => ({ name, match, invert: bool(o, 'invert_match') }));
+}
+
+/** QueryParameterMatcher: name, and string_match or present_match (neither = present, as Envoy reads it). */
+export function decodeQueryParameterMatcher(o: ProtoObj, path: string): Result<QueryParameterMatcher, FieldIssue> {
+  const issues = new Issues();
+  onlyFields(o, path, ['name', 'string_match', 'present_match'], issues);
+  const name = required(o, 'name', path, issues);
+  let match: QueryParameterMatcher['match'] = { kind: 'present' };
+  const sm = msg(o, 'string_match');
+  if (sm) {
+    const m = issues.take(decodeStringMatcher(sm, joinPath(path, 'string_match')));
+    if (m) match = { kind: 'string', matcher: m };
+  } else if (o.present_match !== undefined && !bool(o, 'present_match')) {
+    // Envoy's QueryParameterMatcher has no "absent" form: present_match false would match every request.
+    issues.add(joinPath(path, 'present_match'), 'false is not supported (it can only be true)');
+  }
+  return issues.result(() => ({ name, match }));
 }

@@ -1,10 +1,27 @@
 // Decodes envoy.config.route.v3.RouteConfiguration (the RDS resource, and HCM's inline route_config).
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { HashPolicy, HeaderMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteKind, RouteMatch, VirtualHost, WeightedCluster } from '../../model/types.js';
+import type {
+  HashPolicy,
+  HeaderAppendAction,
+  HeaderMatcher,
+  HeaderMutations,
+  HeaderValueOption,
+  PathMatch,
+  QueryParameterMatcher,
+  RedirectAction,
+  RegexRewrite,
+  Route,
+  RouteAction,
+  RouteConfiguration,
+  RouteKind,
+  RouteMatch,
+  VirtualHost,
+  WeightedCluster,
+} from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { Issues, bool, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
-import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
+import { Issues, bool, boolValue, durationMs, enumOf, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
+import { decodeHeaderMatcher, decodeQueryParameterMatcher, decodeRegexMatcher } from './matchers.js';
 import { decodeRateLimits } from './rate-limits.js';
 import { decodeRetryPolicy } from './retry.js';
 import { decodeTypedPerFilterConfig } from './per-filter-config.js';
@@ -60,27 +77,31 @@ function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, Field
 
 function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'typed_per_filter_config'], issues);
+  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'redirect', 'typed_per_filter_config', ...HEADER_MUTATION_FIELDS], issues);
   requireOne(o, path, ['match'], true, issues);
   const m = msg(o, 'match');
   const match = m && issues.take(decodeRouteMatch(m, joinPath(path, 'match')));
-  requireOne(o, path, ['route', 'direct_response'], clean, issues);
+  requireOne(o, path, ['route', 'direct_response', 'redirect'], clean, issues);
   const route = msg(o, 'route');
   const direct = msg(o, 'direct_response');
+  const redirect = msg(o, 'redirect');
   let action: RouteKind | undefined;
   if (route) {
     const a = issues.take(decodeRouteAction(route, joinPath(path, 'route')));
     if (a) action = { kind: 'route', action: a };
   } else if (direct) {
     action = directResponse(direct, joinPath(path, 'direct_response'), issues);
+  } else if (redirect) {
+    action = { kind: 'redirect', redirect: redirectAction(redirect, joinPath(path, 'redirect'), issues) };
   }
   const perFilter = decodeTypedPerFilterConfig(o, path, issues);
-  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action!, ...(perFilter && { typedPerFilterConfig: perFilter }) }));
+  const headers = headerMutations(o, path, issues);
+  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action!, ...(perFilter && { typedPerFilterConfig: perFilter }), ...(headers && { headers }) }));
 }
 
 function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['prefix', 'path', 'safe_regex', 'case_sensitive', 'headers'], issues);
+  const clean = onlyFields(o, path, ['prefix', 'path', 'safe_regex', 'case_sensitive', 'headers', 'query_parameters'], issues);
   requireOne(o, path, ['prefix', 'path', 'safe_regex'], clean, issues);
   let pathMatch: PathMatch | undefined;
   const re = msg(o, 'safe_regex');
@@ -91,16 +112,18 @@ function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIs
     if (regex !== undefined) pathMatch = { kind: 'regex', regex };
   }
   const headers = list(o, 'headers').map((h, i) => issues.take(decodeHeaderMatcher(h, joinPath(path, `headers[${i}]`))));
+  const query = list(o, 'query_parameters').map((q, i) => issues.take(decodeQueryParameterMatcher(q, joinPath(path, `query_parameters[${i}]`))));
   return issues.result(() => ({
     path: pathMatch!,
     caseSensitive: boolValue(o, 'case_sensitive') ?? true,
     headers: headers as HeaderMatcher[],
+    ...(query.length && { queryParameters: query as QueryParameterMatcher[] }),
   }));
 }
 
 function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy', 'rate_limits'], issues);
+  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'regex_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy', 'rate_limits'], issues);
   requireOne(o, path, ['cluster', 'weighted_clusters'], clean, issues);
   const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const wc = msg(o, 'weighted_clusters');
@@ -109,6 +132,10 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
   const rp = msg(o, 'retry_policy');
   const retryPolicy = rp && issues.take(decodeRetryPolicy(rp, joinPath(path, 'retry_policy')));
   const rateLimits = o.rate_limits !== undefined ? decodeRateLimits(list(o, 'rate_limits'), joinPath(path, 'rate_limits'), issues) : undefined;
+  const rr = msg(o, 'regex_rewrite');
+  const regexRewrite = rr && regexRewriteOf(rr, joinPath(path, 'regex_rewrite'), issues);
+  // Envoy: "Only one of regex_rewrite, path_rewrite_policy, or prefix_rewrite may be specified".
+  if (rr && o.prefix_rewrite !== undefined) issues.add(joinPath(path, 'regex_rewrite'), 'cannot be set together with prefix_rewrite');
   return issues.result(() => ({
     cluster: str(o, 'cluster'),
     ...(weighted && { weightedClusters: weighted }),
@@ -117,6 +144,7 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
     ...(retryPolicy && { retryPolicy }),
     ...(rateLimits && { rateLimits }),
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
+    ...(regexRewrite && { regexRewrite }),
     ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
   }));
 }
@@ -169,8 +197,9 @@ function weightedClusters(o: ProtoObj, path: string, issues: Issues): WeightedCl
   onlyFields(o, path, ['clusters'], issues);
   const clusters = list(o, 'clusters').map((c, i) => {
     const p = joinPath(path, `clusters[${i}]`);
-    onlyFields(c, p, ['name', 'weight'], issues);
-    return { name: required(c, 'name', p, issues), weight: u32Value(c, 'weight') ?? 0 };
+    onlyFields(c, p, ['name', 'weight', ...HEADER_MUTATION_FIELDS], issues);
+    const headers = headerMutations(c, p, issues);
+    return { name: required(c, 'name', p, issues), weight: u32Value(c, 'weight') ?? 0, ...(headers && { headers }) };
   });
   if (clusters.length === 0) issues.add(joinPath(path, 'clusters'), 'at least one cluster is required');
   else if (clusters.reduce((s, c) => s + c.weight, 0) === 0) issues.add(joinPath(path, 'clusters'), 'the weights must not all be 0');
@@ -185,6 +214,93 @@ function directResponse(o: ProtoObj, path: string, issues: Issues): RouteKind {
   const body = msg(o, 'body');
   if (body) onlyFields(body, joinPath(path, 'body'), ['inline_string'], issues);
   return { kind: 'direct_response', status, ...(body && { body: str(body, 'inline_string') }) };
+}
+
+/** RegexMatchAndSubstitute: pattern (an RE2 RegexMatcher) and substitution. */
+function regexRewriteOf(o: ProtoObj, path: string, issues: Issues): RegexRewrite | undefined {
+  onlyFields(o, path, ['pattern', 'substitution'], issues);
+  const p = msg(o, 'pattern');
+  if (!p) {
+    issues.add(joinPath(path, 'pattern'), 'is required');
+    return undefined;
+  }
+  const regex = issues.take(decodeRegexMatcher(p, joinPath(path, 'pattern')));
+  return regex === undefined ? undefined : { regex, substitution: str(o, 'substitution') };
+}
+
+const REDIRECT_CODES = { MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308 } as const;
+
+/**
+ * RedirectAction: scheme_redirect | https_redirect, host_redirect, port_redirect, path_redirect, response_code,
+ * strip_query. prefix_rewrite and regex_rewrite inside a redirect are not supported.
+ */
+function redirectAction(o: ProtoObj, path: string, issues: Issues): RedirectAction {
+  onlyFields(o, path, ['scheme_redirect', 'https_redirect', 'host_redirect', 'port_redirect', 'path_redirect', 'response_code', 'strip_query'], issues);
+  if (o.scheme_redirect !== undefined && o.https_redirect !== undefined) issues.add(path, 'only one of scheme_redirect, https_redirect may be set');
+  const scheme = bool(o, 'https_redirect') ? 'https' : str(o, 'scheme_redirect').toLowerCase();
+  const port = num(o, 'port_redirect');
+  if (port > 65535) issues.add(joinPath(path, 'port_redirect'), `${port} is not a port`);
+  const code = enumOf(o, 'response_code', path, Object.keys(REDIRECT_CODES) as (keyof typeof REDIRECT_CODES)[], 'MOVED_PERMANENTLY', issues);
+  const pathRedirect = str(o, 'path_redirect');
+  if (BAD_HEADER_CHARS.test(pathRedirect)) issues.add(joinPath(path, 'path_redirect'), 'must not contain NUL, CR or LF');
+  const host = str(o, 'host_redirect');
+  return {
+    ...(scheme !== '' && { scheme }),
+    ...(host !== '' && { host }),
+    ...(port > 0 && { port }),
+    ...(pathRedirect !== '' && { path: pathRedirect }),
+    status: REDIRECT_CODES[code],
+    stripQuery: bool(o, 'strip_query'),
+  };
+}
+
+const HEADER_MUTATION_FIELDS = ['request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove'];
+
+/**
+ * The header mutations of a Route or a ClusterWeight; undefined when none is set. Envoy refuses to let these
+ * touch pseudo-headers or `host` (the authority is rewritten with host_rewrite_literal instead), and values
+ * are formatter strings: `%%` is a literal '%', and command operators (%REQ(..)%, %UPSTREAM_...%) are not
+ * supported here, so a value using one is refused rather than sent as literal text.
+ */
+function headerMutations(o: ProtoObj, path: string, issues: Issues): HeaderMutations | undefined {
+  if (!HEADER_MUTATION_FIELDS.some((k) => o[k] !== undefined)) return undefined;
+  const adds = (k: string) => list(o, k).map((h, i) => headerValueOption(h, joinPath(path, `${k}[${i}]`), issues));
+  const removes = (k: string) =>
+    strings(o, k).map((n, i) => {
+      headerNameProblem(n, `${path}.${k}[${i}]`, issues);
+      return n.toLowerCase();
+    });
+  return {
+    requestHeadersToAdd: adds('request_headers_to_add'),
+    requestHeadersToRemove: removes('request_headers_to_remove'),
+    responseHeadersToAdd: adds('response_headers_to_add'),
+    responseHeadersToRemove: removes('response_headers_to_remove'),
+  };
+}
+
+function headerNameProblem(name: string, path: string, issues: Issues): void {
+  if (name === '' || BAD_HEADER_CHARS.test(name) || /[\s:]/.test(name.slice(1))) issues.add(path, `${JSON.stringify(name)} is not a valid header name`);
+  else if (name.startsWith(':') || name.toLowerCase() === 'host') issues.add(path, `${JSON.stringify(name)}: pseudo-headers and host cannot be modified (use host_rewrite_literal)`);
+}
+
+const APPEND_ACTIONS: readonly HeaderAppendAction[] = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'];
+
+/** HeaderValueOption: header {key, value}, append_action, or the deprecated append (true = append, false = overwrite). */
+function headerValueOption(o: ProtoObj, path: string, issues: Issues): HeaderValueOption {
+  onlyFields(o, path, ['header', 'append', 'append_action'], issues);
+  const h = msg(o, 'header') ?? {};
+  const hp = joinPath(path, 'header');
+  if (!msg(o, 'header')) issues.add(hp, 'is required');
+  else onlyFields(h, hp, ['key', 'value'], issues);
+  const name = str(h, 'key');
+  headerNameProblem(name, joinPath(hp, 'key'), issues);
+  const raw = str(h, 'value');
+  if (BAD_HEADER_CHARS.test(raw)) issues.add(joinPath(hp, 'value'), 'must not contain NUL, CR or LF');
+  if (/%(?!%)/.test(raw.replace(/%%/g, ''))) issues.add(joinPath(hp, 'value'), `${JSON.stringify(raw)}: command operators (%...%) are not supported; write %% for a literal %`);
+  const append = boolValue(o, 'append');
+  if (append !== undefined && o.append_action !== undefined) issues.add(path, 'only one of append, append_action may be set');
+  const appendAction = append === undefined ? enumOf(o, 'append_action', path, APPEND_ACTIONS, 'APPEND_IF_EXISTS_OR_ADD', issues) : append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD';
+  return { name: name.toLowerCase(), value: raw.replace(/%%/g, '%'), appendAction };
 }
 
 /** Every cluster a route table names, with the field path of the reference (for "does it exist" checks). */

@@ -206,9 +206,9 @@ t.test('Istio fields Outrigger does not implement yet are refused, never dropped
   tcp: []
   http:
   - match:
-    - method: {exact: GET}
+    - scheme: {exact: http}
       headers: {x-a: {}}
-      ignoreUriCase: true
+      sourceNamespace: other
     route:
     - destination: {host: reviews}
       headers: {request: {set: {x: y}}}
@@ -221,10 +221,9 @@ t.test('Istio fields Outrigger does not implement yet are refused, never dropped
     'x.yaml:7 VirtualService r: spec.gateways[1]: gateway "istio-system/ingress": not supported yet (Outrigger has no gateways; only "mesh" is accepted)',
     'x.yaml:8 VirtualService r: spec.exportTo[1]: ".": not supported yet (Outrigger exports every resource to all namespaces; only "*" is accepted)',
     'x.yaml:9 VirtualService r: spec.tcp: not supported yet',
-    'x.yaml:12 VirtualService r: spec.http[0].match[0].method: not supported yet',
+    'x.yaml:12 VirtualService r: spec.http[0].match[0].scheme: not supported yet',
     'x.yaml:13 VirtualService r: spec.http[0].match[0].headers.x-a: a presence match ({}) is not supported yet; use one of exact, prefix, regex',
-    'x.yaml:14 VirtualService r: spec.http[0].match[0].ignoreUriCase: not supported yet',
-    'x.yaml:17 VirtualService r: spec.http[0].route[0].headers: not supported yet',
+    'x.yaml:14 VirtualService r: spec.http[0].match[0].sourceNamespace: not supported yet',
     'x.yaml:20 VirtualService r: spec.http[0].mirror: not supported yet',
   ]);
   const se = doc('ServiceEntry', 's', '  hosts: [a.example]\n  addresses: [10.0.0.1]\n  resolution: DNS\n  ports: [{number: 80, name: http, protocol: HTTP}]\n');
