@@ -5,6 +5,7 @@ import type { HashPolicy, HeaderMatcher, PathMatch, Route, RouteAction, RouteCon
 import type { ProtoObj } from '../canonical.js';
 import { Issues, bool, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
 import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
+import { decodeMirrorPolicies } from './mirror.js';
 import { decodeRetryPolicy } from './retry.js';
 
 /** RouteAction.timeout default (Envoy docs: 15 s; 0 disables the timeout). */
@@ -44,7 +45,7 @@ function domainProblem(d: string): string | undefined {
 
 function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, FieldIssue> {
   const issues = new Issues();
-  onlyFields(o, path, ['name', 'domains', 'routes'], issues);
+  onlyFields(o, path, ['name', 'domains', 'routes', 'per_request_buffer_limit_bytes'], issues);
   const name = required(o, 'name', path, issues);
   const domains = strings(o, 'domains');
   if (domains.length === 0) issues.add(joinPath(path, 'domains'), 'at least one domain is required');
@@ -53,12 +54,12 @@ function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, Field
     if (problem) issues.add(`${path}.domains[${i}]`, problem);
   });
   const routes = list(o, 'routes').map((r, i) => issues.take(decodeRoute(r, joinPath(path, `routes[${i}]`))));
-  return issues.result(() => ({ name, domains, routes: routes as Route[] }));
+  return issues.result(() => ({ name, domains, routes: inheritBufferLimit(u32Value(o, 'per_request_buffer_limit_bytes'), routes as Route[]) }));
 }
 
 function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response'], issues);
+  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'per_request_buffer_limit_bytes'], issues);
   requireOne(o, path, ['match'], true, issues);
   const m = msg(o, 'match');
   const match = m && issues.take(decodeRouteMatch(m, joinPath(path, 'match')));
@@ -72,7 +73,8 @@ function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   } else if (direct) {
     action = directResponse(direct, joinPath(path, 'direct_response'), issues);
   }
-  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action! }));
+  const limit = u32Value(o, 'per_request_buffer_limit_bytes');
+  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action!, ...(limit !== undefined && { perRequestBufferLimitBytes: limit }) }));
 }
 
 function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {
@@ -97,7 +99,7 @@ function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIs
 
 function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy'], issues);
+  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy', 'max_grpc_timeout', 'request_mirror_policies'], issues);
   requireOne(o, path, ['cluster', 'weighted_clusters'], clean, issues);
   const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const wc = msg(o, 'weighted_clusters');
@@ -105,12 +107,16 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
   const hashPolicy = list(o, 'hash_policy').flatMap((h, i) => hashPolicyOf(h, joinPath(path, `hash_policy[${i}]`), issues) ?? []);
   const rp = msg(o, 'retry_policy');
   const retryPolicy = rp && issues.take(decodeRetryPolicy(rp, joinPath(path, 'retry_policy')));
+  const maxGrpcTimeoutMs = durationMs(o, 'max_grpc_timeout', path, issues);
+  const mirror = decodeMirrorPolicies(o, path, issues);
   return issues.result(() => ({
     cluster: str(o, 'cluster'),
     ...(weighted && { weightedClusters: weighted }),
     timeoutMs,
     hashPolicy,
     ...(retryPolicy && { retryPolicy }),
+    ...(maxGrpcTimeoutMs !== undefined && { maxGrpcTimeoutMs }),
+    ...mirror,
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
     ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
   }));
@@ -189,8 +195,15 @@ export function routeClusterRefs(rc: RouteConfiguration, path: string): { cluste
       if (r.action.kind !== 'route') return [];
       const p = joinPath(path, `virtual_hosts[${v}].routes[${i}].route`);
       const weighted = r.action.action.weightedClusters;
-      if (weighted) return weighted.map((c, j) => ({ cluster: c.name, path: joinPath(p, `weighted_clusters.clusters[${j}].name`) }));
-      return [{ cluster: r.action.action.cluster, path: joinPath(p, 'cluster') }];
+      const mirrors = (r.action.action.mirrorPolicies ?? []).map((m, j) => ({ cluster: m.cluster, path: joinPath(p, `request_mirror_policies[${j}].cluster`) }));
+      if (weighted) return [...weighted.map((c, j) => ({ cluster: c.name, path: joinPath(p, `weighted_clusters.clusters[${j}].name`) })), ...mirrors];
+      return [{ cluster: r.action.action.cluster, path: joinPath(p, 'cluster') }, ...mirrors];
     }),
   );
+}
+
+/** VirtualHost.per_request_buffer_limit_bytes applies to its routes that set none of their own (Envoy's precedence). */
+function inheritBufferLimit(limit: number | undefined, routes: Route[]): Route[] {
+  if (limit === undefined) return routes;
+  return routes.map((r) => (r.perRequestBufferLimitBytes === undefined ? { ...r, perRequestBufferLimitBytes: limit } : r));
 }
