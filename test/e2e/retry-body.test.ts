@@ -4,8 +4,8 @@
 // caller is never retried.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
+import { deadPort, serveHttp } from '../helpers/http-app.js';
 import { outboundListener, runSidecar, type StartedSidecar } from '../helpers/mesh.js';
 import { metricValue } from '../helpers/two-hop.js';
 
@@ -23,7 +23,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function recorder(t: Test): Promise<Recorder> {
   const r = { port: 0, bodies: [] as string[], failNext: 0, mode: 'normal' as Recorder['mode'] };
-  const server = http.createServer((req, res) => {
+  r.port = await serveHttp(t, (req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
@@ -40,12 +40,6 @@ async function recorder(t: Test): Promise<Recorder> {
       res.end(String(status));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  r.port = (server.address() as AddressInfo).port;
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  }));
   return r;
 }
 
@@ -123,15 +117,8 @@ t.test('past the buffer limit the one try streams the whole body and its 503 is 
 
 t.test('a connect failure before the body went anywhere: the retry on another host gets all of it', async (t) => {
   const up = await recorder(t);
-  // A port nothing listens on: connections to it are refused, as a dead host's are.
-  const deadPort = await new Promise<number>((resolve) => {
-    const srv = http.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-  const s = await sidecar(t, [up.port, deadPort], { ...RETRY, retry_on: 'connect-failure' });
+  const dead = await deadPort();
+  const s = await sidecar(t, [up.port, dead], { ...RETRY, retry_on: 'connect-failure' });
   const bodies = [randomBytes(30_000), randomBytes(50_000), randomBytes(10), randomBytes(70_000)];
   for (const b of bodies) t.equal((await post(s.port('outbound'), b)).status, 200);
   t.strictSame(up.bodies.slice(-4), bodies.map(sha), 'every body arrived whole, once');

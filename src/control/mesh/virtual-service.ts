@@ -5,6 +5,7 @@ import { compileRegex } from '../../model/matchers.js';
 import { RETRY_ON_GRPC, RETRY_ON_HTTP } from '../../model/types.js';
 import { joinPath } from '../../xds/json.js';
 import { hostProblem, readExportTo, resolveHost } from './hosts.js';
+import { MIRROR_FIELDS, httpMirrors } from './mirror.js';
 import { Reader, defined, dnsLabelProblem, type Shape } from './schema.js';
 import type { Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, StringMatch, VirtualService } from './types.js';
 
@@ -12,8 +13,8 @@ import type { Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDest
 const VIRTUAL_SERVICE: Shape = { fields: ['hosts', 'gateways', 'http', 'exportTo'], notYet: ['tcp', 'tls'] };
 /** HTTPRoute: route actions other than forwarding, and request/response manipulation, arrive later. */
 const HTTP_ROUTE: Shape = {
-  fields: ['name', 'match', 'route', 'timeout', 'retries'],
-  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers'],
+  fields: ['name', 'match', 'route', 'timeout', 'retries', ...MIRROR_FIELDS],
+  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'fault', 'corsPolicy', 'headers'],
 };
 const HTTP_MATCH: Shape = {
   fields: ['name', 'uri', 'headers', 'port'],
@@ -58,7 +59,8 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
   const written = r.list(o, 'route', path, (d, p) => routeDestination(r, d, p, ns, domainSuffix));
   const route = weigh(r, written, o.route, joinPath(path, 'route'));
   const retries = o.retries === undefined || o.retries === null ? undefined : httpRetry(r, o.retries, joinPath(path, 'retries'));
-  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries });
+  const mirrors = httpMirrors(r, o, path, (d, p) => destination(r, d, p, ns, domainSuffix));
+  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries, mirrors });
 }
 
 /**
@@ -115,21 +117,26 @@ function weigh(r: Reader, written: readonly { d: Destination; weight?: number }[
 function routeDestination(r: Reader, v: unknown, path: string, ns: string, domainSuffix: string): { d: Destination; weight?: number } | undefined {
   const o = r.object(v, path, ROUTE_DESTINATION);
   if (!o || !r.need(o, 'destination', path)) return undefined;
-  const dPath = joinPath(path, 'destination');
-  const d = r.object(o.destination, dPath, DESTINATION);
+  const d = destination(r, o.destination, joinPath(path, 'destination'), ns, domainSuffix);
   const weight = r.int(o, 'weight', path, 0, 100);
   // A bad weight is reported; summing without it would only add a second, misleading issue.
   if (!d || (weight === undefined && o.weight !== undefined && o.weight !== null)) return undefined;
+  return weight === undefined ? { d } : { d, weight };
+}
+
+/** Destination {host, subset, port}, the host resolved against the VirtualService's namespace. */
+function destination(r: Reader, v: unknown, dPath: string, ns: string, domainSuffix: string): Destination | undefined {
+  const d = r.object(v, dPath, DESTINATION);
+  if (!d) return undefined;
   r.need(d, 'host', dPath);
   const host = r.string(d, 'host', dPath, hostProblem) ?? '';
   const port = d.port === undefined || d.port === null ? undefined : portSelector(r, d.port, joinPath(dPath, 'port'));
-  const destination: Destination = defined({
+  return defined({
     host,
     fqdn: resolveHost(host, ns, domainSuffix),
     subset: r.string(d, 'subset', dPath, dnsLabelProblem),
     port,
   });
-  return weight === undefined ? { d: destination } : { d: destination, weight };
 }
 
 /** PortSelector {number}: the port of the destination service. */
