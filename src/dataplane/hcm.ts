@@ -50,6 +50,8 @@ export interface RouteHolder {
 }
 
 const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
+/** Admission without a retry limit: nothing to give back. */
+const NO_RETRY_LIMIT = (): void => {};
 
 function firstValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
@@ -355,12 +357,21 @@ export class HcmRuntime {
      * cluster offers one) the retry budget / max_retries circuit breaker, Envoy's RetryStatus::NoOverflow.
      */
     const mayRetry = (): boolean => {
-      const outcome = retriesLeft <= 0 ? 'limit_exceeded' : body !== null && !replay!.replayable ? 'not_buffered' : undefined;
+      let outcome = retriesLeft <= 0 ? 'limit_exceeded' : body !== null && !replay!.replayable ? 'not_buffered' : undefined;
+      if (outcome === undefined) {
+        admitted = admitRetry();
+        if (!admitted) outcome = 'overflow';
+      }
       if (outcome) retries.inc({ cluster: rec.upstreamCluster ?? '', outcome });
       return outcome === undefined;
     };
+    // WIRING: the cluster's retry circuit breaker (max_retries / retry_budget) is one call here once
+    // ClusterRuntime.tryRetry() lands: `const admitRetry = () => current().tryRetry();`
+    const admitRetry = (): (() => void) | undefined => NO_RETRY_LIMIT;
+    /** The admitted retry's slot, handed to the attempt it pays for and given back when that attempt ends. */
+    let admitted: (() => void) | undefined;
 
-    const attempt = (ep: EndpointRuntime) => {
+    const attempt = (ep: EndpointRuntime, release?: () => void) => {
       tried.push(ep);
       rec.upstreamHost = ep.hostPort;
       rec.upstreamLocality = ep.localityName;
@@ -377,6 +388,7 @@ export class HcmRuntime {
       const endpointDone = (error: boolean) => {
         if (epDone) return;
         epDone = true;
+        release?.();
         ep.rqActive--;
         if (error) ep.rqError++;
       };
@@ -545,8 +557,9 @@ export class HcmRuntime {
       // The caller's body waits (paused) for the next attempt, which is given it from the start.
       replay?.detach();
       const n = p.numRetries - retriesLeft;
+      const release = admitted;
       this.d.clock.setTimeout(() => {
-        if (state.finished) return;
+        if (state.finished) return release?.();
         const c = current();
         const excluded = excludedPriorities(p.previousPrioritiesUpdateFrequency, tried);
         let ep = c.pick(hash, excluded);
@@ -554,11 +567,12 @@ export class HcmRuntime {
         // request hash the same host would come back every time, so those re-picks draw without it.)
         for (let i = 1; p.previousHosts && ep && tried.includes(ep) && i < p.hostSelectionRetryMaxAttempts + 1; i++) ep = c.pick(undefined, excluded);
         if (!ep) {
+          release?.();
           this.localReply(rec, sink, body, Replies.noHealthyUpstream(), false);
           finish();
           return;
         }
-        attempt(ep);
+        attempt(ep, release);
       }, backoffMs(p, n, this.d.rng));
     };
 

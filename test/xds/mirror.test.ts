@@ -22,6 +22,8 @@ t.test('request_mirror_policies: cluster and runtime_fraction default_value; no 
     { cluster: 'm3', numerator: 5, denominator: 100 },
   ]);
   t.equal(actionOf(rc({}))?.mirrorPolicies, undefined);
+  t.strictSame(actionOf(rc({ request_mirror_policies: [{ cluster: 'm', runtime_fraction: {} }] }))?.mirrorPolicies, [{ cluster: 'm', numerator: 0, denominator: 100 }], 'an empty fraction is 0 %');
+  t.strictSame(problems(rc({ request_mirror_policies: [{ cluster: 'm', runtime_fraction: { default_value: { numerator: 1, denominator: 7 } } }] })), [`${P}.request_mirror_policies[0].runtime_fraction.default_value.denominator: 7 is not a valid DenominatorType (one of HUNDRED, TEN_THOUSAND, MILLION)`]);
   t.strictSame(problems(rc({ request_mirror_policies: [{ runtime_fraction: { runtime_key: 'k', default_value: { numerator: 1 } } }, { cluster: 'x', cluster_header: 'h' }] })), [
     `${P}.request_mirror_policies[0].cluster: is required`,
     `${P}.request_mirror_policies[0].runtime_fraction.runtime_key: field 'runtime_key' is not supported`,

@@ -1,7 +1,7 @@
 // Decodes RouteAction.request_mirror_policies: which clusters get a fire-and-forget shadow copy, and how often.
 import type { MirrorPolicy } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
-import { Issues, joinPath, list, msg, num, onlyFields, required, str } from './common.js';
+import { Issues, joinPath, list, msg, num, onlyFields, required } from './common.js';
 
 /** envoy.type.v3.FractionalPercent.DenominatorType. */
 const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
@@ -25,10 +25,9 @@ export function decodeMirrorPolicies(o: ProtoObj, path: string, issues: Issues):
     onlyFields(rf, rp, ['default_value'], issues);
     const dv = msg(rf, 'default_value') ?? {};
     onlyFields(dv, joinPath(rp, 'default_value'), ['numerator', 'denominator'], issues);
-    const name = str(dv, 'denominator') || 'HUNDRED';
-    const denominator = DENOMINATORS[name];
-    if (denominator === undefined) issues.add(joinPath(rp, 'default_value.denominator'), `${name} is not a FractionalPercent denominator`);
-    return { cluster, numerator: num(dv, 'numerator'), denominator: denominator ?? 100 };
+    // The canonical form has already refused an enum value the proto does not name.
+    const denominator = DENOMINATORS[String(dv.denominator ?? 'HUNDRED')]!;
+    return { cluster, numerator: num(dv, 'numerator'), denominator };
   });
   return { mirrorPolicies };
 }
