@@ -50,8 +50,6 @@ export interface RouteHolder {
 }
 
 const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
-/** Admission without a retry limit: nothing to give back. */
-const NO_RETRY_LIMIT = (): void => {};
 
 function firstValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
@@ -254,7 +252,7 @@ export class HcmRuntime {
     const match = this.routes.table?.match(rec.authority, rec.path, headerGetter(rec));
     if (this.filters.empty) return this.route(rec, match, body, sink, onDownstreamAbort);
     // The filters see the request (and the route, for per-route config) before the router does.
-    const verdict = this.filters.run({ rec, route: match });
+    const verdict = this.filters.run({ rec, route: match, onAbort: onDownstreamAbort });
     if (!(verdict instanceof Promise)) return this.afterFilters(verdict, rec, match, body, sink, onDownstreamAbort);
     // While the filters decide, a caller that goes away completes the request (flag DC); after that, the
     // router's own abort handling takes over.
@@ -365,9 +363,8 @@ export class HcmRuntime {
       if (outcome) retries.inc({ cluster: rec.upstreamCluster ?? '', outcome });
       return outcome === undefined;
     };
-    // WIRING: the cluster's retry circuit breaker (max_retries / retry_budget) is one call here once
-    // ClusterRuntime.tryRetry() lands: `const admitRetry = () => current().tryRetry();`
-    const admitRetry = (): (() => void) | undefined => NO_RETRY_LIMIT;
+    // The cluster's retries circuit breaker: max_retries, or its retry_budget (a share of the active requests).
+    const admitRetry = () => current().tryRetry();
     /** The admitted retry's slot, handed to the attempt it pays for and given back when that attempt ends. */
     let admitted: (() => void) | undefined;
 
@@ -580,6 +577,8 @@ export class HcmRuntime {
   }
 
   private upstreamFailed(rec: RequestRecord, sink: DownstreamSink, body: Readable | null, err: UpstreamError, retry: () => boolean, finish: () => void): void {
+    // Circuit breaker overflow: 503 UO at once, never retried (Envoy does not retry an Overflow reset).
+    if (err.kind === 'overflow') return (this.localReply(rec, sink, body, Replies.overflow(), false), finish());
     if (retry()) return;
     if (err.kind === 'connect_failure' || err.kind === 'connect_timeout') {
       this.d.metrics.upstreamConnectFailures.inc({ cluster: rec.upstreamCluster ?? '', reason: err.reason });

@@ -1,7 +1,7 @@
 // Replies the proxy makes itself: JSON {code,message,request_id} for HTTP, trailers-only grpc-status for gRPC.
 
 /** Envoy response flags (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage). */
-export type ResponseFlag = '-' | 'NR' | 'NC' | 'UF' | 'UC' | 'UT' | 'UH' | 'UO' | 'RL' | 'DC' | 'URX' | 'DPE' | 'UPE' | 'SI';
+export type ResponseFlag = '-' | 'NR' | 'NC' | 'UF' | 'UC' | 'UT' | 'UH' | 'UO' | 'RL' | 'DC' | 'URX' | 'DPE' | 'UPE' | 'SI' | 'FI' | 'DI';
 
 export interface LocalReply {
   readonly status: number;
@@ -70,6 +70,8 @@ export const Replies = {
     flag: 'UC',
     details: 'upstream_reset_before_response_started{connection_termination}',
   }),
+  /** A full circuit breaker (max_pending_requests, max_requests): Envoy's overflow reset, 503 UO at once. */
+  overflow: (): LocalReply => ({ status: 503, code: 'upstream_overflow', message: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', flag: 'UO', details: 'upstream_reset_before_response_started{overflow}' }),
   timeout: (): LocalReply => ({ status: 504, code: 'upstream_timeout', message: 'upstream request timeout', flag: 'UT', grpcStatus: GRPC.DEADLINE_EXCEEDED, details: 'upstream_response_timeout' }),
   badRequest: (message: string, details = 'bad_request'): LocalReply => ({ status: 400, code: 'bad_request', message, flag: 'DPE', details }),
   headersTooLarge: (): LocalReply => ({ status: 431, code: 'headers_too_large', message: 'request headers too large', flag: 'DPE', details: 'request_headers_too_large' }),

@@ -1,5 +1,6 @@
 // The sidecar's internal config model: immutable, decoded from Envoy v3 resources (static bootstrap or ADS).
 // Nothing past xds/ sees a raw proto; everything here is plain frozen data built once per config version.
+import type { RateLimitEntry } from './rate-limit.js';
 
 export interface SocketAddress {
   readonly host: string;
@@ -111,6 +112,8 @@ export interface RouteAction {
   readonly maxGrpcTimeoutMs?: number;
   /** RouteAction.request_mirror_policies: fire-and-forget shadow copies of the request. */
   readonly mirrorPolicies?: readonly MirrorPolicy[];
+  /** RouteAction.rate_limits: the descriptors the local_ratelimit filter looks its buckets up by. */
+  readonly rateLimits?: readonly RateLimitEntry[];
 }
 
 /** envoy.config.route.v3.RouteAction.RequestMirrorPolicy (cluster and runtime_fraction's default_value). */
@@ -173,6 +176,8 @@ export interface Route {
    * retry. Unset = the listener default (1 MiB, Envoy's per_connection_buffer_limit_bytes default).
    */
   readonly perRequestBufferLimitBytes?: number;
+  /** typed_per_filter_config by HTTP filter name, each decoded by its filter's decoder; absent when the route sets none (fault injection). */
+  readonly typedPerFilterConfig?: Readonly<Record<string, Pick<HttpFilterConfig, 'typeUrl' | 'config'>>>;
 }
 
 export interface VirtualHost {
@@ -381,6 +386,39 @@ export const LB_DEFAULTS: LbConfig = Object.freeze({
   localityWeighted: false,
 }) as LbConfig;
 
+/**
+ * envoy.config.cluster.v3.CircuitBreakers.Thresholds for the DEFAULT routing priority, Envoy's defaults filled in.
+ * Counts are cluster-wide (Envoy's ResourceManager is per cluster and priority), shared by every host's pool.
+ */
+export interface CircuitBreakerThresholds {
+  /** max_connections: open (and opening) upstream connections. Default 1024. */
+  readonly maxConnections: number;
+  /** max_pending_requests: requests waiting for a connection or a stream slot. Default 1024. */
+  readonly maxPendingRequests: number;
+  /** max_requests: requests in flight on upstream connections. Default 1024. */
+  readonly maxRequests: number;
+  /** max_retries: retries in flight at once. Default 3. Ignored when retryBudget is set. */
+  readonly maxRetries: number;
+  /**
+   * retry_budget: concurrent retries limited to budgetPercent of the active plus pending requests, never
+   * below minRetryConcurrency (Envoy defaults 20 % and 3 when the message is present).
+   */
+  readonly retryBudget?: { readonly budgetPercent: number; readonly minRetryConcurrency: number };
+  /** track_remaining: publish the remaining_* gauges. */
+  readonly trackRemaining: boolean;
+}
+
+export const CIRCUIT_BREAKER_DEFAULTS: CircuitBreakerThresholds = Object.freeze({
+  maxConnections: 1024,
+  maxPendingRequests: 1024,
+  maxRequests: 1024,
+  maxRetries: 3,
+  trackRemaining: false,
+});
+
+/** CircuitBreakers.Thresholds.RetryBudget's defaults when the message is set without them. */
+export const RETRY_BUDGET_DEFAULTS = Object.freeze({ budgetPercent: 20, minRetryConcurrency: 3 });
+
 /** envoy.config.cluster.v3.Cluster (subset) */
 export interface Cluster {
   readonly name: string;
@@ -404,6 +442,13 @@ export interface Cluster {
   readonly http2: Http2Options;
   /** common_http_protocol_options.idle_timeout for upstream connections (Envoy default 1 h). */
   readonly idleTimeoutMs: number;
+  /**
+   * common_http_protocol_options.max_requests_per_connection (or the deprecated Cluster field): a connection
+   * takes no more requests after this many and closes once they finish. Absent = unlimited.
+   */
+  readonly maxRequestsPerConnection?: number;
+  /** circuit_breakers, DEFAULT priority; absent = CIRCUIT_BREAKER_DEFAULTS (Envoy applies them to every cluster). */
+  readonly circuitBreakers?: CircuitBreakerThresholds;
   readonly tls?: UpstreamTls;
 }
 

@@ -52,11 +52,33 @@ export interface MeshMetrics {
   readonly upstreamRetries: Counter<'cluster' | 'outcome'>;
   /** Shadow copies (request_mirror_policies) by fate: sent, failed, dropped (backlog), skipped (no cluster or host). */
   readonly mirrorRequests: Counter<'cluster' | 'outcome'>;
+  /** Envoy's fault.<stat_prefix>.delays_injected and aborts_injected, one counter with the kind (delay, abort) as a label. */
+  readonly faultsInjected: Counter<'listener' | 'kind'>;
+  /** Envoy's fault.<stat_prefix>.faults_overflow: faults not injected because max_active_faults were already in progress. */
+  readonly faultsOverflow: Counter<'listener'>;
   /**
    * The picker's view, read at scrape time: each source yields the PEAK_EWMA latency estimate of every host
    * that has one. The cluster manager adds its source; nothing is kept between scrapes.
    */
   readonly lbEwmaSources: Set<() => Iterable<{ cluster: string; endpoint: string; ms: number }>>;
+  /**
+   * Circuit breakers, read at scrape time: per cluster and resource (cx, pending, rq, retries) the remaining
+   * capacity (Envoy's circuit_breakers.default.remaining_*, only for thresholds with track_remaining) and
+   * whether the limit is reached (Envoy's cx_open, rq_pending_open, rq_open, rq_retry_open).
+   */
+  readonly circuitBreakerSources: Set<() => Iterable<CircuitBreakerSample>>;
+  /** Refusals by a full breaker (Envoy's upstream_cx_overflow, upstream_rq_pending_overflow, upstream_rq_retry_overflow). */
+  readonly circuitBreakerOverflows: Counter<'cluster' | 'resource'>;
+  /** Local rate limit decisions per listener and filter (stat_prefix): allowed, rate_limited (429 sent), shadow_limited (over the limit, let through). */
+  readonly localRateLimit: Counter<'listener' | 'policy' | 'result'>;
+}
+
+export interface CircuitBreakerSample {
+  readonly cluster: string;
+  readonly resource: string;
+  /** undefined when the thresholds do not set track_remaining. */
+  readonly remaining: number | undefined;
+  readonly open: boolean;
 }
 
 export function createMetrics(registry: Registry): MeshMetrics {
@@ -70,6 +92,28 @@ export function createMetrics(registry: Registry): MeshMetrics {
     collect() {
       this.reset();
       for (const source of lbEwmaSources) for (const s of source()) this.set({ cluster: s.cluster, endpoint: s.endpoint }, s.ms);
+    },
+  });
+  const circuitBreakerSources: MeshMetrics['circuitBreakerSources'] = new Set();
+  const samples = () => [...circuitBreakerSources].flatMap((source) => [...source()]);
+  new Gauge({
+    name: 'outrigger_circuit_breaker_remaining',
+    help: 'Remaining capacity of a circuit breaker, by cluster and resource (cx, pending, rq, retries); clusters whose thresholds set track_remaining',
+    labelNames: ['cluster', 'resource'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const s of samples()) if (s.remaining !== undefined) this.set({ cluster: s.cluster, resource: s.resource }, s.remaining);
+    },
+  });
+  new Gauge({
+    name: 'outrigger_circuit_breaker_open',
+    help: '1 while a circuit breaker is at its limit (new requests needing it overflow), by cluster and resource (cx, pending, rq, retries)',
+    labelNames: ['cluster', 'resource'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const s of samples()) this.set({ cluster: s.cluster, resource: s.resource }, s.open ? 1 : 0);
     },
   });
   const labelNames = REQUEST_LABELS as unknown as (typeof REQUEST_LABELS)[number][];
@@ -97,6 +141,11 @@ export function createMetrics(registry: Registry): MeshMetrics {
     mirrorRequests: new Counter({ name: 'outrigger_mirror_requests_total', help: 'Shadow copies of requests (request_mirror_policies): sent, failed, dropped (backlog past the buffer limit), skipped (no cluster or host)', labelNames: ['cluster', 'outcome'], registers: r }),
     lbEwmaSources,
     outlierEjectionsOverflow: new Counter({ name: 'outrigger_outlier_ejections_overflow_total', help: 'Outlier ejections refused because max_ejection_percent was reached', labelNames: ['cluster'], registers: r }),
+    circuitBreakerSources,
+    circuitBreakerOverflows: new Counter({ name: 'outrigger_circuit_breaker_overflows_total', help: 'Requests, connections and retries refused by a full circuit breaker, by cluster and resource (cx, pending, rq, retries)', labelNames: ['cluster', 'resource'], registers: r }),
+    faultsInjected: new Counter({ name: 'outrigger_http_faults_injected_total', help: 'Faults injected by the fault filter, by kind (delay, abort)', labelNames: ['listener', 'kind'], registers: r }),
+    faultsOverflow: new Counter({ name: 'outrigger_http_faults_overflow_total', help: 'Faults not injected because max_active_faults were already in progress', labelNames: ['listener'], registers: r }),
+    localRateLimit: new Counter({ name: 'outrigger_local_ratelimit_requests_total', help: 'Local rate limit decisions by listener and filter stat_prefix: allowed, rate_limited (refused 429), shadow_limited (over the limit but not enforced)', labelNames: ['listener', 'policy', 'result'], registers: r }),
   };
 }
 

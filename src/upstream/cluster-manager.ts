@@ -4,9 +4,10 @@ import type { Clock } from '../core/clock.js';
 import type { Rng } from '../core/rng.js';
 import { errorMessage, type FieldIssue } from '../core/errors.js';
 import type { Cluster, ClusterLoadAssignment, LbEndpoint, Locality } from '../model/types.js';
-import type { MeshMetrics } from '../telemetry/metrics.js';
+import type { CircuitBreakerSample, MeshMetrics } from '../telemetry/metrics.js';
 import { H1Pool } from './h1-pool.js';
 import { H2Pool } from './h2-pool.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import { OutlierDetector } from './outlier.js';
 import { PeakEwma, createBalancer, type Balancer, type LbDeps, type LbHost } from './lb/index.js';
 import type { UpstreamPool } from './pool.js';
@@ -77,6 +78,8 @@ export class ClusterRuntime {
   readonly balancer: Balancer;
   /** The cluster's outlier detector (it outlives versions), when the cluster configures outlier_detection. */
   outlier: OutlierDetector | undefined;
+  /** The cluster's circuit breakers (they outlive versions: counts carry over, limits follow the newest version). */
+  readonly breaker: CircuitBreaker;
 
   constructor(
     readonly cluster: Cluster,
@@ -86,9 +89,20 @@ export class ClusterRuntime {
     readonly tls: UpstreamTlsContext | undefined,
     deps: LbDeps,
     private readonly panicCounter: { inc(): void },
+    breaker: CircuitBreaker,
   ) {
     this.endpoints = endpoints;
+    this.breaker = breaker;
     this.balancer = createBalancer(cluster.lb, overprovisioningFactor, endpoints, deps);
+  }
+
+  /**
+   * Admits a retry under the cluster's max_retries or retry_budget: a function to call once the retry attempt
+   * ends (it gives the slot back; extra calls do nothing), or undefined when the limit is reached, in which case
+   * the caller answers with the result it has (Envoy's upstream_rq_retry_overflow).
+   */
+  tryRetry(): (() => void) | undefined {
+    return this.breaker.tryRetry();
   }
 
   /** Recomputes priority loads and pick tables after an ejection or a return (the outlier detector's onChange). */
@@ -139,13 +153,16 @@ const NO_ENDPOINTS = (name: string): ClusterLoadAssignment => ({ clusterName: na
 
 /** What a pool depends on: when this is equal between two versions of a cluster, their pools are interchangeable. */
 function poolSettings(c: Cluster): string {
-  return JSON.stringify([c.protocol, c.http2, c.idleTimeoutMs, c.connectTimeoutMs, c.tls ?? null]);
+  // max_connections caps undici's own connection count (see H1Pool), so a change builds new pools.
+  return JSON.stringify([c.protocol, c.http2, c.idleTimeoutMs, c.connectTimeoutMs, c.tls ?? null, c.maxRequestsPerConnection ?? 0, c.circuitBreakers?.maxConnections ?? null]);
 }
 
 export class ClusterManager {
   private readonly active = new Map<string, ClusterRuntime>();
   /** One outlier detector per cluster name: ejections and their history survive CDS/EDS updates. */
   private readonly detectors = new Map<string, OutlierDetector>();
+  /** One circuit breaker per cluster name: open connections and requests keep counting across CDS/EDS updates. */
+  private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly staticNames: ReadonlySet<string>;
   /** CDS clusters that wait for their ClusterLoadAssignment (Envoy: cluster warming); the active version, if any, keeps serving. */
   private readonly warming = new Map<string, ClusterView>();
@@ -160,6 +177,29 @@ export class ClusterManager {
     for (const c of clusters) this.active.set(c.name, this.build(c, c.loadAssignment, undefined));
     this.staticNames = new Set(clusters.map((c) => c.name));
     deps.metrics.lbEwmaSources.add(this.ewmaSource);
+    deps.metrics.circuitBreakerSources.add(this.breakerSource);
+  }
+
+  /** Every active cluster's breakers at scrape time; remaining capacity only where track_remaining asks for it. */
+  private readonly breakerSource = (): CircuitBreakerSample[] => {
+    const out: CircuitBreakerSample[] = [];
+    for (const r of this.active.values()) {
+      const track = r.breaker.thresholds.trackRemaining;
+      for (const v of r.breaker.view()) out.push({ cluster: r.cluster.name, resource: v.resource, remaining: track ? v.remaining : undefined, open: v.open });
+    }
+    return out;
+  };
+
+  /** The breaker of cluster `c`, made on first use and given the limits of this version. */
+  private breakerFor(c: Cluster): CircuitBreaker {
+    let b = this.breakers.get(c.name);
+    if (b) b.update(c.circuitBreakers);
+    else {
+      const overflows = this.deps.metrics.circuitBreakerOverflows;
+      b = new CircuitBreaker(c.name, c.circuitBreakers, (resource) => overflows.inc({ cluster: c.name, resource }));
+      this.breakers.set(c.name, b);
+    }
+    return b;
   }
 
   /** The PEAK_EWMA estimates of every host that has one, at scrape time (only PEAK_EWMA clusters, to bound the series). */
@@ -186,6 +226,7 @@ export class ClusterManager {
     }
     const spare = new Map<string, EndpointRuntime[]>();
     for (const e of reuse?.endpoints ?? []) spare.set(e.hostPort, [...(spare.get(e.hostPort) ?? []), e]);
+    const breaker = this.breakerFor(c);
     const gauge = this.deps.metrics.upstreamPoolSessions.labels({ cluster: c.name });
     const onSessionDelta = (d: number) => gauge.inc(d);
     const eps: EndpointRuntime[] = [];
@@ -197,13 +238,22 @@ export class ClusterManager {
           eps.push(kept);
           continue;
         }
-        const common = { endpoint: ep.address, tls: tlsCtx, connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, clock: this.deps.clock, onSessionDelta };
+        const common = {
+          endpoint: ep.address,
+          tls: tlsCtx,
+          connectTimeoutMs: c.connectTimeoutMs,
+          idleTimeoutMs: c.idleTimeoutMs,
+          clock: this.deps.clock,
+          onSessionDelta,
+          breaker,
+          maxRequestsPerConnection: c.maxRequestsPerConnection ?? 0,
+        };
         const pool = c.protocol === 'HTTP2' ? new H2Pool({ ...common, http2: c.http2 }) : new H1Pool(common);
         eps.push(new EndpointRuntime(ep, loc.locality, loc.priority, loc.weight, pool, c.lb.peakEwma.decayTimeMs));
       }
     }
     for (const e of eps) e.requests = this.deps.metrics.upstreamRequests.labels({ cluster: c.name, locality: e.localityName, priority: String(e.priority) });
-    const runtime = new ClusterRuntime(c, eps, la?.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING, tlsCtx, { rng: this.deps.rng, clock: this.deps.clock }, this.deps.metrics.lbHealthyPanic.labels({ cluster: c.name }));
+    const runtime = new ClusterRuntime(c, eps, la?.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING, tlsCtx, { rng: this.deps.rng, clock: this.deps.clock }, this.deps.metrics.lbHealthyPanic.labels({ cluster: c.name }), breaker);
     this.attachOutlier(c, runtime);
     return runtime;
   }
@@ -282,6 +332,8 @@ export class ClusterManager {
       this.active.delete(name);
       this.detectors.get(name)?.destroy();
       this.detectors.delete(name);
+      // Draining pools keep the old breaker; a cluster of this name added later starts from zero.
+      this.breakers.delete(name);
       if (gone) retire(gone, undefined);
     }
     for (const name of changed) {
@@ -349,6 +401,7 @@ export class ClusterManager {
 
   destroy(): void {
     this.deps.metrics.lbEwmaSources.delete(this.ewmaSource);
+    this.deps.metrics.circuitBreakerSources.delete(this.breakerSource);
     for (const d of this.detectors.values()) d.destroy();
     this.detectors.clear();
     for (const c of this.active.values()) for (const e of c.endpoints) e.pool.destroy();

@@ -24,6 +24,9 @@ export class UpstreamError extends OutriggerError {
 /** The downstream caller went away before the request was sent: nothing to report upstream. */
 export const cancelledError = () => new UpstreamError('cancelled', 'downstream_cancelled', 'the downstream request was cancelled before it was sent upstream');
 
+/** The pool was closed (its cluster version retired) before the request got a connection. */
+export const poolClosedError = () => new UpstreamError('connect_failure', 'pool_closed', 'connection pool is closed');
+
 /** Maps socket/TLS error codes onto a small, bounded set of reasons. */
 export function connectReason(e: unknown): string {
   const code = (e as { code?: string }).code ?? '';

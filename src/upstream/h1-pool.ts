@@ -13,7 +13,8 @@ import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher, type buildConnector } from 'undici';
 import type { Clock } from '../core/clock.js';
 import type { SocketAddress } from '../model/types.js';
-import { UpstreamError, cancelledError, connectReason } from './errors.js';
+import { CircuitBreaker, PendingQueue, overflowError } from './circuit-breaker.js';
+import { UpstreamError, cancelledError, connectReason, poolClosedError } from './errors.js';
 import type { PoolStats, UpgradeResult, UpstreamHandlers, UpstreamPool, UpstreamRequest, UpstreamStream } from './pool.js';
 import { peerUriOf, type UpstreamTlsContext } from './tls.js';
 
@@ -24,6 +25,10 @@ export interface H1PoolOptions {
   readonly idleTimeoutMs: number;
   readonly clock: Clock;
   readonly onSessionDelta?: (d: number) => void;
+  /** The cluster's circuit breakers (shared by its pools); absent = a breaker of this pool's own with Envoy's defaults. */
+  readonly breaker?: CircuitBreaker;
+  /** A connection closes after this many requests (0 or absent = unlimited). */
+  readonly maxRequestsPerConnection?: number;
 }
 
 /** Upstream response headers larger than this are a protocol error (Envoy's default header limit is 60 KiB). */
@@ -36,6 +41,16 @@ export class H1Pool implements UpstreamPool {
   private connectFailures = 0;
   private active = 0;
   private sockets = 0;
+  /** Connections being opened (connectSocket running). */
+  private connecting = 0;
+  /**
+   * Connections counted against the breaker's max_connections: one per request on the wire (HTTP/1.1 carries one
+   * at a time) or per open connection, whichever is more. A request that needs a new connection counts at once,
+   * before undici opens it, so two requests in one tick cannot both squeeze past the limit.
+   */
+  private held = 0;
+  private readonly breaker: CircuitBreaker;
+  private readonly pending: PendingQueue;
   private closed = false;
   /**
    * The SPIFFE ID of the last verified TLS connection. undici does not say which connection carries a
@@ -45,6 +60,8 @@ export class H1Pool implements UpstreamPool {
 
   constructor(private readonly o: H1PoolOptions) {
     const { endpoint } = o;
+    this.breaker = o.breaker ?? new CircuitBreaker('', undefined);
+    this.pending = new PendingQueue(this.breaker);
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
     this.pool = new Pool(`${o.tls ? 'https' : 'http'}://${host}:${endpoint.port}`, {
       connect: (_opts, cb) => this.connectSocket(cb),
@@ -55,14 +72,25 @@ export class H1Pool implements UpstreamPool {
       keepAliveMaxTimeout: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : 3_600_000,
       maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
       pipelining: 1,
+      // undici closes the connection after its last allowed response and opens another for what is queued. Its
+      // count lets one request more than the number given through (undici 7 client-h1: `counter++ >= max`);
+      // a limit of 1 is a `reset` (Connection: close) on every request instead, see send().
+      ...((o.maxRequestsPerConnection ?? 0) > 1 && { maxRequestsPerClient: o.maxRequestsPerConnection! - 1 }),
+      // The breaker admits a parked request the moment a response ends, while undici still counts that
+      // connection busy for a tick: capped, undici queues the request for it instead of opening another.
+      connections: this.breaker.thresholds.maxConnections,
     });
     this.pool.on('connect', () => {
       this.sockets++;
       o.onSessionDelta?.(1);
+      this.sync();
     });
     this.pool.on('disconnect', () => {
       this.sockets--;
       o.onSessionDelta?.(-1);
+      this.sync();
+      // A connection slot came free: a parked request may open the next one.
+      this.pending.drain();
     });
     this.pool.on('connectionError', () => {
       /* surfaced to the request that was waiting for the connection */
@@ -78,9 +106,11 @@ export class H1Pool implements UpstreamPool {
       ? tls.connect({ ...tlsCtx.connectOptions(endpoint.host, endpoint.port, ['http/1.1']), noDelay: true } as tls.ConnectionOptions)
       : net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
     let done = false;
+    this.connecting++;
     const settle = (err: Error | null) => {
       if (done) return;
       done = true;
+      this.connecting--;
       clock.clearTimeout(timer);
       sock.off('error', onError);
       if (err) {
@@ -99,96 +129,122 @@ export class H1Pool implements UpstreamPool {
     sock.once(tlsCtx ? 'secureConnect' : 'connect', () => settle(null));
   }
 
+  /** Moves the breaker's connection count by what this pool holds now. */
+  private sync(): void {
+    const held = Math.max(this.active, this.sockets + this.connecting);
+    if (held === this.held) return;
+    this.breaker.connections(held - this.held);
+    this.held = held;
+  }
+
   stats(): PoolStats {
     return { connections: this.sockets, activeStreams: this.active, connectFailures: this.connectFailures };
   }
 
   open(req: UpstreamRequest, h: UpstreamHandlers): Promise<UpstreamStream> {
-    if (this.closed) return Promise.reject(new UpstreamError('connect_failure', 'pool_closed', 'connection pool is closed'));
+    if (this.closed) return Promise.reject(poolClosedError());
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string | string[]> = { host: req.authority };
-      for (const k in req.headers) {
-        const v = req.headers[k];
-        if (v !== undefined) headers[k] = typeof v === 'number' ? String(v) : v;
-      }
-      // The request body is written by the connection manager as it arrives; undici reads it from here.
-      const sink = req.endStream ? null : new PassThrough();
-      let controller: Controller | undefined;
-      let started = false;
-      let responded = false;
-      let finished = false;
-      let aborted = false;
-      let body: Readable | undefined;
-      this.active++;
-      const done = () => {
-        if (finished) return;
-        finished = true;
-        this.active--;
+      // Straight onto an idle connection, or a new one within max_connections; else parked as pending.
+      const attempt = (): boolean => {
+        if (this.active >= this.sockets + this.connecting && !this.breaker.canConnect(this.held === 0)) return false;
+        if (!this.breaker.tryRequest()) reject(overflowError(this.breaker.cluster, 'rq'));
+        else this.send(req, h, resolve, reject);
+        return true;
       };
-      const stream: UpstreamStream = {
-        sink,
-        get peerUri() {
-          return self.peerUri;
-        },
-        abort: () => {
-          if (aborted) return;
-          aborted = true;
-          done();
-          controller?.abort(cancelledError());
-          sink?.destroy();
-          body?.destroy();
-        },
-      };
-      const self = this;
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart: (c) => {
-          controller = c;
-          // A caller that went away while we waited for a connection costs no request upstream.
-          if (req.cancelled?.()) {
-            aborted = true;
-            c.abort(cancelledError());
-            return;
-          }
-          if (started) return;
-          started = true;
-          resolve(stream);
-        },
-        onResponseStart: (c, status, resHeaders) => {
-          // 1xx (100-continue) is answered downstream by our own server; only the final response goes on.
-          if (status < 200) return;
-          responded = true;
-          body = new Readable({ read: () => c.resume() });
-          h.onResponse(status, resHeaders as IncomingHttpHeaders, body, false);
-        },
-        onResponseData: (c, chunk) => {
-          if (body && !body.push(chunk)) c.pause();
-        },
-        onResponseEnd: (_c, trailers) => {
-          done();
-          if (trailers && Object.keys(trailers).length) h.onTrailers(trailers as IncomingHttpHeaders);
-          body?.push(null);
-        },
-        onResponseError: (_c, err) => {
-          const wasFinished = finished;
-          done();
-          if (aborted || wasFinished) return;
-          if (!started) {
-            if (req.cancelled?.()) return reject(cancelledError());
-            if (!(err instanceof UpstreamError) || err.kind !== 'cancelled') this.connectFailures++;
-            return reject(err instanceof UpstreamError ? err : new UpstreamError('connect_failure', connectReason(err), `connect to ${this.o.endpoint.host}:${this.o.endpoint.port} failed: ${err.message}`, err));
-          }
-          body?.destroy();
-          const reason = connectReason(err);
-          h.onError(new UpstreamError('reset', reason === 'unknown' ? 'connection_termination' : reason, `upstream connection error: ${err.message}`, err), responded);
-        },
-      };
-      try {
-        this.pool.dispatch({ path: req.path, method: req.method, headers, body: sink }, handler);
-      } catch (e) {
-        done();
-        reject(new UpstreamError('reset', 'invalid_request', `request not accepted by the HTTP/1.1 client: ${(e as Error).message}`, e));
-      }
+      if (attempt()) return;
+      if (!this.pending.push({ cancelled: req.cancelled, attempt, fail: reject })) reject(overflowError(this.breaker.cluster, 'pending'));
     });
+  }
+
+  /** Hands the request to undici; it holds a request slot of the breaker until it ends. */
+  private send(req: UpstreamRequest, h: UpstreamHandlers, resolve: (s: UpstreamStream) => void, reject: (e: unknown) => void): void {
+    const headers: Record<string, string | string[]> = { host: req.authority };
+    for (const k in req.headers) {
+      const v = req.headers[k];
+      if (v !== undefined) headers[k] = typeof v === 'number' ? String(v) : v;
+    }
+    // The request body is written by the connection manager as it arrives; undici reads it from here.
+    const sink = req.endStream ? null : new PassThrough();
+    let controller: Controller | undefined;
+    let started = false;
+    let responded = false;
+    let finished = false;
+    let aborted = false;
+    let body: Readable | undefined;
+    this.active++;
+    this.sync();
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      this.active--;
+      this.breaker.requestDone();
+      this.sync();
+      // The connection is free again: the next parked request takes it.
+      this.pending.drain();
+    };
+    const stream: UpstreamStream = {
+      sink,
+      get peerUri() {
+        return self.peerUri;
+      },
+      abort: () => {
+        if (aborted) return;
+        aborted = true;
+        done();
+        controller?.abort(cancelledError());
+        sink?.destroy();
+        body?.destroy();
+      },
+    };
+    const self = this;
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart: (c) => {
+        controller = c;
+        // A caller that went away while we waited for a connection costs no request upstream.
+        if (req.cancelled?.()) {
+          aborted = true;
+          c.abort(cancelledError());
+          return;
+        }
+        if (started) return;
+        started = true;
+        resolve(stream);
+      },
+      onResponseStart: (c, status, resHeaders) => {
+        // 1xx (100-continue) is answered downstream by our own server; only the final response goes on.
+        if (status < 200) return;
+        responded = true;
+        body = new Readable({ read: () => c.resume() });
+        h.onResponse(status, resHeaders as IncomingHttpHeaders, body, false);
+      },
+      onResponseData: (c, chunk) => {
+        if (body && !body.push(chunk)) c.pause();
+      },
+      onResponseEnd: (_c, trailers) => {
+        done();
+        if (trailers && Object.keys(trailers).length) h.onTrailers(trailers as IncomingHttpHeaders);
+        body?.push(null);
+      },
+      onResponseError: (_c, err) => {
+        const wasFinished = finished;
+        done();
+        if (aborted || wasFinished) return;
+        if (!started) {
+          if (req.cancelled?.()) return reject(cancelledError());
+          if (!(err instanceof UpstreamError) || err.kind !== 'cancelled') this.connectFailures++;
+          return reject(err instanceof UpstreamError ? err : new UpstreamError('connect_failure', connectReason(err), `connect to ${this.o.endpoint.host}:${this.o.endpoint.port} failed: ${err.message}`, err));
+        }
+        body?.destroy();
+        const reason = connectReason(err);
+        h.onError(new UpstreamError('reset', reason === 'unknown' ? 'connection_termination' : reason, `upstream connection error: ${err.message}`, err), responded);
+      },
+    };
+    try {
+      this.pool.dispatch({ path: req.path, method: req.method, headers, body: sink, ...(this.o.maxRequestsPerConnection === 1 && { reset: true }) }, handler);
+    } catch (e) {
+      done();
+      reject(new UpstreamError('reset', 'invalid_request', `request not accepted by the HTTP/1.1 client: ${(e as Error).message}`, e));
+    }
   }
 
   upgrade(req: UpstreamRequest): Promise<UpgradeResult> {
@@ -242,12 +298,14 @@ export class H1Pool implements UpstreamPool {
 
   close(): void {
     this.closed = true;
+    this.pending.failAll(poolClosedError);
     // Graceful: requests in flight finish, then the connections close.
     void this.pool.close().catch(() => {});
   }
 
   destroy(): void {
     this.closed = true;
+    this.pending.failAll(poolClosedError);
     void this.pool.destroy().catch(() => {});
   }
 }

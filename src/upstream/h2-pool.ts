@@ -6,7 +6,8 @@ import tls from 'node:tls';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Clock, Timer } from '../core/clock.js';
 import type { Http2Options, SocketAddress } from '../model/types.js';
-import { UpstreamError, cancelledError, connectReason } from './errors.js';
+import { CircuitBreaker, PendingQueue, overflowError } from './circuit-breaker.js';
+import { UpstreamError, cancelledError, connectReason, poolClosedError } from './errors.js';
 import type { PoolStats, UpgradeResult, UpstreamHandlers, UpstreamPool, UpstreamRequest, UpstreamStream } from './pool.js';
 import { peerUriOf, type UpstreamTlsContext } from './tls.js';
 
@@ -15,6 +16,8 @@ interface SessionState {
   readonly socket: net.Socket;
   readonly peerUri: string | undefined;
   active: number;
+  /** Streams opened on this session so far, for max_requests_per_connection. */
+  streams: number;
   /** Out of the pool's list (and its gauge), whether or not the socket has finished closing. */
   retired: boolean;
   /** The last-stream-id of a GOAWAY from the peer: streams above it were never processed (RFC 9113 §6.8). */
@@ -32,6 +35,10 @@ export interface H2PoolOptions {
   readonly clock: Clock;
   /** Called with +1/-1 as sessions open and close (pool gauge). */
   readonly onSessionDelta?: (d: number) => void;
+  /** The cluster's circuit breakers (shared by its pools); absent = a breaker of this pool's own with Envoy's defaults. */
+  readonly breaker?: CircuitBreaker;
+  /** A session takes no new stream after this many and closes when they end (0 or absent = unlimited). */
+  readonly maxRequestsPerConnection?: number;
 }
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
@@ -41,8 +48,14 @@ export class H2Pool implements UpstreamPool {
   private connecting: Promise<SessionState> | undefined;
   private connectFailures = 0;
   private closed = false;
+  private readonly breaker: CircuitBreaker;
+  /** Requests waiting because max_connections keeps a new session from opening while every stream slot is taken. */
+  private readonly pending: PendingQueue;
 
-  constructor(private readonly o: H2PoolOptions) {}
+  constructor(private readonly o: H2PoolOptions) {
+    this.breaker = o.breaker ?? new CircuitBreaker('', undefined);
+    this.pending = new PendingQueue(this.breaker);
+  }
 
   stats(): PoolStats {
     let active = 0;
@@ -61,31 +74,58 @@ export class H2Pool implements UpstreamPool {
 
   /**
    * A session with a free stream slot, the slot already reserved (active++), so concurrent callers that
-   * resume in the same tick cannot all squeeze into the last slot.
+   * resume in the same tick cannot all squeeze into the last slot. The stream takes one of the breaker's
+   * request slots (max_requests); with every slot taken and max_connections reached the caller is parked as
+   * pending (max_pending_requests), and either limit overflowing is an 'overflow' error at once.
    */
-  private async acquire(): Promise<SessionState> {
-    for (;;) {
-      const s = this.pick();
-      if (s) {
-        s.active++;
-        if (s.idleTimer) this.o.clock.clearTimeout(s.idleTimer);
-        s.idleTimer = undefined;
-        return s;
-      }
-      if (this.closed) throw new UpstreamError('connect_failure', 'pool_closed', 'connection pool is closed');
-      // One connect at a time per endpoint; callers that find the new session full start the next one.
-      this.connecting ??= this.connect().finally(() => {
-        this.connecting = undefined;
-      });
-      await this.connecting;
-    }
+  private acquire(req: UpstreamRequest): Promise<SessionState> {
+    return new Promise((resolve, reject) => {
+      const attempt = (): boolean => {
+        const s = this.pick();
+        if (s) {
+          if (this.breaker.tryRequest()) resolve(this.take(s));
+          else reject(overflowError(this.breaker.cluster, 'rq'));
+          return true;
+        }
+        if (this.closed) {
+          reject(poolClosedError());
+          return true;
+        }
+        if (!this.connecting && !this.breaker.canConnect(this.sessions.length === 0)) return false;
+        // One connect at a time per endpoint; callers that find the new session full start the next one.
+        this.connecting ??= this.connect().finally(() => {
+          this.connecting = undefined;
+        });
+        this.connecting.then(() => {
+          if (!attempt()) park();
+        }, reject);
+        return true;
+      };
+      const park = () => {
+        if (!this.pending.push({ cancelled: req.cancelled, attempt, fail: reject })) reject(overflowError(this.breaker.cluster, 'pending'));
+      };
+      if (!attempt()) park();
+    });
+  }
+
+  private take(s: SessionState): SessionState {
+    s.active++;
+    s.streams++;
+    // max_requests_per_connection: the last allowed stream drains the session; release() closes it.
+    const max = this.o.maxRequestsPerConnection ?? 0;
+    if (max > 0 && s.streams >= max) s.draining = true;
+    if (s.idleTimer) this.o.clock.clearTimeout(s.idleTimer);
+    s.idleTimer = undefined;
+    return s;
   }
 
   private release(s: SessionState): void {
+    this.breaker.requestDone();
     s.active--;
     // A draining session is closed by its last stream; an open one waits for the idle timeout.
     if (s.draining && s.active === 0) this.shut(s);
     else this.armIdle(s);
+    this.pending.drain();
   }
 
   /**
@@ -108,10 +148,14 @@ export class H2Pool implements UpstreamPool {
     const i = this.sessions.indexOf(s);
     if (i >= 0) this.sessions.splice(i, 1);
     this.o.onSessionDelta?.(-1);
+    this.breaker.connections(-1);
+    this.pending.drain();
   }
 
   private connect(): Promise<SessionState> {
     const { endpoint, tls: tlsCtx, clock } = this.o;
+    // Counted from the first byte: a session being opened holds its max_connections slot.
+    this.breaker.connections(1);
     return new Promise<SessionState>((resolve, reject) => {
       const authority = `${tlsCtx ? 'https' : 'http'}://${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
       let socket: net.Socket;
@@ -135,6 +179,7 @@ export class H2Pool implements UpstreamPool {
         settled = true;
         clock.clearTimeout(timer);
         this.connectFailures++;
+        this.breaker.connections(-1);
         session.destroy();
         reject(e);
       };
@@ -155,6 +200,7 @@ export class H2Pool implements UpstreamPool {
           goawayLastStreamId: undefined,
           peerUri: tlsCtx ? peerUriOf(socket as tls.TLSSocket) : undefined,
           active: 0,
+          streams: 0,
           draining: false,
           idleTimer: undefined,
         };
@@ -182,6 +228,7 @@ export class H2Pool implements UpstreamPool {
       this.retire(s);
     });
     this.armIdle(s);
+    this.pending.drain();
   }
 
   private armIdle(s: SessionState): void {
@@ -195,7 +242,7 @@ export class H2Pool implements UpstreamPool {
   }
 
   async open(req: UpstreamRequest, h: UpstreamHandlers): Promise<UpstreamStream> {
-    const s = await this.acquire();
+    const s = await this.acquire(req);
     if (req.cancelled?.()) {
       this.release(s);
       throw cancelledError();
@@ -255,7 +302,7 @@ export class H2Pool implements UpstreamPool {
   }
 
   async upgrade(req: UpstreamRequest): Promise<UpgradeResult> {
-    const s = await this.acquire();
+    const s = await this.acquire(req);
     // RFC 8441 §4: extended CONNECT carries :protocol, :scheme and :path; sec-websocket-key rides along so
     // the far sidecar can hand the application the client's own key.
     const headers: OutgoingHttpHeaders = {
@@ -286,6 +333,7 @@ export class H2Pool implements UpstreamPool {
 
   close(): void {
     this.closed = true;
+    this.pending.failAll(poolClosedError);
     for (const s of [...this.sessions]) {
       s.draining = true;
       if (s.active === 0) this.shut(s);
@@ -295,6 +343,7 @@ export class H2Pool implements UpstreamPool {
 
   destroy(): void {
     this.closed = true;
+    this.pending.failAll(poolClosedError);
     for (const s of [...this.sessions]) s.session.destroy();
   }
 }

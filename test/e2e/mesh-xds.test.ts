@@ -2,11 +2,8 @@
 // a live VirtualService change under 1000 req/s with zero failed requests, and a rejected change that changes nothing.
 import t from 'tap';
 import http from 'node:http';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { startControl, type ControlForTest } from '../helpers/mesh-ca.js';
-import { runSidecar, tempDir, type StartedSidecar } from '../helpers/mesh.js';
-import { adsBootstrap } from '../helpers/xds-resources.js';
+import { startControl } from '../helpers/mesh-ca.js';
+import { meshDir, meshPod, serviceEntryYaml } from '../helpers/mesh-pods.js';
 import { waitFor } from '../helpers/tools.js';
 
 // Pod IPs of this file only: listeners bind the translator's fixed ports (15001, 15006) on them.
@@ -26,17 +23,7 @@ spec:
   locality: ${locality}
   labels: ${JSON.stringify(labels)}
 `;
-  const se = (name: string) => `---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: ${name}, namespace: default }
-spec:
-  hosts: [${name}.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 9080, name: http, protocol: HTTP }]
-  workloadSelector: { labels: { app: ${name} } }
-`;
+  const se = (name: string) => serviceEntryYaml(name);
   return [
     se('frontend'),
     se('reviews'),
@@ -77,16 +64,6 @@ async function app(ip: string, version: string): Promise<http.Server> {
   return s;
 }
 
-async function pod(ca: ControlForTest, ip: string, sa: string, labels: Record<string, string>): Promise<StartedSidecar> {
-  const token = await ca.token(`default/${sa}`);
-  const b = adsBootstrap(Number(ca.address.split(':')[1]), {
-    tls: { common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default' }], combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: { name: 'ROOTCA' } } } },
-    metadata: { SERVICE_ACCOUNT: sa, INSTANCE_IPS: ip, LABELS: labels, CA_ADDR: ca.address, CA_ROOT_CERT: ca.rootFile, BOOTSTRAP_TOKEN: token },
-  }) as { node: { id: string } };
-  b.node.id = `sidecar~${ip}~${sa}.default~default.svc.cluster.local`;
-  return runSidecar(b, { drainMs: 2000 });
-}
-
 function get(agent: http.Agent): Promise<{ status: number; version: string; caller: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: FRONTEND, port: 15001, path: '/', headers: { host: 'reviews:9080' }, agent }, (res) => {
@@ -98,25 +75,17 @@ function get(agent: http.Agent): Promise<{ status: number; version: string; call
 }
 
 t.test('a mesh from YAML: sidecars sync over mTLS ADS, traffic follows a live canary change with zero failures', async (t) => {
-  const tmp = tempDir('outrigger-mesh-e2e-');
-  t.teardown(() => tmp.cleanup());
-  const dir = path.join(tmp.dir, 'mesh');
-  mkdirSync(dir);
-  const file = path.join(dir, 'mesh.yaml');
-  const write = (text: string) => {
-    // Atomic, as a user's `kubectl apply`-like tooling would: the watcher never reads half a file.
-    writeFileSync(`${file}.tmp`, text);
-    renameSync(`${file}.tmp`, file);
-  };
+  const { dir, write, cleanup } = meshDir('outrigger-mesh-e2e-');
+  t.teardown(cleanup);
   write(mesh(100, 0));
   const ca = await startControl({ configDir: dir });
   t.teardown(() => ca.close());
   const apps = [await app(V1, 'v1'), await app(V2, 'v2')];
   t.teardown(() => Promise.all(apps.map((s) => new Promise((r) => s.close(r)))));
   const sidecars = [
-    await pod(ca, FRONTEND, 'frontend', { app: 'frontend' }),
-    await pod(ca, V1, 'reviews', { app: 'reviews', version: 'v1' }),
-    await pod(ca, V2, 'reviews', { app: 'reviews', version: 'v2' }),
+    await meshPod(ca, FRONTEND, 'frontend', { app: 'frontend' }),
+    await meshPod(ca, V1, 'reviews', { app: 'reviews', version: 'v1' }),
+    await meshPod(ca, V2, 'reviews', { app: 'reviews', version: 'v2' }),
   ];
   t.teardown(() => Promise.all(sidecars.map((s) => s.shutdown())));
   for (const s of sidecars) await waitFor(() => s.ready(), 'every sidecar synced');

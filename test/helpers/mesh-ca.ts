@@ -136,3 +136,4 @@ export async function startCaMesh(o: { ttl?: string; ca?: ControlForTest } = {})
     },
   };
 }
+

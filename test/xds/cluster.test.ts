@@ -1,6 +1,6 @@
 // Cluster and ClusterLoadAssignment decoders: protocol options, upstream TLS, localities and endpoints.
 import t from 'tap';
-import { HTTP2_DEFAULTS, LB_DEFAULTS } from '../../src/model/types.js';
+import { CIRCUIT_BREAKER_DEFAULTS, HTTP2_DEFAULTS, LB_DEFAULTS } from '../../src/model/types.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL } from '../../src/xds/protos.js';
 import { DOWNSTREAM_TLS, HTTP_OPTIONS, HTTP_OPTIONS_KEY, INLINE_PEM, UPSTREAM_TLS, addr, cluster, problems, viaJson } from './helpers.js';
 
@@ -37,9 +37,9 @@ t.test('HttpProtocolOptions choose HTTP/1.1 or HTTP/2 and the upstream idle time
 });
 
 t.test('cluster fields outside the subset are refused by name', (t) => {
-  t.strictSame(problems(decode({ type: 'STRICT_DNS', connect_timeout: '0s', lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: {}, health_checks: [{}] })), [
+  t.strictSame(problems(decode({ type: 'STRICT_DNS', connect_timeout: '0s', lb_policy: 'CLUSTER_PROVIDED', upstream_connection_options: {}, health_checks: [{}] })), [
     "health_checks: field 'health_checks' is not supported",
-    "circuit_breakers: field 'circuit_breakers' is not supported",
+    "upstream_connection_options: field 'upstream_connection_options' is not supported",
     'name: is required',
     'type: STRICT_DNS is not supported yet',
     'connect_timeout: must be greater than 0',
@@ -157,5 +157,45 @@ t.test('ClusterLoadAssignment refusals name the endpoint field', (t) => {
 
 t.test('a cluster reports its load_assignment problems at their full path', (t) => {
   t.strictSame(problems(decode(cluster({ load_assignment: { endpoints: [] } }))), ['load_assignment.cluster_name: is required']);
+  t.end();
+});
+
+t.test('circuit_breakers: the DEFAULT priority thresholds with Envoy defaults; HIGH checked and ignored', (t) => {
+  const cb = (circuit_breakers: unknown) => decode(cluster({ circuit_breakers }));
+  const empty = cb({});
+  t.strictSame(empty.ok && empty.value.circuitBreakers, CIRCUIT_BREAKER_DEFAULTS, 'empty: 1024/1024/1024 and 3 retries');
+  const set = cb({
+    thresholds: [
+      { priority: 'HIGH', max_connections: 1, max_retries: 0 },
+      { max_connections: 2, max_pending_requests: 0, max_requests: 5, max_retries: 7, track_remaining: true },
+      { priority: 'DEFAULT', max_connections: 9 },
+    ],
+  });
+  t.strictSame(set.ok && set.value.circuitBreakers, { maxConnections: 2, maxPendingRequests: 0, maxRequests: 5, maxRetries: 7, trackRemaining: true }, 'the first DEFAULT entry wins; 0 is a real limit');
+  const budget = cb({ thresholds: [{ retry_budget: {} }] });
+  t.strictSame(budget.ok && budget.value.circuitBreakers, { ...CIRCUIT_BREAKER_DEFAULTS, retryBudget: { budgetPercent: 20, minRetryConcurrency: 3 } }, 'an empty retry_budget: 20 % and 3');
+  const custom = cb({ thresholds: [{ retry_budget: { budget_percent: { value: 50 }, min_retry_concurrency: 1 } }] });
+  t.strictSame(custom.ok && custom.value.circuitBreakers?.retryBudget, { budgetPercent: 50, minRetryConcurrency: 1 });
+  t.strictSame(problems(cb({ per_host_thresholds: [{}], thresholds: [{ max_connection_pools: 3 }, { priority: 'HIGH', retry_budget: { budget_percent: { value: 101 } } }] })), [
+    "circuit_breakers.per_host_thresholds: field 'per_host_thresholds' is not supported",
+    "circuit_breakers.thresholds[0].max_connection_pools: field 'max_connection_pools' is not supported",
+    'circuit_breakers.thresholds[1].retry_budget.budget_percent.value: 101 is outside [0, 100]',
+  ]);
+  t.strictSame(problems(cb({ thresholds: [{ retry_budget: { x: 1 } }] })), ['circuit_breakers.thresholds[0].retry_budget.x: unknown field'], 'a field no proto has');
+  const unset = decode(cluster());
+  t.equal(unset.ok && unset.value.circuitBreakers, undefined, 'unset: absent (the runtime applies the defaults)');
+  t.end();
+});
+
+t.test('max_requests_per_connection: the protocol options field, else the deprecated cluster field; 0 is unlimited', (t) => {
+  const mrpc = (json: unknown) => {
+    const r = decode(json);
+    return r.ok ? r.value.maxRequestsPerConnection : 'error';
+  };
+  t.equal(mrpc(withOptions({ explicit_http_config: { http_protocol_options: {} }, common_http_protocol_options: { max_requests_per_connection: 3 } })), 3);
+  t.equal(mrpc(cluster({ max_requests_per_connection: 4 })), 4);
+  t.equal(mrpc({ ...withOptions({ explicit_http_config: { http_protocol_options: {} }, common_http_protocol_options: { max_requests_per_connection: 2 } }), max_requests_per_connection: 9 }), 2, 'the newer field wins');
+  t.equal(mrpc(withOptions({ explicit_http_config: { http_protocol_options: {} }, common_http_protocol_options: { max_requests_per_connection: 0 } })), undefined);
+  t.equal(mrpc(cluster()), undefined);
   t.end();
 });

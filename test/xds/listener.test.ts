@@ -130,8 +130,8 @@ t.test('HCM values outside Envoy rules or our subset are refused by field', (t) 
 });
 
 t.test('HTTP filters: registry by type URL, optional unknowns skipped, router last', (t) => {
-  const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
-  const fault = (extra: object = {}) => ({ name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT }, ...extra });
+  const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors';
+  const fault = (extra: object = {}) => ({ name: 'envoy.filters.http.cors', typed_config: { '@type': FAULT }, ...extra });
   const skipped = decode(listener({ hcm: hcm({ http_filters: [fault({ is_optional: true }), ROUTER] }) }));
   t.match(skipped, { ok: true, value: { filterChain: { hcm: { httpFilters: [{ name: 'envoy.filters.http.router' }] } } } });
   t.equal(skipped.ok && skipped.value.filterChain.hcm.httpFilters.length, 1);

@@ -3,6 +3,7 @@ import type { FieldIssue } from '../../core/errors.js';
 import { decodeDestinationRule } from './destination-rule.js';
 import { resolveHost } from './hosts.js';
 import { Reader, dnsLabelProblem, dnsSubdomainProblem, type Obj, type Shape } from './schema.js';
+import { RATE_LIMIT_API_VERSION, decodeRateLimitPolicy } from './rate-limit-policy.js';
 import { decodeServiceEntry } from './service-entry.js';
 import type { MeshResource, Meta } from './types.js';
 import { decodeVirtualService } from './virtual-service.js';
@@ -20,7 +21,10 @@ const KINDS: Readonly<Record<MeshResource['kind'], SpecDecoder>> = {
   WorkloadEntry: (r, spec, path) => decodeWorkloadEntrySpec(r, spec, path),
   VirtualService: decodeVirtualService,
   DestinationRule: decodeDestinationRule,
+  RateLimitPolicy: (r, spec, path) => decodeRateLimitPolicy(r, spec, path),
 };
+/** Outrigger's own kinds live under their own API group; the Istio kinds under networking.istio.io. */
+const OWN_API_VERSIONS: Readonly<Partial<Record<MeshResource['kind'], readonly string[]>>> = { RateLimitPolicy: [RATE_LIMIT_API_VERSION] };
 /** Istio kinds a user may well drop into the directory, named so the error says "not yet" rather than "unknown". */
 const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'WasmPlugin'];
 
@@ -70,7 +74,8 @@ function kindDecoder(r: Reader, doc: Obj): SpecDecoder | undefined {
     r.issue('kind', OTHER_ISTIO_KINDS.includes(kind) ? `${kind} is not supported yet (Outrigger reads ${known})` : `unknown kind ${JSON.stringify(kind)} (Outrigger reads ${known})`);
   }
   if (r.need(doc, 'apiVersion', '')) {
-    const expected = API_VERSIONS.map((v) => `${API_GROUP}/${v}`);
+    const own = kindOk && Object.hasOwn(OWN_API_VERSIONS, kind) ? OWN_API_VERSIONS[kind as MeshResource['kind']] : undefined;
+    const expected = own ?? API_VERSIONS.map((v) => `${API_GROUP}/${v}`);
     r.stringValue(doc.apiVersion, 'apiVersion', (v) => (expected.includes(v) ? undefined : `unknown apiVersion ${JSON.stringify(v)} (expected ${expected.join(', ')})`));
   }
   return kindOk ? KINDS[kind as MeshResource['kind']] : undefined;

@@ -83,6 +83,7 @@ export function parseMeshDocuments(files: readonly MeshFile[], opts: MeshOptions
       workloadEntries: of('WorkloadEntry'),
       virtualServices: of('VirtualService'),
       destinationRules: of('DestinationRule'),
+      rateLimitPolicies: of('RateLimitPolicy'),
       domainSuffix,
     }),
   };

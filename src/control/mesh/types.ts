@@ -2,6 +2,8 @@
 // Produced by the mesh loader (every field checked, cross-references resolved), consumed by the translator.
 // Only fields listed here are accepted; anything else in a document is an error naming file, line and field path.
 
+import type { HTTPFaultInjection } from './fault.js';
+
 /** Where a document came from: named in every error and in `outrigger status`. */
 export interface Meta {
   readonly name: string;
@@ -115,6 +117,8 @@ export interface HTTPRoute {
   readonly retries?: HTTPRetry;
   /** `mirror` (with mirrorPercentage / mirrorPercent) or `mirrors`, as one list; undefined = no mirroring. */
   readonly mirrors?: readonly HTTPMirror[];
+  /** HTTPFaultInjection: a delay and/or an abort injected by the caller's sidecar (issue 6). */
+  readonly fault?: HTTPFaultInjection;
 }
 
 /** One shadow target of an HTTP route: Istio's HTTPMirrorPolicy, or `mirror` with its percentage. */
@@ -245,7 +249,34 @@ export interface DestinationRule {
   readonly subsets: readonly Subset[];
 }
 
-export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule;
+/** outrigger.dev/v1alpha1 RateLimitPolicy rules[] (see rate-limit-policy.ts and the README's "Local rate limiting"). */
+export interface RateLimitRule {
+  readonly name?: string;
+  /** All conditions set must hold (AND); none = every request to the workload. */
+  readonly match: {
+    readonly path?: { readonly exact: string } | { readonly prefix: string };
+    readonly method?: string;
+    /** Lowercased header name -> StringMatch. */
+    readonly headers: Readonly<Record<string, StringMatch>>;
+    /** Istio's principal form, `<trust domain>/ns/<ns>/sa/<sa>` (the caller's SPIFFE ID without spiffe://). */
+    readonly sourcePrincipal?: string;
+  };
+  readonly tokenBucket: { readonly maxTokens: number; readonly tokensPerFill: number; readonly fillIntervalMs: number };
+  /** A bucket per value of a request header (lowercased), or per calling workload identity. */
+  readonly perKey?: { readonly header: string } | { readonly sourcePrincipal: true };
+  /** Count what would be refused, refuse nothing. */
+  readonly shadow: boolean;
+}
+
+export interface RateLimitPolicy {
+  readonly kind: 'RateLimitPolicy';
+  readonly meta: Meta;
+  /** Workloads of the policy's namespace with these labels; absent = every workload of the namespace. */
+  readonly workloadSelector?: { readonly labels: Readonly<Record<string, string>> };
+  readonly rules: readonly RateLimitRule[];
+}
+
+export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule | RateLimitPolicy;
 
 /** One consistent, validated view of the config directory. */
 export interface MeshConfig {
@@ -253,6 +284,7 @@ export interface MeshConfig {
   readonly workloadEntries: readonly WorkloadEntry[];
   readonly virtualServices: readonly VirtualService[];
   readonly destinationRules: readonly DestinationRule[];
+  readonly rateLimitPolicies: readonly RateLimitPolicy[];
   /** The DNS suffix short names resolve against (Istio's cluster.local). */
   readonly domainSuffix: string;
 }

@@ -4,6 +4,7 @@ import { errorMessage } from '../../core/errors.js';
 import { compileRegex } from '../../model/matchers.js';
 import { RETRY_ON_GRPC, RETRY_ON_HTTP } from '../../model/types.js';
 import { joinPath } from '../../xds/json.js';
+import { httpFault } from './fault.js';
 import { hostProblem, readExportTo, resolveHost } from './hosts.js';
 import { MIRROR_FIELDS, httpMirrors } from './mirror.js';
 import { Reader, defined, dnsLabelProblem, type Shape } from './schema.js';
@@ -13,8 +14,8 @@ import type { Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDest
 const VIRTUAL_SERVICE: Shape = { fields: ['hosts', 'gateways', 'http', 'exportTo'], notYet: ['tcp', 'tls'] };
 /** HTTPRoute: route actions other than forwarding, and request/response manipulation, arrive later. */
 const HTTP_ROUTE: Shape = {
-  fields: ['name', 'match', 'route', 'timeout', 'retries', ...MIRROR_FIELDS],
-  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'fault', 'corsPolicy', 'headers'],
+  fields: ['name', 'match', 'route', 'timeout', 'retries', 'fault', ...MIRROR_FIELDS],
+  notYet: ['redirect', 'directResponse', 'delegate', 'rewrite', 'corsPolicy', 'headers'],
 };
 const HTTP_MATCH: Shape = {
   fields: ['name', 'uri', 'headers', 'port'],
@@ -59,8 +60,9 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
   const written = r.list(o, 'route', path, (d, p) => routeDestination(r, d, p, ns, domainSuffix));
   const route = weigh(r, written, o.route, joinPath(path, 'route'));
   const retries = o.retries === undefined || o.retries === null ? undefined : httpRetry(r, o.retries, joinPath(path, 'retries'));
+  const fault = o.fault === undefined || o.fault === null ? undefined : httpFault(r, o.fault, joinPath(path, 'fault'));
   const mirrors = httpMirrors(r, o, path, (d, p) => destination(r, d, p, ns, domainSuffix));
-  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries, mirrors });
+  return defined({ name: r.string(o, 'name', path), match, route, timeoutMs: r.duration(o, 'timeout', path), retries, fault, mirrors });
 }
 
 /**
@@ -167,7 +169,7 @@ function matchRequest(r: Reader, v: unknown, path: string): HTTPMatchRequest | u
 }
 
 /** StringMatch: exactly one of exact, prefix, regex; a regex must be valid RE2 (Envoy's safe_regex). */
-function stringMatch(r: Reader, v: unknown, path: string, what: 'uri' | 'header'): StringMatch | undefined {
+export function stringMatch(r: Reader, v: unknown, path: string, what: 'uri' | 'header'): StringMatch | undefined {
   const o = r.object(v, path, STRING_MATCH);
   if (!o) return undefined;
   const set = STRING_MATCH.fields.filter((k) => o[k] !== undefined && o[k] !== null);

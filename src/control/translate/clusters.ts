@@ -1,6 +1,6 @@
 // CDS: the outbound EDS clusters a proxy's routes reference (one per service port and DestinationRule subset),
 // with Istio's names, TLS and protocol choices, and a sidecar's STATIC inbound clusters to its own app.
-import type { ConsistentHashLb, LoadBalancerSettings, LocalityLbSetting, OutlierDetection, ServicePort, Subset, TrafficPolicy } from '../mesh/types.js';
+import type { ConnectionPoolSettings, ConsistentHashLb, LoadBalancerSettings, LocalityLbSetting, OutlierDetection, ServicePort, Subset, TrafficPolicy } from '../mesh/types.js';
 import { TYPE_URL_PEAK_EWMA, type LbPolicy } from '../../model/types.js';
 import {
   ADS_SOURCE,
@@ -65,9 +65,11 @@ export interface ClusterPlan {
   readonly outlierDetection?: OutlierDetection;
   /** The locality setting in force (the DestinationRule's, else the mesh default); undefined = enabled: false. */
   readonly localityLb?: LocalityLbSetting;
+  /** connectionPool: circuit breaker limits, connect and idle timeouts, requests per connection. */
+  readonly connectionPool?: ConnectionPoolSettings;
 }
 
-type Policy = Pick<TrafficPolicy, 'tls' | 'loadBalancer' | 'outlierDetection'>;
+type Policy = Pick<TrafficPolicy, 'tls' | 'loadBalancer' | 'outlierDetection' | 'connectionPool'>;
 
 /**
  * Istio's MergeTrafficPolicy (networking/core/cluster_builder.go): each field set in `over` replaces the base's;
@@ -77,8 +79,13 @@ type Policy = Pick<TrafficPolicy, 'tls' | 'loadBalancer' | 'outlierDetection'>;
 function merge(base: Policy, over: TrafficPolicy | undefined, port: number): Policy {
   if (!over) return base;
   const pl = over.portLevelSettings.find((p) => p.port === port);
-  if (pl) return { tls: pl.tls, loadBalancer: pl.loadBalancer, outlierDetection: pl.outlierDetection };
-  return { tls: over.tls ?? base.tls, loadBalancer: over.loadBalancer ?? base.loadBalancer, outlierDetection: over.outlierDetection ?? base.outlierDetection };
+  if (pl) return { tls: pl.tls, loadBalancer: pl.loadBalancer, outlierDetection: pl.outlierDetection, connectionPool: pl.connectionPool };
+  return {
+    tls: over.tls ?? base.tls,
+    loadBalancer: over.loadBalancer ?? base.loadBalancer,
+    outlierDetection: over.outlierDetection ?? base.outlierDetection,
+    connectionPool: over.connectionPool ?? base.connectionPool,
+  };
 }
 
 /**
@@ -137,6 +144,7 @@ function buildPlans(ctx: Ctx): ClusterPlan[] {
           ...(p.loadBalancer?.consistentHash && { hash: p.loadBalancer.consistentHash }),
           ...(p.outlierDetection && { outlierDetection: p.outlierDetection }),
           ...(localityLb && { localityLb }),
+          ...(p.connectionPool && { connectionPool: p.connectionPool }),
         };
       };
       plans.push(plan(undefined), ...(dr?.subsets ?? []).map(plan));
@@ -183,10 +191,54 @@ export function sanMatchers(ctx: Ctx, svc: Service): { exact: string }[] | { pre
   return ids.size ? [...ids].sort().map((exact) => ({ exact })) : [{ prefix: trustDomainPrefix(ctx.trustDomain) }];
 }
 
-/** typed_extension_protocol_options choosing the upstream HTTP version explicitly (HttpProtocolOptions). */
-export function httpProtocolOptions(h2: boolean): Record<string, unknown> {
+/**
+ * typed_extension_protocol_options choosing the upstream HTTP version explicitly (HttpProtocolOptions), with
+ * common_http_protocol_options (idle_timeout, max_requests_per_connection) when `common` has any.
+ */
+export function httpProtocolOptions(h2: boolean, common: Record<string, unknown> = {}): Record<string, unknown> {
   const key = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-  return { [key]: { '@type': `type.googleapis.com/${key}`, explicit_http_config: h2 ? { http2_protocol_options: {} } : { http_protocol_options: {} } } };
+  return {
+    [key]: {
+      '@type': `type.googleapis.com/${key}`,
+      ...(Object.keys(common).length > 0 && { common_http_protocol_options: common }),
+      explicit_http_config: h2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
+    },
+  };
+}
+
+/** uint32 max: istiod's "no limit" for every circuit breaker it does not set. */
+const NO_LIMIT = 4294967295;
+
+/**
+ * connectionPool -> Cluster.circuit_breakers, as istiod's applyConnectionPool: one DEFAULT-priority Thresholds
+ * with every limit at uint32 max (getDefaultCircuitBreakerThresholds, which also replaces Envoy's max_retries 3,
+ * too low during pod churn) and track_remaining on; each of tcp.maxConnections, http.http1MaxPendingRequests,
+ * http.http2MaxRequests and http.maxRetries replaces its limit when above 0 (0 reads as unset, as in istiod).
+ * Every outbound cluster carries these thresholds, with or without a DestinationRule.
+ */
+export function circuitBreakersJson(cp: ConnectionPoolSettings | undefined): Record<string, unknown> {
+  const limit = (v: number | undefined) => (v !== undefined && v > 0 ? v : NO_LIMIT);
+  return {
+    thresholds: [
+      {
+        max_connections: limit(cp?.tcp?.maxConnections),
+        max_pending_requests: limit(cp?.http?.http1MaxPendingRequests),
+        max_requests: limit(cp?.http?.http2MaxRequests),
+        max_retries: limit(cp?.http?.maxRetries),
+        track_remaining: true,
+      },
+    ],
+  };
+}
+
+/**
+ * connectionPool -> common_http_protocol_options, as istiod: idle_timeout from http.idleTimeout, else
+ * tcp.idleTimeout (0s disables it); max_requests_per_connection when above 0.
+ */
+function commonHttpOptions(cp: ConnectionPoolSettings | undefined): Record<string, unknown> {
+  const idle = cp?.http?.idleTimeoutMs ?? cp?.tcp?.idleTimeoutMs;
+  const perConnection = cp?.http?.maxRequestsPerConnection ?? 0;
+  return { ...(idle !== undefined && { idle_timeout: duration(idle) }), ...(perConnection > 0 && { max_requests_per_connection: perConnection }) };
 }
 
 /** An EDS cluster: endpoints by ADS, under the cluster's own name as service_name (as Istio writes it). */
@@ -278,12 +330,15 @@ function commonLbConfig(p: ClusterPlan): Record<string, unknown> | undefined {
 export function sidecarCluster(ctx: Ctx, p: ClusterPlan): Built {
   const h2 = p.mtls || isH2Protocol(p.port.protocol);
   const common = commonLbConfig(p);
+  const http = commonHttpOptions(p.connectionPool);
   return edsCluster(p, {
-    connect_timeout: duration(CONNECT_TIMEOUT_MS),
+    // tcp.connectTimeout replaces the mesh default (istiod's applyDefaultConnectionPool, then the setting).
+    connect_timeout: duration(p.connectionPool?.tcp?.connectTimeoutMs ?? CONNECT_TIMEOUT_MS),
+    circuit_breakers: circuitBreakersJson(p.connectionPool),
     ...sidecarLbFields(p.lb),
     ...(p.outlierDetection && { outlier_detection: outlierJson(p.outlierDetection) }),
     ...(common && { common_lb_config: common }),
-    ...(h2 && { typed_extension_protocol_options: httpProtocolOptions(true) }),
+    ...((h2 || Object.keys(http).length > 0) && { typed_extension_protocol_options: httpProtocolOptions(h2, http) }),
     ...(p.mtls && { transport_socket: upstreamTls(p, sdsCommonTls(sanMatchers(ctx, p.service), ['h2'])) }),
   });
 }
@@ -322,7 +377,10 @@ export function proxylessCluster(ctx: Ctx, p: ClusterPlan): Built {
   });
 }
 
-/** `inbound|<port>||`: the sidecar's own app on INSTANCE_IPS[0]:<port>, HTTP/2 for GRPC/HTTP2 ports. */
+/**
+ * `inbound|<port>||`: the sidecar's own app on INSTANCE_IPS[0]:<port>, HTTP/2 for GRPC/HTTP2 ports. istiod gives
+ * inbound clusters its no-limit default thresholds too: without them Envoy's 1024 would cap the app's concurrency.
+ */
 export function inboundCluster(ctx: NodeCtx, port: number, h2: boolean): Built {
   const name = inboundClusterName(port);
   return {
@@ -332,6 +390,7 @@ export function inboundCluster(ctx: NodeCtx, port: number, h2: boolean): Built {
       type: 'STATIC',
       connect_timeout: duration(CONNECT_TIMEOUT_MS),
       load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(ctx.node.ips[0]!, port) } }] }] },
+      circuit_breakers: circuitBreakersJson(undefined),
       typed_extension_protocol_options: httpProtocolOptions(h2),
     },
   };

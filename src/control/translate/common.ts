@@ -72,13 +72,13 @@ export function domainsFor(forms: readonly string[], port: number, isDefaultPort
   return forms.flatMap((f) => (isDefaultPort ? [f, `${f}:${port}`] : [`${f}:${port}`]));
 }
 
-/** An HttpConnectionManager typed_config that takes its routes from RDS `routeConfigName` over ADS. */
-export function rdsHcm(routeConfigName: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+/** An HttpConnectionManager typed_config that takes its routes from RDS `routeConfigName` over ADS; `filters` run before the router. */
+export function rdsHcm(routeConfigName: string, extra: Record<string, unknown> = {}, filters: readonly object[] = []): Record<string, unknown> {
   return {
     '@type': HCM_TYPE_URL,
     ...extra,
     rds: { config_source: ADS_SOURCE, route_config_name: routeConfigName },
-    http_filters: [ROUTER_FILTER],
+    http_filters: [...filters, ROUTER_FILTER],
   };
 }
 

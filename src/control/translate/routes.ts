@@ -1,9 +1,11 @@
 // RDS: VirtualService http routes -> Envoy routes, the sidecar's `outbound` and `inbound` route tables.
 import type { ConsistentHashLb, HTTPMatchRequest, HTTPRetry, HTTPRoute, StringMatch } from '../mesh/types.js';
 import { clusterPlan } from './clusters.js';
+import { routeFault } from './fault.js';
 import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
 import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
 import { mirrorPolicies } from './mirror.js';
+import { inboundRateLimits } from './rate-limit.js';
 
 /** Istio's route timeout when a VirtualService sets none: disabled (Envoy's own default would be 15 s). */
 const NO_TIMEOUT = duration(0);
@@ -160,7 +162,7 @@ export function routesFor(ctx: Ctx, svc: Service, port: number): Record<string, 
       .filter((m) => m?.port === undefined || m.port === port)
       .map((m) => {
         const name = (r.name ?? '') + (m?.name ? `.${m.name}` : '');
-        return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), route: routeAction(ctx, r, port) };
+        return { ...(name && { name }), match: routeMatch(m, ctx.caller.kind), route: routeAction(ctx, r, port), ...routeFault(r.fault) };
       }),
   );
 }
@@ -216,9 +218,10 @@ export function inboundRoutes(ctx: NodeCtx): InboundRoutes {
   const { node } = ctx;
   const claim = claimer();
   const appPorts = new Map<number, boolean>();
+  const limits = inboundRateLimits(ctx);
   const route = (target: number, h2: boolean) => {
     if (!appPorts.has(target)) appPorts.set(target, h2);
-    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: inboundClusterName(target), timeout: NO_TIMEOUT } }];
+    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: inboundClusterName(target), timeout: NO_TIMEOUT, ...limits } }];
   };
   const virtualHosts: Record<string, unknown>[] = [];
   let catchAll: { target: number; h2: boolean } | undefined;

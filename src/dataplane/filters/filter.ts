@@ -16,6 +16,11 @@ import type { CompiledRoute } from '../router.js';
 export interface FilterRequest {
   readonly rec: RequestRecord;
   readonly route: CompiledRoute | undefined;
+  /**
+   * Registers a callback for the caller going away before the response is done. A filter that waits (a fault
+   * delay) cancels its timer here; the HCM has then already completed the request (flag DC).
+   */
+  readonly onAbort?: (fn: () => void) => void;
 }
 
 /**

@@ -2,24 +2,15 @@
 import type { HttpFilterConfig } from '../../model/types.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { Replies } from '../local-reply.js';
+import { faultFilter } from './fault.js';
 import type { FilterDeps, FilterRequest, FilterVerdict, HttpFilter, HttpFilterFactory } from './filter.js';
+import { localRateLimitFactory } from './local-ratelimit.js';
 
 /** Registry by type URL. The router (terminal, the HCM itself) has no entry: the chain ends where it sits. */
-const FACTORIES: ReadonlyMap<string, HttpFilterFactory> = new Map(([] as HttpFilterFactory[]).map((f) => [f.typeUrl, f]));
+const FACTORIES: ReadonlyMap<string, HttpFilterFactory> = new Map(([localRateLimitFactory, faultFilter] as HttpFilterFactory[]).map((f) => [f.typeUrl, f]));
 
-/**
- * The one order the filters Outrigger knows may come in: jwt_authn → rbac → local_ratelimit → fault → router.
- * Authentication must run before authorization reads its principal, and a request refused by policy must not
- * spend a rate-limit token nor wait out a fault delay. The chain runs filters in config order, as Envoy does;
- * the decoder refuses a config listing them in another order, and the control server emits this one.
- */
-export const FILTER_ORDER: readonly string[] = [
-  'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
-  'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
-  'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
-  'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
-  'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-];
+/** The fixed order (model/filter-order.ts), re-exported where the chain is built. */
+export { FILTER_ORDER } from '../../model/filter-order.js';
 
 export class FilterChain {
   /** No filters before the router: the HCM skips the chain entirely (the common case costs nothing). */

@@ -41,7 +41,7 @@ function isPrime(n: number): boolean {
 }
 
 /** An envoy.type.v3.Percent field (validate rule: 0 <= value <= 100); undefined when unset. */
-function percent(o: ProtoObj, k: string, path: string, issues: Issues): number | undefined {
+export function percent(o: ProtoObj, k: string, path: string, issues: Issues): number | undefined {
   const m = msg(o, k);
   if (m === undefined) return undefined;
   const p = joinPath(path, k);

@@ -10,14 +10,15 @@ import {
   decodeTypedExtension,
   durationMs,
   http2Options,
-  idleTimeoutMs,
   joinPath,
   msg,
   onlyFields,
   requireOne,
   required,
   str,
+  u32Value,
 } from './common.js';
+import { decodeCircuitBreakers } from './circuit-breakers.js';
 import { CLUSTER_LB_FIELDS, decodeClusterLb } from './cluster-lb.js';
 import { decodeClusterLoadAssignment } from './endpoint.js';
 import { decodeOutlierDetection } from './outlier-detection.js';
@@ -33,6 +34,8 @@ interface UpstreamHttp {
   readonly protocol: Cluster['protocol'];
   readonly http2: Http2Options;
   readonly idleTimeoutMs: number;
+  /** common_http_protocol_options.max_requests_per_connection; 0 = unlimited, as in Envoy. */
+  readonly maxRequestsPerConnection: number;
 }
 
 export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldIssue> {
@@ -40,7 +43,19 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
   onlyFields(
     o,
     path,
-    ['name', 'type', 'eds_cluster_config', 'connect_timeout', ...CLUSTER_LB_FIELDS, 'outlier_detection', 'load_assignment', 'typed_extension_protocol_options', 'transport_socket'],
+    [
+      'name',
+      'type',
+      'eds_cluster_config',
+      'connect_timeout',
+      ...CLUSTER_LB_FIELDS,
+      'outlier_detection',
+      'circuit_breakers',
+      'max_requests_per_connection',
+      'load_assignment',
+      'typed_extension_protocol_options',
+      'transport_socket',
+    ],
     issues,
   );
   const name = required(o, 'name', path, issues);
@@ -59,6 +74,10 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
   // Envoy: outlier_detection unset means no outlier detection; set (even empty) means its defaults.
   const od = msg(o, 'outlier_detection');
   const outlierDetection = od && decodeOutlierDetection(od, joinPath(path, 'outlier_detection'), issues);
+  const cb = msg(o, 'circuit_breakers');
+  const circuitBreakers = cb && decodeCircuitBreakers(cb, joinPath(path, 'circuit_breakers'), issues);
+  // The deprecated Cluster.max_requests_per_connection (older istiod writes it) yields to the protocol options'.
+  const maxRequestsPerConnection = http.maxRequestsPerConnection || u32Value(o, 'max_requests_per_connection') || undefined;
   return issues.result(() => ({
     name,
     type,
@@ -68,7 +87,11 @@ export function decodeCluster(o: ProtoObj, path: string): Result<Cluster, FieldI
     lb,
     ...(outlierDetection && { outlierDetection }),
     ...(loadAssignment && { loadAssignment }),
-    ...http,
+    protocol: http.protocol,
+    http2: http.http2,
+    idleTimeoutMs: http.idleTimeoutMs,
+    ...(maxRequestsPerConnection && { maxRequestsPerConnection }),
+    ...(circuitBreakers && { circuitBreakers }),
     ...(tls && { tls }),
   }));
 }
@@ -102,7 +125,7 @@ function edsClusterConfig(o: ProtoObj, path: string, type: Cluster['type'], name
  */
 function upstreamHttp(o: ProtoObj, path: string, issues: Issues): UpstreamHttp {
   const options = (o.typed_extension_protocol_options as Record<string, ProtoObj> | undefined) ?? {};
-  let result: UpstreamHttp = { protocol: 'HTTP1', http2: HTTP2_DEFAULTS, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS };
+  let result: UpstreamHttp = { protocol: 'HTTP1', http2: HTTP2_DEFAULTS, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS, maxRequestsPerConnection: 0 };
   for (const [key, any] of Object.entries(options)) {
     const p = `${path}[${JSON.stringify(key)}]`;
     if (key !== HTTP_PROTOCOL_OPTIONS) {
@@ -128,9 +151,13 @@ function httpProtocolOptions(o: ProtoObj, path: string, issues: Issues): Upstrea
   // Http1ProtocolOptions knobs (header case, absolute URLs, ...) are not implemented.
   if (h1) onlyFields(h1, joinPath(ePath, 'http_protocol_options'), [], issues);
   const h2 = msg(explicit, 'http2_protocol_options');
+  const common = msg(o, 'common_http_protocol_options') ?? {};
+  const cPath = joinPath(path, 'common_http_protocol_options');
+  onlyFields(common, cPath, ['idle_timeout', 'max_requests_per_connection'], issues);
   return {
     protocol: h2 ? 'HTTP2' : 'HTTP1',
     http2: http2Options(h2, joinPath(ePath, 'http2_protocol_options'), issues),
-    idleTimeoutMs: idleTimeoutMs(msg(o, 'common_http_protocol_options'), joinPath(path, 'common_http_protocol_options'), issues),
+    idleTimeoutMs: durationMs(common, 'idle_timeout', cPath, issues) ?? DEFAULT_IDLE_TIMEOUT_MS,
+    maxRequestsPerConnection: u32Value(common, 'max_requests_per_connection') ?? 0,
   };
 }

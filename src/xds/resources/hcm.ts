@@ -3,6 +3,7 @@ import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { ForwardClientCertDetails, HttpConnectionManager, HttpFilterConfig } from '../../model/types.js';
 import { unpackAny, type ProtoObj } from '../canonical.js';
+import { FILTER_ORDER, filterShortName } from '../../model/filter-order.js';
 import { httpFilterDecoder } from '../http-filters/index.js';
 import { ROUTER_TYPE_URL } from '../http-filters/router.js';
 import {
@@ -114,10 +115,12 @@ function upgradeTypes(configs: readonly ProtoObj[], path: string, issues: Issues
 
 /**
  * http_filters through the registry. An unknown filter is an error unless is_optional, in which case it is
- * skipped, as Envoy does. The router must be the last filter (Envoy: the terminal filter ends the chain).
+ * skipped, as Envoy does. The router must be the last filter (Envoy: the terminal filter ends the chain), and
+ * the known filters come in FILTER_ORDER.
  */
 function decodeHttpFilters(filters: readonly ProtoObj[], path: string, issues: Issues): HttpFilterConfig[] {
   const out: HttpFilterConfig[] = [];
+  let last: { rank: number; index: number } | undefined;
   filters.forEach((f, i) => {
     const p = `${path}[${i}]`;
     const clean = onlyFields(f, p, ['name', 'typed_config', 'is_optional'], issues);
@@ -134,6 +137,12 @@ function decodeHttpFilters(filters: readonly ProtoObj[], path: string, issues: I
       return;
     }
     if (typeUrl === ROUTER_TYPE_URL && i !== filters.length - 1) issues.add(p, 'the router must be the last HTTP filter');
+    const rank = FILTER_ORDER.indexOf(typeUrl);
+    if (last && rank >= 0 && rank < last.rank) {
+      const order = FILTER_ORDER.map(filterShortName).join(' → ');
+      issues.add(p, `${filterShortName(typeUrl)} must come before ${filterShortName(FILTER_ORDER[last.rank]!)} (http_filters[${last.index}]): the order is ${order}`);
+    }
+    if (rank >= 0 && (!last || rank >= last.rank)) last = { rank, index: i };
     const unpacked = issues.take(unpackAny(any, anyPath));
     const config = unpacked && issues.take(decoder.decode(unpacked.value, anyPath));
     if (config) out.push({ name, typeUrl, optional, config });

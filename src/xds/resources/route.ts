@@ -6,7 +6,9 @@ import type { ProtoObj } from '../canonical.js';
 import { Issues, bool, boolValue, durationMs, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
 import { decodeHeaderMatcher, decodeRegexMatcher } from './matchers.js';
 import { decodeMirrorPolicies } from './mirror.js';
+import { decodeRateLimits } from './rate-limits.js';
 import { decodeRetryPolicy } from './retry.js';
+import { decodeTypedPerFilterConfig } from './per-filter-config.js';
 
 /** RouteAction.timeout default (Envoy docs: 15 s; 0 disables the timeout). */
 const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -59,7 +61,7 @@ function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, Field
 
 function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'per_request_buffer_limit_bytes'], issues);
+  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'typed_per_filter_config', 'per_request_buffer_limit_bytes'], issues);
   requireOne(o, path, ['match'], true, issues);
   const m = msg(o, 'match');
   const match = m && issues.take(decodeRouteMatch(m, joinPath(path, 'match')));
@@ -73,8 +75,9 @@ function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   } else if (direct) {
     action = directResponse(direct, joinPath(path, 'direct_response'), issues);
   }
+  const perFilter = decodeTypedPerFilterConfig(o, path, issues);
   const limit = u32Value(o, 'per_request_buffer_limit_bytes');
-  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action!, ...(limit !== undefined && { perRequestBufferLimitBytes: limit }) }));
+  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action!, ...(perFilter && { typedPerFilterConfig: perFilter }), ...(limit !== undefined && { perRequestBufferLimitBytes: limit }) }));
 }
 
 function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {
@@ -99,7 +102,7 @@ function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIs
 
 function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy', 'max_grpc_timeout', 'request_mirror_policies'], issues);
+  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy', 'rate_limits', 'max_grpc_timeout', 'request_mirror_policies'], issues);
   requireOne(o, path, ['cluster', 'weighted_clusters'], clean, issues);
   const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const wc = msg(o, 'weighted_clusters');
@@ -109,6 +112,7 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
   const retryPolicy = rp && issues.take(decodeRetryPolicy(rp, joinPath(path, 'retry_policy')));
   const maxGrpcTimeoutMs = durationMs(o, 'max_grpc_timeout', path, issues);
   const mirror = decodeMirrorPolicies(o, path, issues);
+  const rateLimits = o.rate_limits !== undefined ? decodeRateLimits(list(o, 'rate_limits'), joinPath(path, 'rate_limits'), issues) : undefined;
   return issues.result(() => ({
     cluster: str(o, 'cluster'),
     ...(weighted && { weightedClusters: weighted }),
@@ -117,6 +121,7 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
     ...(retryPolicy && { retryPolicy }),
     ...(maxGrpcTimeoutMs !== undefined && { maxGrpcTimeoutMs }),
     ...mirror,
+    ...(rateLimits && { rateLimits }),
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
     ...(o.host_rewrite_literal !== undefined && { hostRewriteLiteral: str(o, 'host_rewrite_literal') }),
   }));

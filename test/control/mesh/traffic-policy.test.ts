@@ -262,3 +262,24 @@ t.test('connection pool, outlier detection, TLS and port-level rules', async (t)
     'mesh/x.yaml:8 DestinationRule ratings: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: "SOMETIMES" is not one of DEFAULT, DO_NOT_UPGRADE, UPGRADE',
   ]);
 });
+
+t.test('connectionPool limits: negative counts and non-positive durations refused where Istio refuses them', async (t) => {
+  t.strictSame(
+    check(
+      rule(`  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 0, connectTimeout: -1s}
+      http: {http1MaxPendingRequests: -1, http2MaxRequests: -2, maxRequestsPerConnection: -3, maxRetries: -4, idleTimeout: 0s}
+`),
+    ),
+    [
+      'mesh/x.yaml:9 DestinationRule ratings: spec.trafficPolicy.connectionPool.tcp.connectTimeout: invalid duration "-1s" (write it as Istio does: 5s, 250ms, 1m30s, 1h)',
+      'mesh/x.yaml:10 DestinationRule ratings: spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests: must be 0..2147483647',
+      'mesh/x.yaml:10 DestinationRule ratings: spec.trafficPolicy.connectionPool.http.http2MaxRequests: must be 0..2147483647',
+      'mesh/x.yaml:10 DestinationRule ratings: spec.trafficPolicy.connectionPool.http.maxRequestsPerConnection: must be 0..2147483647',
+      'mesh/x.yaml:10 DestinationRule ratings: spec.trafficPolicy.connectionPool.http.maxRetries: must be 0..2147483647',
+      'mesh/x.yaml:10 DestinationRule ratings: spec.trafficPolicy.connectionPool.http.idleTimeout: must be at least 1ms',
+    ],
+  );
+  t.strictSame(check(rule('  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 0}, http: {maxRetries: 0}}\n')), [], '0 is allowed (istiod reads it as unset)');
+});

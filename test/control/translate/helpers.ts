@@ -141,6 +141,7 @@ export function bookinfo(over: Partial<MeshConfig> = {}): MeshConfig {
       // Port-level settings win over the rule's own: ratings has no sidecar on 9080.
       dr('ratings', RATINGS, { trafficPolicy: policy({ tls: { mode: 'ISTIO_MUTUAL' }, portLevelSettings: [{ port: 9080, tls: { mode: 'DISABLE' } }] }) }),
     ],
+    rateLimitPolicies: [],
     ...over,
   };
 }
