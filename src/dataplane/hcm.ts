@@ -19,6 +19,9 @@ import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type Fo
 import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from './local-reply.js';
 import { hashOf } from './hash-policy.js';
 import { backoffMs, retriableFailure, retriableResponse } from './retry.js';
+import { DEFAULT_BUFFER_LIMIT_BYTES, ReplayableBody } from './replay-body.js';
+import { startMirrors, type MirrorDeps } from './mirror.js';
+import { requestTimeoutMs, upstreamGrpcTimeout } from './timeouts.js';
 import { RouteTable, type CompiledRoute } from './router.js';
 import { redirectReply, type RedirectRequest } from './route-actions.js';
 import { buildFilterChain, type FilterChain } from './filters/index.js';
@@ -89,6 +92,7 @@ export class HcmRuntime {
   private readonly localRepliesCounter;
   /** The http_filters before the router, built once for this config version. */
   private readonly filters: FilterChain;
+  private readonly mirrorDeps: MirrorDeps;
   active = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -101,6 +105,8 @@ export class HcmRuntime {
     else throw new Error(`route config ${cfg.route.name} comes from RDS, which needs the ADS client`);
     this.streamsGauge = d.metrics.downstreamStreamsActive.labels({ listener: d.listenerName });
     this.localRepliesCounter = d.metrics.localReplies;
+    const mirrors = d.metrics.mirrorRequests;
+    this.mirrorDeps = { clusters: d.clusters, rng: d.rng, clock: d.clock, count: (cluster, outcome) => mirrors.inc({ cluster, outcome }) };
     this.filters = buildFilterChain(cfg.httpFilters, { listenerName: d.listenerName, clock: d.clock, rng: d.rng, metrics: d.metrics, logger: d.logger });
   }
 
@@ -298,10 +304,13 @@ export class HcmRuntime {
     if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
 
     const state = { upstream: undefined as UpstreamStream | undefined, finished: false, retried: false, timer: undefined as ReturnType<Clock['setTimeout']> | undefined };
+    // Set below when the body is read once and fanned out (retries, mirrors); declared here for finish().
+    let replay: ReplayableBody | undefined;
     const finish = () => {
       if (state.finished) return;
       state.finished = true;
       if (state.timer) this.d.clock.clearTimeout(state.timer);
+      replay?.discard();
       this.complete(rec);
     };
     onDownstreamAbort(() => {
@@ -312,7 +321,9 @@ export class HcmRuntime {
       state.upstream?.abort();
       finish();
     });
-    if (ra.timeoutMs > 0) {
+    // The route timeout, or for gRPC the caller's grpc-timeout under max_grpc_timeout (timeouts.ts).
+    const timeoutMs = requestTimeoutMs(ra, rec.grpc, rec.headers['grpc-timeout']);
+    if (timeoutMs > 0) {
       state.timer = this.d.clock.setTimeout(() => {
         if (state.finished) return;
         state.upstream?.abort();
@@ -323,7 +334,7 @@ export class HcmRuntime {
           sink.reset();
         }
         finish();
-      }, ra.timeoutMs);
+      }, timeoutMs);
     }
 
     const headers: OutgoingHttpHeaders = {};
@@ -331,14 +342,42 @@ export class HcmRuntime {
     target.requestHeaders?.(headers);
     const path = match.rewritePath?.(rec.path) ?? rec.path;
     const authority = ra.hostRewriteLiteral ?? rec.authority;
+    const grpcTimeout = upstreamGrpcTimeout(ra, rec.grpc, timeoutMs);
+    if (grpcTimeout) headers['grpc-timeout'] = grpcTimeout;
 
-    // Retries (RouteAction.retry_policy) for requests without a body: nothing has to be replayed. Bodies
-    // are not buffered for a replay yet, so a request with one gets a single attempt.
-    const policy = body === null ? ra.retryPolicy : undefined;
+    // Retries (RouteAction.retry_policy). A body is kept for a replay up to the route's buffer limit; past it
+    // the attempt in flight goes on streaming and the request is not retried any more.
+    const policy = ra.retryPolicy;
+    const bufferLimit = match.route.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+    const mirrors = ra.mirrorPolicies
+      ? startMirrors(ra.mirrorPolicies, { method: rec.method, authority, path, headers: { ...headers }, hasBody: body !== null, timeoutMs, maxBacklogBytes: bufferLimit }, this.mirrorDeps)
+      : [];
+    if (body && (policy || mirrors.length)) {
+      replay = new ReplayableBody(body, policy ? bufferLimit : 0, (n) => (rec.bytesIn += n));
+      for (const tap of mirrors) replay.tap(tap);
+    }
     let retriesLeft = policy?.numRetries ?? 0;
     const tried: EndpointRuntime[] = [];
+    const retries = this.d.metrics.upstreamRetries;
+    /**
+     * The one admission check before every retry: retries left, the body still replayable, and (when the
+     * cluster offers one) the retry budget / max_retries circuit breaker, Envoy's RetryStatus::NoOverflow.
+     */
+    const mayRetry = (): boolean => {
+      let outcome = retriesLeft <= 0 ? 'limit_exceeded' : body !== null && !replay!.replayable ? 'not_buffered' : undefined;
+      if (outcome === undefined) {
+        admitted = admitRetry();
+        if (!admitted) outcome = 'overflow';
+      }
+      if (outcome) retries.inc({ cluster: rec.upstreamCluster ?? '', outcome });
+      return outcome === undefined;
+    };
+    // The cluster's retries circuit breaker: max_retries, or its retry_budget (a share of the active requests).
+    const admitRetry = () => current().tryRetry();
+    /** The admitted retry's slot, handed to the attempt it pays for and given back when that attempt ends. */
+    let admitted: (() => void) | undefined;
 
-    const attempt = (ep: EndpointRuntime) => {
+    const attempt = (ep: EndpointRuntime, release?: () => void) => {
       tried.push(ep);
       rec.upstreamHost = ep.hostPort;
       rec.upstreamLocality = ep.localityName;
@@ -355,6 +394,7 @@ export class HcmRuntime {
       const endpointDone = (error: boolean) => {
         if (epDone) return;
         epDone = true;
+        release?.();
         ep.rqActive--;
         if (error) ep.rqError++;
       };
@@ -405,7 +445,7 @@ export class HcmRuntime {
               if (grpcStatus !== undefined) reportStatus(httpStatusForGrpc(Number(grpcStatus)));
               else if (!rec.grpc || status !== 200) reportStatus(status);
               if (policy && retriableResponse(policy, status, grpcStatus)) {
-                if (retriesLeft > 0) {
+                if (mayRetry()) {
                   gone = true;
                   upBody.resume();
                   endpointDone(true);
@@ -414,7 +454,7 @@ export class HcmRuntime {
                   return;
                 }
                 // Envoy's URX: the answer is forwarded as it is, marked as the one the retry limit let through.
-                rec.flag = 'URX';
+                if (retriesLeft <= 0) rec.flag = 'URX';
               }
               const now = this.d.clock.monotonic();
               rec.upstreamServiceMs = now - rec.upstreamStartMs;
@@ -475,7 +515,8 @@ export class HcmRuntime {
             state.upstream = up;
             outlier?.putLocalOrigin(ep, 'success');
             rec.upstreamPeer = up.peerUri ?? null;
-            if (up.sink && body) {
+            if (up.sink && replay) replay.attach(up.sink);
+            else if (up.sink && body) {
               // Counting starts with the pipe: an earlier 'data' listener would let the body flow into nothing.
               body.on('data', (c: Buffer) => (rec.bytesIn += c.length));
               body.pipe(up.sink);
@@ -503,7 +544,7 @@ export class HcmRuntime {
      */
     const retryAfter = (err: UpstreamError | 'per_try_timeout'): boolean => {
       if (policy) {
-        if (retriesLeft <= 0 || !retriableFailure(policy, err)) return false;
+        if (!retriableFailure(policy, err) || !mayRetry()) return false;
         scheduleRetry();
         return true;
       }
@@ -519,9 +560,13 @@ export class HcmRuntime {
     const scheduleRetry = () => {
       const p = policy!;
       retriesLeft--;
+      retries.inc({ cluster: rec.upstreamCluster ?? '', outcome: 'retried' });
+      // The caller's body waits (paused) for the next attempt, which is given it from the start.
+      replay?.detach();
       const n = p.numRetries - retriesLeft;
+      const release = admitted;
       this.d.clock.setTimeout(() => {
-        if (state.finished) return;
+        if (state.finished) return release?.();
         const c = current();
         const excluded = excludedPriorities(p.previousPrioritiesUpdateFrequency, tried);
         let ep = c.pick(hash, excluded);
@@ -529,11 +574,12 @@ export class HcmRuntime {
         // request hash the same host would come back every time, so those re-picks draw without it.)
         for (let i = 1; p.previousHosts && ep && tried.includes(ep) && i < p.hostSelectionRetryMaxAttempts + 1; i++) ep = c.pick(undefined, excluded);
         if (!ep) {
+          release?.();
           this.localReply(rec, sink, body, Replies.noHealthyUpstream(), false);
           finish();
           return;
         }
-        attempt(ep);
+        attempt(ep, release);
       }, backoffMs(p, n, this.d.rng));
     };
 

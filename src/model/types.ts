@@ -152,8 +152,23 @@ export interface RouteAction {
   readonly hashPolicy: readonly HashPolicy[];
   /** RouteAction.retry_policy; absent = no retries (beyond the one replay of a stream the upstream refused unseen). */
   readonly retryPolicy?: RetryPolicy;
+  /**
+   * RouteAction.max_grpc_timeout: set = a gRPC request's deadline is its grpc-timeout header (none = no deadline)
+   * instead of `timeout`, capped at this value unless it is 0.
+   */
+  readonly maxGrpcTimeoutMs?: number;
+  /** RouteAction.request_mirror_policies: fire-and-forget shadow copies of the request. */
+  readonly mirrorPolicies?: readonly MirrorPolicy[];
   /** RouteAction.rate_limits: the descriptors the local_ratelimit filter looks its buckets up by. */
   readonly rateLimits?: readonly RateLimitEntry[];
+}
+
+/** envoy.config.route.v3.RouteAction.RequestMirrorPolicy (cluster and runtime_fraction's default_value). */
+export interface MirrorPolicy {
+  readonly cluster: string;
+  /** Mirrored with probability numerator / denominator (FractionalPercent: denominator 100, 10 000 or 1 000 000). */
+  readonly numerator: number;
+  readonly denominator: number;
 }
 
 /** The retry_on conditions Envoy defines for HTTP and gRPC (x-envoy-retry-on / x-envoy-retry-grpc-on). */
@@ -218,6 +233,11 @@ export interface Route {
   readonly name: string;
   readonly match: RouteMatch;
   readonly action: RouteKind;
+  /**
+   * Route.per_request_buffer_limit_bytes (else the virtual host's): how much of a request body is kept for a
+   * retry. Unset = the listener default (1 MiB, Envoy's per_connection_buffer_limit_bytes default).
+   */
+  readonly perRequestBufferLimitBytes?: number;
   /** typed_per_filter_config by HTTP filter name, each decoded by its filter's decoder; absent when the route sets none (fault injection). */
   readonly typedPerFilterConfig?: Readonly<Record<string, Pick<HttpFilterConfig, 'typeUrl' | 'config'>>>;
   /**

@@ -48,6 +48,10 @@ export interface MeshMetrics {
   readonly upstreamRequests: Counter<'cluster' | 'locality' | 'priority'>;
   /** Envoy's lb_healthy_panic: picks made while the chosen priority was in panic (routing to all its hosts). */
   readonly lbHealthyPanic: Counter<'cluster'>;
+  /** Envoy's upstream_rq_retry / _overflow / _limit_exceeded: retries by outcome (retried, overflow = over budget, limit_exceeded, not_buffered = body past the retry buffer). */
+  readonly upstreamRetries: Counter<'cluster' | 'outcome'>;
+  /** Shadow copies (request_mirror_policies) by fate: sent, failed, dropped (backlog), skipped (no cluster or host). */
+  readonly mirrorRequests: Counter<'cluster' | 'outcome'>;
   /** Envoy's fault.<stat_prefix>.delays_injected and aborts_injected, one counter with the kind (delay, abort) as a label. */
   readonly faultsInjected: Counter<'listener' | 'kind'>;
   /** Envoy's fault.<stat_prefix>.faults_overflow: faults not injected because max_active_faults were already in progress. */
@@ -133,6 +137,8 @@ export function createMetrics(registry: Registry): MeshMetrics {
     outlierEjectionsActive: new Gauge({ name: 'outrigger_outlier_ejections_active', help: 'Hosts currently ejected by outlier detection', labelNames: ['cluster'], registers: r }),
     upstreamRequests: new Counter({ name: 'outrigger_upstream_requests_total', help: 'Requests sent upstream (each attempt), by the chosen host locality (region/zone/subzone) and priority', labelNames: ['cluster', 'locality', 'priority'], registers: r }),
     lbHealthyPanic: new Counter({ name: 'outrigger_lb_healthy_panic_total', help: 'Hosts picked while their priority was in panic mode (too few healthy hosts: traffic goes to all of them)', labelNames: ['cluster'], registers: r }),
+    upstreamRetries: new Counter({ name: 'outrigger_upstream_retries_total', help: 'Retry decisions: retried, overflow (refused by the retry budget / max_retries), limit_exceeded (num_retries used up), not_buffered (body past the retry buffer limit)', labelNames: ['cluster', 'outcome'], registers: r }),
+    mirrorRequests: new Counter({ name: 'outrigger_mirror_requests_total', help: 'Shadow copies of requests (request_mirror_policies): sent, failed, dropped (backlog past the buffer limit), skipped (no cluster or host)', labelNames: ['cluster', 'outcome'], registers: r }),
     lbEwmaSources,
     outlierEjectionsOverflow: new Counter({ name: 'outrigger_outlier_ejections_overflow_total', help: 'Outlier ejections refused because max_ejection_percent was reached', labelNames: ['cluster'], registers: r }),
     circuitBreakerSources,

@@ -1,11 +1,15 @@
 // Route retry_policy through a real sidecar to real upstreams: a failing host costs no request when one retry
 // is configured, connect failures and per-try timeouts move to another host, and an exhausted policy hands
 // the caller the upstream's own answer marked URX.
-import http from 'node:http';
 import t, { type Test } from 'tap';
 import { drive, startFaultyUpstream, startLocalitySidecar, type FaultyUpstream } from '../helpers/lb-harness.js';
 
 const PREVIOUS_HOSTS = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } };
+
+const PREVIOUS_PRIORITIES = {
+  name: 'envoy.retry_priorities.previous_priorities',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 1 },
+};
 
 async function three(t: Test): Promise<FaultyUpstream[]> {
   const ups = await Promise.all(['a', 'b', 'c'].map((n) => startFaultyUpstream(n)));
@@ -73,19 +77,22 @@ t.test('when every try fails the caller gets the last upstream answer, flagged U
   t.strictSame(timedOut.failures, ['504', '504']);
 });
 
-t.test('a request with a body is not retried (bodies are not buffered for replay)', async (t) => {
+t.test('a per-try timeout followed by a retry that succeeds on another locality (retry_priority previous_priorities)', async (t) => {
   const ups = await three(t);
-  for (const u of ups) u.mode = 'fail';
-  const s = await sidecar(t, ups, { retry_on: '5xx', num_retries: 2 });
-  const before = ups.reduce((n, u) => n + u.served, 0);
-  const status = await new Promise<number>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: s.port('outbound'), method: 'POST', path: '/', headers: { host: 'backend', 'content-length': 2 } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end('hi');
-  });
-  t.equal(status, 503);
-  t.equal(ups.reduce((n, u) => n + u.served, 0) - before, 1, 'one try');
+  // The local zone's only host hangs; the other zones are priority 1 and 2, reached only by a retry.
+  ups[0]!.delayMs = 3000;
+  const s = await startLocalitySidecar(
+    [
+      { region: 'r', zone: 'near', priority: 0, ports: [ups[0]!.port] },
+      { region: 'r', zone: 'far', priority: 1, ports: [ups[1]!.port] },
+      { region: 'other', zone: 'farther', priority: 2, ports: [ups[2]!.port] },
+    ],
+    {},
+    { retry_policy: { retry_on: 'reset', num_retries: 1, per_try_timeout: '0.1s', retry_priority: PREVIOUS_PRIORITIES, retry_back_off: { base_interval: '0.001s' } } },
+  );
+  t.teardown(() => s.shutdown());
+  const r = await drive(s.port('outbound'), 10, { concurrency: 2 });
+  t.strictSame(r.failures, [], 'every request was answered');
+  t.strictSame(r.byServer, { b: 10 }, 'by the next priority: the retry left the priority that timed out');
+  t.ok(Math.max(...r.latencies) < 1500, `in about one per-try timeout (max ${Math.max(...r.latencies).toFixed(0)} ms), not the slow host's 3 s`);
 });

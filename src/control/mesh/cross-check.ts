@@ -92,8 +92,10 @@ function routeTargets(vs: Of<'VirtualService'>, services: ReadonlyMap<string, Of
         add(vs, `spec.http[${i}].match[${k}].port`, `port ${m.port} is not a port of ${vs.res.fqdns.join(', ')} (ports: ${portList(ownPorts)})`);
       }
     });
-    route.route.forEach(({ destination: d }, j) => {
-      const at = `spec.http[${i}].route[${j}].destination`;
+    // Mirror targets are destinations too: the shadow cluster must exist as much as the route's own.
+    const targets = [...route.route.map(({ destination }, j) => ({ destination, at: `route[${j}].destination` })), ...(route.mirrors ?? [])];
+    targets.forEach(({ destination: d, at: under }) => {
+      const at = `spec.http[${i}].${under}`;
       const se = services.get(d.fqdn);
       if (!se) {
         if (!claims.serviceHosts.has(d.fqdn)) add(vs, `${at}.host`, `no ServiceEntry declares host ${d.fqdn}${d.fqdn === d.host ? '' : ` (${d.host} in namespace ${vs.res.meta.namespace})`}`);

@@ -169,8 +169,19 @@ export interface HTTPRoute {
   readonly timeoutMs?: number;
   /** Undefined = istiod's default retry policy. */
   readonly retries?: HTTPRetry;
+  /** `mirror` (with mirrorPercentage / mirrorPercent) or `mirrors`, as one list; undefined = no mirroring. */
+  readonly mirrors?: readonly HTTPMirror[];
   /** HTTPFaultInjection: a delay and/or an abort injected by the caller's sidecar (issue 6). */
   readonly fault?: HTTPFaultInjection;
+}
+
+/** One shadow target of an HTTP route: Istio's HTTPMirrorPolicy, or `mirror` with its percentage. */
+export interface HTTPMirror {
+  readonly destination: Destination;
+  /** 0..100 (fractions allowed); Istio's default is 100. 0 = written but off (istiod then writes no policy). */
+  readonly percent: number;
+  /** Where the destination was written, under spec.http[i] ("mirror" or "mirrors[j].destination"), for cross-checks. */
+  readonly at: string;
 }
 
 export interface VirtualService {

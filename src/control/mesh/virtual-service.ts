@@ -6,6 +6,7 @@ import { RETRY_ON_GRPC, RETRY_ON_HTTP } from '../../model/types.js';
 import { joinPath } from '../../xds/json.js';
 import { httpFault } from './fault.js';
 import { hostProblem, readExportTo, resolveHost } from './hosts.js';
+import { MIRROR_FIELDS, httpMirrors } from './mirror.js';
 import { Reader, defined, dnsLabelProblem, type Shape } from './schema.js';
 import type {
   Destination,
@@ -25,8 +26,8 @@ import type {
 /** istio.networking.v1.VirtualService; TCP and TLS routes arrive with a later issue. */
 const VIRTUAL_SERVICE: Shape = { fields: ['hosts', 'gateways', 'http', 'exportTo'], notYet: ['tcp', 'tls'] };
 const HTTP_ROUTE: Shape = {
-  fields: ['name', 'match', 'route', 'redirect', 'directResponse', 'rewrite', 'headers', 'timeout', 'retries', 'fault'],
-  notYet: ['delegate', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy'],
+  fields: ['name', 'match', 'route', 'redirect', 'directResponse', 'rewrite', 'headers', 'timeout', 'retries', 'fault', ...MIRROR_FIELDS],
+  notYet: ['delegate', 'corsPolicy'],
 };
 const HTTP_MATCH: Shape = {
   fields: ['name', 'uri', 'headers', 'port', 'method', 'authority', 'queryParams', 'ignoreUriCase', 'withoutHeaders'],
@@ -86,6 +87,7 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
   const route = weigh(r, written, o.route, joinPath(path, 'route'));
   const retries = set('retries') ? httpRetry(r, o.retries, joinPath(path, 'retries')) : undefined;
   const fault = set('fault') ? httpFault(r, o.fault, joinPath(path, 'fault')) : undefined;
+  const mirrors = httpMirrors(r, o, path, (d, p) => destination(r, d, p, ns, domainSuffix));
   return defined({
     name: r.string(o, 'name', path),
     match,
@@ -97,6 +99,7 @@ function httpRoute(r: Reader, v: unknown, path: string, ns: string, domainSuffix
     timeoutMs: r.duration(o, 'timeout', path),
     retries,
     fault,
+    mirrors,
   });
 }
 
@@ -248,21 +251,26 @@ function routeDestination(r: Reader, v: unknown, path: string, ns: string, domai
   const o = r.object(v, path, ROUTE_DESTINATION);
   if (!o || !r.need(o, 'destination', path)) return undefined;
   const headers = o.headers === undefined || o.headers === null ? undefined : headerEdits(r, o.headers, joinPath(path, 'headers'), 'destination');
-  const dPath = joinPath(path, 'destination');
-  const d = r.object(o.destination, dPath, DESTINATION);
+  const d = destination(r, o.destination, joinPath(path, 'destination'), ns, domainSuffix);
   const weight = r.int(o, 'weight', path, 0, 100);
   // A bad weight is reported; summing without it would only add a second, misleading issue.
   if (!d || (weight === undefined && o.weight !== undefined && o.weight !== null)) return undefined;
+  return defined({ d, weight, headers });
+}
+
+/** Destination {host, subset, port}, the host resolved against the VirtualService's namespace. */
+function destination(r: Reader, v: unknown, dPath: string, ns: string, domainSuffix: string): Destination | undefined {
+  const d = r.object(v, dPath, DESTINATION);
+  if (!d) return undefined;
   r.need(d, 'host', dPath);
   const host = r.string(d, 'host', dPath, hostProblem) ?? '';
   const port = d.port === undefined || d.port === null ? undefined : portSelector(r, d.port, joinPath(dPath, 'port'));
-  const destination: Destination = defined({
+  return defined({
     host,
     fqdn: resolveHost(host, ns, domainSuffix),
     subset: r.string(d, 'subset', dPath, dnsLabelProblem),
     port,
   });
-  return defined({ d: destination, weight, headers });
 }
 
 /** PortSelector {number}: the port of the destination service. */

@@ -4,6 +4,7 @@ import { clusterPlan } from './clusters.js';
 import { routeFault } from './fault.js';
 import { domainsFor, duration, hostForms, inboundClusterName, outboundClusterName, type Built, type Ctx, type NodeCtx } from './common.js';
 import { isH2Protocol, isHttpProtocol, labelsMatch, type Service } from './mesh-index.js';
+import { mirrorPolicies } from './mirror.js';
 import { inboundRateLimits } from './rate-limit.js';
 
 /** Istio's route timeout when a VirtualService sets none: disabled (Envoy's own default would be 15 s). */
@@ -200,16 +201,18 @@ function routeAction(ctx: Ctx, r: HTTPRoute, vhostPort: number): Record<string, 
     ...timeouts(ctx, r.timeoutMs ?? 0),
     ...retryPolicy(r.retries, consistentHash),
     ...hashPolicies(ctx, clusters.map((c) => c.name)),
+    ...mirrorPolicies(ctx, r, vhostPort),
   };
 }
 
 /**
  * The route timeout (0 = none, Istio's default). gRPC reads max_stream_duration instead of timeout (gRFC A31),
- * so a proxyless client gets both, as istiod writes them for it.
+ * so a proxyless client gets both, as istiod writes them for it. A sidecar also gets max_grpc_timeout = timeout
+ * (istiod's translateRoute): a gRPC caller's grpc-timeout is honoured, capped by the route timeout when there is one.
  */
 function timeouts(ctx: Ctx, ms: number): Record<string, unknown> {
   const timeout = duration(ms);
-  return ctx.caller.kind === 'proxyless' ? { timeout, max_stream_duration: { max_stream_duration: timeout } } : { timeout };
+  return ctx.caller.kind === 'proxyless' ? { timeout, max_stream_duration: { max_stream_duration: timeout } } : { timeout, max_grpc_timeout: timeout };
 }
 
 /**

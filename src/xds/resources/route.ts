@@ -22,6 +22,7 @@ import type {
 import type { ProtoObj } from '../canonical.js';
 import { Issues, bool, boolValue, durationMs, enumOf, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
 import { decodeHeaderMatcher, decodeQueryParameterMatcher, decodeRegexMatcher } from './matchers.js';
+import { decodeMirrorPolicies } from './mirror.js';
 import { decodeRateLimits } from './rate-limits.js';
 import { decodeRetryPolicy } from './retry.js';
 import { decodeTypedPerFilterConfig } from './per-filter-config.js';
@@ -63,7 +64,7 @@ function domainProblem(d: string): string | undefined {
 
 function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, FieldIssue> {
   const issues = new Issues();
-  onlyFields(o, path, ['name', 'domains', 'routes'], issues);
+  onlyFields(o, path, ['name', 'domains', 'routes', 'per_request_buffer_limit_bytes'], issues);
   const name = required(o, 'name', path, issues);
   const domains = strings(o, 'domains');
   if (domains.length === 0) issues.add(joinPath(path, 'domains'), 'at least one domain is required');
@@ -72,12 +73,12 @@ function decodeVirtualHost(o: ProtoObj, path: string): Result<VirtualHost, Field
     if (problem) issues.add(`${path}.domains[${i}]`, problem);
   });
   const routes = list(o, 'routes').map((r, i) => issues.take(decodeRoute(r, joinPath(path, `routes[${i}]`))));
-  return issues.result(() => ({ name, domains, routes: routes as Route[] }));
+  return issues.result(() => ({ name, domains, routes: inheritBufferLimit(u32Value(o, 'per_request_buffer_limit_bytes'), routes as Route[]) }));
 }
 
 function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'redirect', 'typed_per_filter_config', ...HEADER_MUTATION_FIELDS], issues);
+  const clean = onlyFields(o, path, ['name', 'match', 'route', 'direct_response', 'redirect', 'typed_per_filter_config', 'per_request_buffer_limit_bytes', ...HEADER_MUTATION_FIELDS], issues);
   requireOne(o, path, ['match'], true, issues);
   const m = msg(o, 'match');
   const match = m && issues.take(decodeRouteMatch(m, joinPath(path, 'match')));
@@ -96,7 +97,15 @@ function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
   }
   const perFilter = decodeTypedPerFilterConfig(o, path, issues);
   const headers = headerMutations(o, path, issues);
-  return issues.result(() => ({ name: str(o, 'name'), match: match!, action: action!, ...(perFilter && { typedPerFilterConfig: perFilter }), ...(headers && { headers }) }));
+  const limit = u32Value(o, 'per_request_buffer_limit_bytes');
+  return issues.result(() => ({
+    name: str(o, 'name'),
+    match: match!,
+    action: action!,
+    ...(perFilter && { typedPerFilterConfig: perFilter }),
+    ...(headers && { headers }),
+    ...(limit !== undefined && { perRequestBufferLimitBytes: limit }),
+  }));
 }
 
 function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {
@@ -123,7 +132,7 @@ function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIs
 
 function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, FieldIssue> {
   const issues = new Issues();
-  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'regex_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy', 'rate_limits'], issues);
+  const clean = onlyFields(o, path, ['cluster', 'weighted_clusters', 'timeout', 'prefix_rewrite', 'regex_rewrite', 'host_rewrite_literal', 'hash_policy', 'retry_policy', 'rate_limits', 'max_grpc_timeout', 'request_mirror_policies'], issues);
   requireOne(o, path, ['cluster', 'weighted_clusters'], clean, issues);
   const timeoutMs = durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const wc = msg(o, 'weighted_clusters');
@@ -131,6 +140,8 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
   const hashPolicy = list(o, 'hash_policy').flatMap((h, i) => hashPolicyOf(h, joinPath(path, `hash_policy[${i}]`), issues) ?? []);
   const rp = msg(o, 'retry_policy');
   const retryPolicy = rp && issues.take(decodeRetryPolicy(rp, joinPath(path, 'retry_policy')));
+  const maxGrpcTimeoutMs = durationMs(o, 'max_grpc_timeout', path, issues);
+  const mirror = decodeMirrorPolicies(o, path, issues);
   const rateLimits = o.rate_limits !== undefined ? decodeRateLimits(list(o, 'rate_limits'), joinPath(path, 'rate_limits'), issues) : undefined;
   const rr = msg(o, 'regex_rewrite');
   const regexRewrite = rr && regexRewriteOf(rr, joinPath(path, 'regex_rewrite'), issues);
@@ -142,6 +153,8 @@ function decodeRouteAction(o: ProtoObj, path: string): Result<RouteAction, Field
     timeoutMs,
     hashPolicy,
     ...(retryPolicy && { retryPolicy }),
+    ...(maxGrpcTimeoutMs !== undefined && { maxGrpcTimeoutMs }),
+    ...mirror,
     ...(rateLimits && { rateLimits }),
     ...(o.prefix_rewrite !== undefined && { prefixRewrite: str(o, 'prefix_rewrite') }),
     ...(regexRewrite && { regexRewrite }),
@@ -310,8 +323,15 @@ export function routeClusterRefs(rc: RouteConfiguration, path: string): { cluste
       if (r.action.kind !== 'route') return [];
       const p = joinPath(path, `virtual_hosts[${v}].routes[${i}].route`);
       const weighted = r.action.action.weightedClusters;
-      if (weighted) return weighted.map((c, j) => ({ cluster: c.name, path: joinPath(p, `weighted_clusters.clusters[${j}].name`) }));
-      return [{ cluster: r.action.action.cluster, path: joinPath(p, 'cluster') }];
+      const mirrors = (r.action.action.mirrorPolicies ?? []).map((m, j) => ({ cluster: m.cluster, path: joinPath(p, `request_mirror_policies[${j}].cluster`) }));
+      if (weighted) return [...weighted.map((c, j) => ({ cluster: c.name, path: joinPath(p, `weighted_clusters.clusters[${j}].name`) })), ...mirrors];
+      return [{ cluster: r.action.action.cluster, path: joinPath(p, 'cluster') }, ...mirrors];
     }),
   );
+}
+
+/** VirtualHost.per_request_buffer_limit_bytes applies to its routes that set none of their own (Envoy's precedence). */
+function inheritBufferLimit(limit: number | undefined, routes: Route[]): Route[] {
+  if (limit === undefined) return routes;
+  return routes.map((r) => (r.perRequestBufferLimitBytes === undefined ? { ...r, perRequestBufferLimitBytes: limit } : r));
 }

@@ -213,8 +213,6 @@ t.test('Istio fields Outrigger does not implement yet are refused, never dropped
     - destination: {host: reviews}
       headers: {request: {set: {x: y}}}
     retries: {attempts: 3}
-    fault: {abort: {httpStatus: 503}}
-    mirror: {host: reviews}
 `,
   );
   t.strictSame(check({ 'x.yaml': vs }), [
@@ -224,7 +222,6 @@ t.test('Istio fields Outrigger does not implement yet are refused, never dropped
     'x.yaml:12 VirtualService r: spec.http[0].match[0].scheme: not supported yet',
     'x.yaml:13 VirtualService r: spec.http[0].match[0].headers.x-a: a presence match ({}) is not supported yet; use one of exact, prefix, regex',
     'x.yaml:14 VirtualService r: spec.http[0].match[0].sourceNamespace: not supported yet',
-    'x.yaml:20 VirtualService r: spec.http[0].mirror: not supported yet',
   ]);
   const se = doc('ServiceEntry', 's', '  hosts: [a.example]\n  addresses: [10.0.0.1]\n  resolution: DNS\n  ports: [{number: 80, name: http, protocol: HTTP}]\n');
   t.strictSame(check({ 'x.yaml': se }), [

@@ -103,7 +103,7 @@ t.test('RDS outbound routes: VirtualService order, ORed matches, weights, timeou
   ]);
   t.equal(vhost(rc, `${RATINGS}:9080`)!.routes.length, 2, 'the match for port 9999 is not on the 9080 vhost');
   t.strictSame(vhost(rc, `${FRONTEND}:80`)!.routes, [
-    { name: 'default', match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] }, action: { kind: 'route', action: { cluster: `outbound|80||${FRONTEND}`, timeoutMs: 0, hashPolicy: [], retryPolicy: ISTIO_DEFAULT_RETRY } } },
+    { name: 'default', match: { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [] }, action: { kind: 'route', action: { cluster: `outbound|80||${FRONTEND}`, timeoutMs: 0, hashPolicy: [], retryPolicy: ISTIO_DEFAULT_RETRY, maxGrpcTimeoutMs: 0 } } },
   ]);
   t.end();
 });
