@@ -332,7 +332,9 @@ async function failoverRun(v, round, pin) {
     { region: 'aws-us-east-1', zone: 'us-east-1b', priority: 1, ports: portsOf('p1-') },
     { region: 'gcp-us-east4', zone: 'us-east4-a', priority: 2, ports: portsOf('p2-') },
   ];
-  const cluster = { lb_policy: 'ROUND_ROBIN', outlier_detection: v.fault === 'refuse' ? OUTLIER_SPLIT : OUTLIER };
+  // istiod's retry limit (uint32 max) instead of Envoy's default max_retries of 3 concurrent retries, which the
+  // failover's burst of retries at this concurrency would overflow.
+  const cluster = { lb_policy: 'ROUND_ROBIN', outlier_detection: v.fault === 'refuse' ? OUTLIER_SPLIT : OUTLIER, circuit_breakers: { thresholds: [{ max_retries: 4294967295 }] } };
   let s;
   try {
     s = await sidecarFor(dir, groups, cluster, v.retry ? { retry_policy: RETRY } : {}, pin.sidecar);
@@ -497,7 +499,7 @@ async function main() {
       ? [
           '### Failover: the caller\'s zone fails',
           '',
-          `Caller in aws-us-east-1 / us-east-1a. P0: 2 endpoints in its zone (the sidecar dials them directly); P1: 2 in us-east-1b behind a relay adding 2 ms each way; P2: 2 in another cloud behind a 30 ms relay. Upstreams answer at once. ROUND_ROBIN, \`outlier_detection {consecutive_5xx: 5, interval: 1s, base_ejection_time: 30s, max_ejection_percent: 100}\`; for "stops accepting" also \`split_external_local_origin_errors: true, consecutive_local_origin_failure: 5\`, so connect failures and resets eject as local-origin errors. Load at concurrency ${CFG.failConcurrency} for ${CFG.steadyMs / 1000} s, then the fault (P0 answers 503 to everything, or closes its listeners and every open connection), then ${CFG.afterMs / 1000} s more. With retry: \`retry_policy {retry_on: 5xx, num_retries: 1, retry_host_predicate: previous_hosts, host_selection_retry_max_attempts: 5, retry_priority: previous_priorities {update_frequency: 1}}\`, default back-off.`,
+          `Caller in aws-us-east-1 / us-east-1a. P0: 2 endpoints in its zone (the sidecar dials them directly); P1: 2 in us-east-1b behind a relay adding 2 ms each way; P2: 2 in another cloud behind a 30 ms relay. Upstreams answer at once. ROUND_ROBIN, \`outlier_detection {consecutive_5xx: 5, interval: 1s, base_ejection_time: 30s, max_ejection_percent: 100}\`; for "stops accepting" also \`split_external_local_origin_errors: true, consecutive_local_origin_failure: 5\`, so connect failures and resets eject as local-origin errors. Load at concurrency ${CFG.failConcurrency} for ${CFG.steadyMs / 1000} s, then the fault (P0 answers 503 to everything, or closes its listeners and every open connection), then ${CFG.afterMs / 1000} s more. With retry: \`circuit_breakers {max_retries: 4294967295}\` (istiod's), \`retry_policy {retry_on: 5xx, num_retries: 1, retry_host_predicate: previous_hosts, host_selection_retry_max_attempts: 5, retry_priority: previous_priorities {update_frequency: 1}}\`, default back-off.`,
           '',
           `"Converged" is the time from the fault to the send time of the first request from which on every window of ${CFG.window} consecutive requests (in send order) has ≥ 99 % answered 200 by P1; "attempts reaching P0" counts requests the P0 upstreams received after the fault (retried ones included).`,
           '',

@@ -98,7 +98,9 @@ t.test('the local zone fails: ejected after consecutive_5xx each, traffic moves 
 t.test('with one retry that may go to another priority, the zone failure costs no request; recovery brings traffic home', async (t) => {
   const c = await cloud(t);
   const retry = { retry_on: '5xx,connect-failure', num_retries: 1, retry_host_predicate: [PREVIOUS_HOSTS], host_selection_retry_max_attempts: 5, retry_priority: PREVIOUS_PRIORITIES, retry_back_off: { base_interval: '0.001s' } };
-  const s = await startLocalitySidecar(c.groups, { outlier_detection: OUTLIER }, { retry_policy: retry });
+  // istiod's retry limit (uint32 max): Envoy's default max_retries of 3 concurrent retries would, at concurrency 4,
+  // forward the fourth 503 as a retry overflow, as Envoy does.
+  const s = await startLocalitySidecar(c.groups, { outlier_detection: OUTLIER, circuit_breakers: { thresholds: [{ max_retries: 4294967295 }] } }, { retry_policy: retry });
   t.teardown(() => s.shutdown());
   const port = s.port('outbound');
   for (const u of c.zoneA) u.mode = 'fail';
