@@ -122,6 +122,8 @@ function keyOf(entries: RequestDescriptor): string {
 class WildcardDescriptor {
   private readonly buckets = new Map<string, TokenBucket>();
   readonly overflow: TokenBucket;
+  /** Where the wildcard entries sit: only their values tell buckets apart (matches() checked the rest). */
+  private readonly wild: readonly number[];
 
   constructor(
     readonly spec: LocalRateLimitDescriptor,
@@ -129,6 +131,20 @@ class WildcardDescriptor {
     private readonly cap: number,
   ) {
     this.overflow = new TokenBucket(spec.tokenBucket, epochMs, epochMs);
+    this.wild = spec.entries.flatMap((e, i) => (e.value === '' ? [i] : []));
+  }
+
+  /**
+   * The bucket key: the one wildcard value as it is (the common case, e.g. the caller's SPIFFE ID: a string the
+   * request already holds, so no new string is built and its hash is cached), else the wildcard values joined by
+   * LF, which no value can contain.
+   */
+  private keyOf(d: RequestDescriptor): string {
+    const w = this.wild;
+    if (w.length === 1) return d[w[0]!]!.value;
+    let k = '';
+    for (const i of w) k += `${d[i]!.value}\n`;
+    return k;
   }
 
   matches(d: RequestDescriptor): boolean {
@@ -142,7 +158,7 @@ class WildcardDescriptor {
   }
 
   bucketFor(d: RequestDescriptor, nowMs: number): TokenBucket {
-    const key = keyOf(d);
+    const key = this.keyOf(d);
     let b = this.buckets.get(key);
     if (b) return b;
     if (this.buckets.size >= this.cap) {

@@ -109,7 +109,7 @@ class LocalRateLimitFilter implements HttpFilter {
     // The limiter's epoch is the config version's start, as Envoy's fill timer starts with the filter config.
     this.limiter = new LocalRateLimiter(cfg, deps.clock.monotonic());
     const c = deps.metrics.localRateLimit;
-    const labels = (result: string) => c.labels({ listener: deps.listenerName, policy: cfg.statPrefix, result });
+    const labels = (result: string) => c.tally({ listener: deps.listenerName, policy: cfg.statPrefix, result });
     this.counted = { allowed: labels('allowed'), limited: labels('rate_limited'), shadow: labels('shadow_limited') };
   }
 
@@ -126,15 +126,15 @@ class LocalRateLimitFilter implements HttpFilter {
     const now = this.deps.clock.monotonic();
     const d = this.limiter.check(descriptors, now);
     if (d.allowed) {
-      this.counted.allowed.inc();
+      this.counted.allowed.n++;
       return undefined;
     }
     // Shadow mode (filter_enforced below 100 %): the token was asked for and counted, the request goes on.
     if (!this.chance(cfg.enforced)) {
-      this.counted.shadow.inc();
+      this.counted.shadow.n++;
       return undefined;
     }
-    this.counted.limited.inc();
+    this.counted.limited.n++;
     const headers: Record<string, string> = {
       // IETF draft-ietf-httpapi-ratelimit-headers: the refusing bucket's size, what is left, seconds to the next fill.
       'ratelimit-limit': String(d.bucket.spec.maxTokens),
