@@ -115,6 +115,12 @@ export class RequestRecord {
   grpcStatus = '';
   /** The matched route's response header edits (route-level, then the picked cluster's): the router's local replies get them too. */
   responseHeaders: ((h: OutgoingHttpHeaders) => void) | undefined = undefined;
+  /**
+   * Envoy's dynamic metadata: what a filter learned about this request, by filter namespace (jwt_authn's verified
+   * payload under `envoy.filters.http.jwt_authn`, keyed by its payload_in_metadata name), read by later filters
+   * (rbac's metadata matchers). Undefined until a filter writes: most requests never allocate it.
+   */
+  dynamicMetadata: Record<string, Record<string, unknown>> | undefined = undefined;
   done = false;
 
   constructor(
