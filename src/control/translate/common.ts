@@ -31,7 +31,15 @@ export interface Ctx {
   readonly caller: Pick<ProxyNode, 'kind' | 'namespace'>;
   readonly trustDomain: string;
   readonly domainSuffix: string;
+  /**
+   * Istio's root namespace (meshConfig.rootNamespace, `istio-system` by default): security policies written there
+   * (PeerAuthentication, AuthorizationPolicy) apply mesh-wide.
+   */
+  readonly rootNamespace?: string;
 }
+
+/** meshConfig.rootNamespace's default in Istio. */
+export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 
 /** The sidecar's own side (listeners, inbound routes and clusters), which names its addresses, labels and ports. */
 export interface NodeCtx extends Ctx {
