@@ -97,7 +97,15 @@ export async function h2loadFixedRate(url, { rate = 1000, clients = 20, duration
   if (!rows.length) return { ...sum, error: 'h2load logged no request', raw: r.stdout };
   const t0 = rows.reduce((m, x) => Math.min(m, x[0]), Infinity);
   const span = (rows.reduce((m, x) => Math.max(m, x[0]), -Infinity) - t0) / 1e6;
-  const measured = span > dur + warm / 2 ? rows.filter((x) => x[0] >= t0 + warm * 1e6) : rows;
+  const window = span > dur + warm / 2 ? rows.filter((x) => x[0] >= t0 + warm * 1e6) : rows;
+  // h2load does not record the :status of a response whose headers arrive during the warm-up (nghttp2
+  // src/h2load.cc, Client::on_header returns early outside Phase::MAIN_DURATION and marks the stream a success);
+  // when such a stream ends after the switch it is logged with status 0, yet counted "succeeded". Those rows, the
+  // streams straddling the phase switch, are not failures: a status-0 row is a real one (reset, timeout) only as
+  // many times as h2load's own errored + timeout counts say. The straddlers are the earliest-started rows.
+  const zeros = window.filter((x) => x[1] === 0).sort((a, b) => a[0] - b[0]);
+  const straddlers = new Set(zeros.slice(0, Math.max(0, zeros.length - (sum.errored ?? 0) - (sum.timeout ?? 0))));
+  const measured = straddlers.size ? window.filter((x) => !straddlers.has(x)) : window;
   const ok = measured.filter((x) => x[1] >= 200 && x[1] < 300);
   const lat = ok.map((x) => x[2] / 1000).sort((a, b) => a - b);
   const badStatuses = {};
@@ -107,6 +115,7 @@ export async function h2loadFixedRate(url, { rate = 1000, clients = 20, duration
     measured: measured.length,
     ok: ok.length,
     bad: measured.length - ok.length,
+    ...(straddlers.size && { warmupStraddlers: straddlers.size }),
     badStatuses: measured.length > ok.length ? badStatuses : undefined,
     achievedRps: measured.length / dur,
     p50_ms: percentile(lat, 50),
