@@ -103,6 +103,13 @@ export function renderStatus(s: ControlStatus): string {
     if (c.rejected) lines.push(`  REJECTED change at ${c.rejected.at}; the config above keeps serving:`, ...c.rejected.issues.map((i) => `    ${i}`));
   }
   if (s.xds) lines.push('', renderXdsStatus(s.xds).trimEnd());
+  if (s.jwks?.length) {
+    lines.push('', 'JWKS (RequestAuthentication jwksUri, fetched and inlined by the control server):');
+    for (const j of s.jwks) {
+      lines.push(`  ${j.uri} [${j.state}] ${j.keys} key(s)${j.last_success ? `, fetched ${j.last_success}` : ''}${j.next_refresh ? `, next ${j.next_refresh}` : ''} (issuer ${j.issuers.join(', ')})`);
+      if (j.last_error && j.state !== 'ok') lines.push(`    last error at ${j.last_error.at}: ${j.last_error.message}`);
+    }
+  }
   return lines.join('\n') + '\n';
 }
 

@@ -12,6 +12,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { createXdsClientMetrics } from '../telemetry/metrics.js';
 import { UpstreamTlsContext, trustDomainOf, type MaterialSource } from '../upstream/tls.js';
 import { AdsClient } from '../xds/ads-client.js';
+import { JwksRefreshClient } from '../xds/jwks-refresh.js';
 import type { AdsWatcher } from '../xds/ads-state.js';
 import { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL } from '../xds/protos.js';
 
@@ -50,11 +51,16 @@ export function runtimeWatcher(runtime: SidecarRuntime): AdsWatcher {
 }
 
 /** Starts the ADS stream; the data plane keeps serving whatever it has while the stream is down. */
+/** host:port of the control server as grpc-js dials it (IPv6 in brackets). */
+function adsTarget(ads: AdsConfig): string {
+  const host = ads.address.host;
+  return `${host.includes(':') ? `[${host}]` : host}:${ads.address.port}`;
+}
+
 export function startAds(w: AdsWiring): AdsClient {
   const { ads } = w.bootstrap;
-  const host = ads.address.host;
   const client = new AdsClient({
-    target: `${host.includes(':') ? `[${host}]` : host}:${ads.address.port}`,
+    target: adsTarget(ads),
     ...channelSecurity(ads, w.materialFor),
     bootstrap: w.bootstrap,
     watcher: runtimeWatcher(w.runtime),
@@ -68,6 +74,21 @@ export function startAds(w: AdsWiring): AdsClient {
   w.logger.info({ target: client.status().target, tls: ads.tls !== undefined, cluster: ads.clusterName || undefined }, 'starting the ADS stream');
   client.start();
   return client;
+}
+
+/**
+ * The client behind the jwt_authn filter's unknown-kid hook: to the control server's TLS port with the same
+ * channel security as ADS. The control server refuses the request from an unauthenticated caller, so over
+ * plaintext ADS (15010) there is none, and keys change at the control server's 20-minute refresh.
+ */
+export function startJwksRefresh(w: AdsWiring): JwksRefreshClient | undefined {
+  const { ads } = w.bootstrap;
+  if (!ads.tls) {
+    w.logger.info({}, 'plaintext xDS: unknown JWT key ids do not trigger a JWKS refresh (use grpcs:// for that)');
+    return undefined;
+  }
+  const { credentials, channelOptions } = channelSecurity(ads, w.materialFor);
+  return new JwksRefreshClient({ target: adsTarget(ads), credentials, channelOptions, clock: w.clock, logger: w.logger });
 }
 
 /**

@@ -5,13 +5,14 @@ import { ConfigError, errorMessage } from '../core/errors.js';
 import { systemRng, type Rng } from '../core/rng.js';
 import { SecretStore } from '../identity/secret-store.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import type { Bootstrap, CaConfig } from '../model/types.js';
+import type { Bootstrap, CaConfig, CommonTls } from '../model/types.js';
 import { AdminServer, type CertView, type ClusterView } from '../admin/server.js';
 import { SidecarRuntime } from '../dataplane/sidecar.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { loadBootstrapFile, type XdsTarget } from '../xds/bootstrap.js';
 import type { AdsClient } from '../xds/ads-client.js';
+import type { JwksRefreshClient } from '../xds/jwks-refresh.js';
 import { configDump } from '../admin/config-dump.js';
 import { UsageError, commandFlags, durationFlag, numberFlag } from './args.js';
 
@@ -68,7 +69,10 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   const identity = o.bootstrap.ca ? await startIdentity(o.bootstrap.ca, o.logger, registry) : undefined;
   const secrets = new SecretStore({ clock, logger: o.logger, ...(identity && { identity }) });
   const rng = o.rng ?? systemRng;
+  // Set once ADS is up (mTLS only); until then, and without it, an unknown kid is only a failed token.
+  let jwksRefresh: JwksRefreshClient | undefined;
   const runtime = new SidecarRuntime(o.bootstrap, {
+    onUnknownJwksKey: (issuer, kid) => void jwksRefresh?.request(issuer, kid),
     clock,
     rng,
     logger: o.logger,
@@ -106,6 +110,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
     shuttingDown ??= (async () => {
       o.logger.info({ drainMs: o.drainMs }, 'draining');
       ads?.close();
+      jwksRefresh?.close();
       const clean = await runtime.drain(o.drainMs);
       secrets.close();
       identity?.close();
@@ -123,17 +128,19 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
     const b = o.bootstrap;
     if (b.ads) {
       // gRPC and the xDS protos load only for a sidecar that talks to a control server.
-      const { startAds } = await import('./sidecar-ads.js');
-      ads = startAds({
+      const { startAds, startJwksRefresh } = await import('./sidecar-ads.js');
+      const wiring = {
         bootstrap: { ...b, ads: b.ads },
         runtime,
-        materialFor: (common) => secrets.sourceFor(common),
+        materialFor: (common: CommonTls) => secrets.sourceFor(common),
         clock,
         rng,
         logger: o.logger,
         registry,
         ...(o.adsBackoffMs && { backoffBaseMs: o.adsBackoffMs.base, backoffMaxMs: o.adsBackoffMs.max }),
-      });
+      };
+      ads = startAds(wiring);
+      jwksRefresh = startJwksRefresh(wiring);
     }
   } catch (e) {
     ads?.close();

@@ -73,7 +73,7 @@ export class CaService {
   }
 
   /** The identity an mTLS peer proved: a verified (by the TLS stack, against the bundle) X509-SVID of our trust domain. */
-  private svidIdentity(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): string | undefined {
+  svidIdentity(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): string | undefined {
     const peer = call.getAuthContext().sslPeerCertificate;
     if (!peer?.raw) return undefined;
     const leaf = new X509Certificate(peer.raw);

@@ -9,13 +9,15 @@ import { ConfigError } from '../core/errors.js';
 import { caServices } from '../identity/ca-api.js';
 import { TokenVerifier, loadOrCreateTokenKey } from '../identity/token.js';
 import type { SocketAddress } from '../model/types.js';
-import { createCaMetrics, createConfigMetrics, createXdsMetrics } from '../telemetry/metrics.js';
+import { createCaMetrics, createConfigMetrics, createJwksMetrics, createXdsMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CaAuthority } from './ca-authority.js';
 import { CaService } from './ca-service.js';
 import { AdsServer } from './ads/server.js';
 import type { XdsStatus } from './ads/status.js';
 import { ConfigWatcher, type ConfigStatus } from './config-watch.js';
+import { JwksResolver, type JwksUriStatus } from './jwks.js';
+import { jwksRefreshHandlers, jwksRefreshService } from './jwks-service.js';
 import { loadMeshDir } from './mesh/loader.js';
 import type { MeshConfig, MeshIssue } from './mesh/types.js';
 import { RootRotation, type RotationStatus } from './root-rotation.js';
@@ -67,6 +69,8 @@ export interface ControlStatus {
   /** Present when the server serves xDS (--config). */
   readonly config?: ConfigStatus;
   readonly xds?: XdsStatus;
+  /** RequestAuthentication jwksUri keys the control server fetches and inlines (with --config). */
+  readonly jwks?: readonly JwksUriStatus[];
 }
 
 /** A mesh config issue as a ConfigError issue: the CLI prints `file:line Kind name: path: message` and exits 2. */
@@ -82,7 +86,7 @@ export class ControlServer {
   xdsPort = 0;
   monitoringPort = 0;
   /** Set with --config: the watcher, the per-proxy snapshots it feeds, and the ADS server reading them. */
-  private mesh: { watcher: ConfigWatcher; snapshots: MeshSnapshots; ads: AdsServer } | undefined;
+  private mesh: { watcher: ConfigWatcher; snapshots: MeshSnapshots; ads: AdsServer; jwks: JwksResolver } | undefined;
 
   private constructor(
     private readonly o: ControlServerOptions,
@@ -117,9 +121,12 @@ export class ControlServer {
   private async loadMesh(dir: string): Promise<void> {
     const o = this.o;
     let snapshots: MeshSnapshots | undefined;
+    // Fetched keys reach proxies as a new snapshot; the first fetch never holds up the config (fail-closed keys meanwhile).
+    const jwks = new JwksResolver({ clock: o.clock, logger: o.logger, metrics: createJwksMetrics(o.registry), onKeysChanged: () => snapshots?.keysChanged() });
     const onConfig = (c: MeshConfig) => {
+      jwks.sync((c.requestAuthentications ?? []).flatMap((p) => p.jwtRules));
       if (snapshots) snapshots.setConfig(c);
-      else snapshots = new MeshSnapshots({ trustDomain: o.trustDomain, ...(o.domainSuffix && { domainSuffix: o.domainSuffix }) }, c);
+      else snapshots = new MeshSnapshots({ trustDomain: o.trustDomain, ...(o.domainSuffix && { domainSuffix: o.domainSuffix }), jwks: jwks.lookup }, c);
     };
     const watcher = new ConfigWatcher({
       dir,
@@ -134,6 +141,7 @@ export class ControlServer {
     const first = await watcher.start();
     if (!first.ok || !snapshots) {
       watcher.close();
+      jwks.close();
       throw new ConfigError(first.ok ? [] : first.issues.map(fieldIssue), 'MESH_CONFIG_INVALID');
     }
     const ads = new AdsServer({
@@ -143,7 +151,7 @@ export class ControlServer {
       logger: o.logger,
       metrics: createXdsMetrics(o.registry),
     });
-    this.mesh = { watcher, snapshots, ads };
+    this.mesh = { watcher, snapshots, ads, jwks };
   }
 
   private async listen(): Promise<void> {
@@ -155,6 +163,8 @@ export class ControlServer {
     server.addService(caServices().trustBundle.service, h.trustBundle);
     // On the TLS port a proxy proves who it is: its node identity must be its certificate's SPIFFE ID.
     this.mesh?.ads.attach(server, { requireIdentity: true });
+    // A sidecar that met an unknown kid asks for a JWKS refresh; only over mTLS, as a workload of this mesh.
+    if (this.mesh) server.addService(jwksRefreshService().service, jwksRefreshHandlers({ resolver: this.mesh.jwks, identify: (call) => this.ca.svidIdentity(call), logger: this.o.logger }));
     // Client certificates are requested but optional: a first request proves itself with a token instead.
     // grpc-js only reports a peer certificate that verified against the bundle (socket.authorized).
     const creds = grpc.experimental.createCertificateProviderServerCredentials(this.authority.credentials, this.authority.credentials, false);
@@ -199,7 +209,7 @@ export class ControlServer {
       },
       sidecars: [...this.ca.watchers].map((w) => ({ spiffe_id: w.spiffeId, instance: w.instance, bundle_current: w.bundleVersion === a.bundleVersion, issuer_current: w.issuerFingerprint === a.issuerFingerprint })),
       root_rotation: this.rotation.status(),
-      ...(this.mesh && { config: this.mesh.watcher.status(), xds: this.mesh.ads.status() }),
+      ...(this.mesh && { config: this.mesh.watcher.status(), xds: this.mesh.ads.status(), jwks: this.mesh.jwks.status() }),
     };
   }
 
@@ -238,6 +248,7 @@ export class ControlServer {
 
   async close(): Promise<void> {
     this.mesh?.watcher.close();
+    this.mesh?.jwks.close();
     // Ends every ADS stream with UNAVAILABLE, so proxies keep their config and reconnect.
     this.mesh?.ads.close();
     this.ca.close();

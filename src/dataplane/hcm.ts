@@ -43,6 +43,8 @@ export interface HcmDeps {
   readonly localUri: () => string | undefined;
   /** For an HCM with `rds`: the route store's slot of that name (RDS swaps its table). */
   readonly rdsSlot?: (name: string) => RouteHolder;
+  /** Handed to the filters as FilterDeps.onUnknownJwksKey (jwt_authn's unknown-kid refresh request). */
+  readonly onUnknownJwksKey?: (issuer: string, kid: string) => void;
 }
 
 /** Where an HCM reads its route table at request start: fixed for an inline route_config, swapped by RDS. */
@@ -107,7 +109,10 @@ export class HcmRuntime {
     this.localRepliesCounter = d.metrics.localReplies;
     const mirrors = d.metrics.mirrorRequests;
     this.mirrorDeps = { clusters: d.clusters, rng: d.rng, clock: d.clock, count: (cluster, outcome) => mirrors.inc({ cluster, outcome }) };
-    this.filters = buildFilterChain(cfg.httpFilters, { listenerName: d.listenerName, clock: d.clock, rng: d.rng, metrics: d.metrics, logger: d.logger });
+    this.filters = buildFilterChain(cfg.httpFilters, {
+      listenerName: d.listenerName, clock: d.clock, rng: d.rng, metrics: d.metrics, logger: d.logger,
+      ...(d.onUnknownJwksKey && { onUnknownJwksKey: d.onUnknownJwksKey }),
+    });
   }
 
   /** Resolves once no request is in flight (drain). */

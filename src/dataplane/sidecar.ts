@@ -25,6 +25,8 @@ export interface SidecarDeps {
   readonly materialFor: (common: CommonTls) => MaterialSource;
   /** How long a listener that LDS replaced or removed lets its requests finish (default 5 s, as --drain-time). */
   readonly drainMs?: number;
+  /** jwt_authn met a token whose kid no key of `issuer` has: ask the control server to refetch (FilterDeps.onUnknownJwksKey). */
+  readonly onUnknownJwksKey?: (issuer: string, kid: string) => void;
 }
 
 const DEFAULT_DRAIN_MS = 5000;
@@ -79,6 +81,7 @@ export class SidecarRuntime {
       // The workload's own identity: the listener's certificate inbound, any upstream TLS context outbound.
       localUri: material ? () => material.current().spiffeId : () => this.upstreamIdentity?.current().spiffeId,
       rdsSlot: (name) => this.routes.slot(name),
+      ...(this.d.onUnknownJwksKey && { onUnknownJwksKey: this.d.onUnknownJwksKey }),
     });
   }
 

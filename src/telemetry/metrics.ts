@@ -346,3 +346,17 @@ export function createXdsClientMetrics(registry: Registry): XdsClientMetrics {
     applyDuration: new Histogram({ name: 'outrigger_xds_apply_duration_milliseconds', help: 'Time to decode, validate and apply one xDS response, by type', labelNames: ['type'], buckets: APPLY_BUCKETS, registers: r }),
   };
 }
+
+/** The control server's JWKS resolver (RequestAuthentication jwksUri), and the sidecar's unknown-kid refresh requests. */
+export interface JwksMetrics {
+  readonly fetches: Counter<'result'>;
+  readonly refreshRequests: Counter<'result'>;
+}
+
+export function createJwksMetrics(registry: Registry): JwksMetrics {
+  const r = [registry];
+  return {
+    fetches: new Counter({ name: 'outrigger_jwks_fetches_total', help: 'JWKS fetches by the control server, by result (ok, unchanged, http_error, network_error, timeout, too_large, invalid)', labelNames: ['result'], registers: r }),
+    refreshRequests: new Counter({ name: 'outrigger_jwks_refresh_requests_total', help: 'Unknown-kid refresh requests, by result (fetching, cooldown, known_kid, unknown_issuer, refused)', labelNames: ['result'], registers: r }),
+  };
+}

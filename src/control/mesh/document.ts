@@ -4,6 +4,7 @@ import { decodeDestinationRule } from './destination-rule.js';
 import { resolveHost } from './hosts.js';
 import { Reader, dnsLabelProblem, dnsSubdomainProblem, type Obj, type Shape } from './schema.js';
 import { RATE_LIMIT_API_VERSION, decodeRateLimitPolicy } from './rate-limit-policy.js';
+import { SECURITY_API_VERSIONS, decodeRequestAuthentication } from './request-authentication.js';
 import { decodeServiceEntry } from './service-entry.js';
 import type { MeshResource, Meta } from './types.js';
 import { decodeVirtualService } from './virtual-service.js';
@@ -22,9 +23,13 @@ const KINDS: Readonly<Record<MeshResource['kind'], SpecDecoder>> = {
   VirtualService: decodeVirtualService,
   DestinationRule: decodeDestinationRule,
   RateLimitPolicy: (r, spec, path) => decodeRateLimitPolicy(r, spec, path),
+  RequestAuthentication: (r, spec, path) => decodeRequestAuthentication(r, spec, path),
 };
 /** Outrigger's own kinds live under their own API group; the Istio kinds under networking.istio.io. */
-const OWN_API_VERSIONS: Readonly<Partial<Record<MeshResource['kind'], readonly string[]>>> = { RateLimitPolicy: [RATE_LIMIT_API_VERSION] };
+const OWN_API_VERSIONS: Readonly<Partial<Record<MeshResource['kind'], readonly string[]>>> = {
+  RateLimitPolicy: [RATE_LIMIT_API_VERSION],
+  RequestAuthentication: SECURITY_API_VERSIONS,
+};
 /** Istio kinds a user may well drop into the directory, named so the error says "not yet" rather than "unknown". */
 const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'WasmPlugin'];
 

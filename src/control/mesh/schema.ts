@@ -90,6 +90,14 @@ export class Reader {
     return v;
   }
 
+  /** An optional nested object at `key` (absent or null = undefined), with the path its own fields are read at. */
+  optionalObject(o: Obj, key: string, base: string, shape: Shape): { readonly obj: Obj; readonly path: string } | undefined {
+    if (o[key] === undefined || o[key] === null) return undefined;
+    const path = joinPath(base, key);
+    const obj = this.object(o[key], path, shape);
+    return obj && { obj, path };
+  }
+
   /** A field that must be present (not null). */
   need(o: Obj, key: string, base: string): boolean {
     if (o[key] !== undefined && o[key] !== null) return true;

@@ -330,7 +330,36 @@ export interface RateLimitPolicy {
   readonly rules: readonly RateLimitRule[];
 }
 
-export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule | RateLimitPolicy;
+/** What every mesh resource has: its kind, and where it came from. */
+interface Resource<K extends string> {
+  readonly kind: K;
+  readonly meta: Meta;
+}
+
+/** security.istio.io/v1 JWTRule (see request-authentication.ts and the README's "RequestAuthentication"). */
+export interface JwtRule {
+  readonly issuer: string;
+  /** Empty = any audience (Envoy's provider.audiences unset). */
+  readonly audiences: readonly string[];
+  /** Exactly one of jwksUri (fetched by the control server) and jwks (inline JWKS JSON). */
+  readonly jwksUri?: string;
+  readonly jwks?: string;
+  /** Header names lowercased; none of fromHeaders/fromParams/fromCookies = Envoy's default (Authorization: Bearer, access_token). */
+  readonly fromHeaders: readonly { readonly name: string; readonly prefix?: string }[];
+  readonly fromParams: readonly string[];
+  readonly fromCookies: readonly string[];
+  readonly outputPayloadToHeader?: string;
+  readonly outputClaimToHeaders: readonly { readonly header: string; readonly claim: string }[];
+  readonly forwardOriginalToken: boolean;
+}
+
+/** security.istio.io/v1 RequestAuthentication: root namespace = mesh-wide, else its namespace; selector narrows. */
+export interface RequestAuthentication extends Resource<'RequestAuthentication'> {
+  readonly selector?: { readonly matchLabels: Readonly<Record<string, string>> };
+  readonly jwtRules: readonly JwtRule[];
+}
+
+export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule | RateLimitPolicy | RequestAuthentication;
 
 /** One consistent, validated view of the config directory. */
 export interface MeshConfig {
@@ -339,6 +368,8 @@ export interface MeshConfig {
   readonly virtualServices: readonly VirtualService[];
   readonly destinationRules: readonly DestinationRule[];
   readonly rateLimitPolicies: readonly RateLimitPolicy[];
+  /** Optional so configs built by hand (tests, other tools) need not name it; the loader always sets it. */
+  readonly requestAuthentications?: readonly RequestAuthentication[];
   /** The DNS suffix short names resolve against (Istio's cluster.local). */
   readonly domainSuffix: string;
 }

@@ -1,6 +1,7 @@
 // Shared pieces of the translators: Istio's resource names and host forms, proto3 JSON snippets, and encoding.
 import { formatIssue } from '../../core/errors.js';
 import { encodeResourceJson, type ResourceTypeUrl } from '../../xds/resources/index.js';
+import type { JwksLookup } from '../jwks.js';
 import type { ProxyNode, ServedType } from '../snapshot.js';
 import { TranslateError } from './errors.js';
 import type { MeshIndex } from './mesh-index.js';
@@ -36,6 +37,8 @@ export interface Ctx {
    * (PeerAuthentication, AuthorizationPolicy) apply mesh-wide.
    */
   readonly rootNamespace?: string;
+  /** The control server's fetched keys by jwksUri (JwksResolver.lookup); absent or unknown = the fail-closed FAKE_JWKS. */
+  readonly jwks?: JwksLookup;
 }
 
 /** meshConfig.rootNamespace's default in Istio. */

@@ -1,5 +1,6 @@
 // Translation of the mesh model into one proxy's Envoy v3 resources (a consistent, versioned NodeSnapshot).
 import { createHash } from 'node:crypto';
+import type { JwksLookup } from '../jwks.js';
 import type { MeshConfig } from '../mesh/types.js';
 import { SERVED_TYPES, type NodeSnapshot, type ProxyNode, type ServedType } from '../snapshot.js';
 import { inboundCluster, outboundClusterPlans, proxylessCluster, sidecarCluster } from './clusters.js';
@@ -20,6 +21,8 @@ export interface TranslateOptions {
   readonly trustDomain: string;
   /** Istio's cluster.local: `<name>.<ns>.svc.<domainSuffix>` hosts get the short forms. */
   readonly domainSuffix: string;
+  /** The control server's fetched JWKS by jwksUri (RequestAuthentication); see Ctx.jwks. */
+  readonly jwks?: JwksLookup;
 }
 
 type Resources = Record<ServedType, Built[]>;
@@ -200,7 +203,7 @@ function assemble(parts: readonly Encoded[]): NodeSnapshot {
 export function translate(mesh: MeshConfig, node: ProxyNode, opts: TranslateOptions): NodeSnapshot {
   const index = meshIndex(mesh);
   encodings.use(index);
-  const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix };
+  const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix, ...(opts.jwks && { jwks: opts.jwks }) };
   const parts = [sharedEncoded(ctx), endpointsEncoded(ctx, node)];
   if (node.kind === 'sidecar') parts.push(encodeAll(sidecarOwn(ctx)));
   const snapshot = assemble(parts);

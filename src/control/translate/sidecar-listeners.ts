@@ -1,5 +1,6 @@
 // LDS for sidecars: Istio's virtualOutbound (15001, plaintext from the app) and virtualInbound (15006, mTLS only).
 import { inboundRateLimitFilters } from './rate-limit.js';
+import { inboundJwtAuthnFilters } from './jwt-authn.js';
 import { DOWNSTREAM_TLS_TYPE_URL, HCM_FILTER_NAME, INBOUND_PORT, OUTBOUND_PORT, TLS_SOCKET_NAME, rdsHcm, sdsCommonTls, socketAddress, trustDomainPrefix, type Built, type NodeCtx } from './common.js';
 import { FAULT_FILTER } from './fault.js';
 
@@ -54,7 +55,10 @@ function virtualInbound(ctx: NodeCtx, ip: string, trustDomain: string): Built {
                 forward_client_cert_details: 'SANITIZE_SET',
                 set_current_client_cert_details: { uri: true },
                 upgrade_configs: UPGRADES,
-              }, inboundRateLimitFilters(ctx)),
+              }, [
+                ...inboundJwtAuthnFilters(ctx),
+                ...inboundRateLimitFilters(ctx),
+              ]),
             },
           ],
         },

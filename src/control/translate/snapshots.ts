@@ -1,4 +1,5 @@
 // The SnapshotSource the ADS server reads: the current mesh config version, translated per proxy kind on demand.
+import type { JwksLookup } from '../jwks.js';
 import type { MeshConfig } from '../mesh/types.js';
 import type { NodeSnapshot, ProxyNode, SnapshotSource } from '../snapshot.js';
 import { translate } from './index.js';
@@ -7,6 +8,8 @@ export interface MeshSnapshotsOptions {
   readonly trustDomain: string;
   /** Defaults to the config's own domainSuffix (Istio's cluster.local). */
   readonly domainSuffix?: string;
+  /** The JWKS resolver's keys (RequestAuthentication jwksUri); call keysChanged() when they change. */
+  readonly jwks?: JwksLookup;
 }
 
 /**
@@ -32,15 +35,23 @@ export class MeshSnapshots implements SnapshotSource {
   /** Makes `mesh` the current config and notifies every listener (after the switch, so they read the new one). */
   setConfig(mesh: MeshConfig): void {
     this.mesh = mesh;
-    this.cache = new Map();
     this.generation++;
+    this.keysChanged();
+  }
+
+  /**
+   * The JWKS resolver fetched new keys: same config, new inline keys. The cache goes and every connected proxy
+   * is re-asked; only those whose jwt_authn filter names the changed keys get a new listener version.
+   */
+  keysChanged(): void {
+    this.cache = new Map();
     for (const fn of [...this.listeners]) fn();
   }
 
   snapshotFor(node: ProxyNode): NodeSnapshot {
     let s = this.cache.get(node.cacheKey);
     if (!s) {
-      s = translate(this.mesh, node, { trustDomain: this.opts.trustDomain, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix });
+      s = translate(this.mesh, node, { trustDomain: this.opts.trustDomain, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix, ...(this.opts.jwks && { jwks: this.opts.jwks }) });
       this.translations++;
       this.cache.set(node.cacheKey, s);
     }
