@@ -167,7 +167,9 @@ function condition(r: Reader, v: unknown, path: string): AuthzCondition | undefi
   const check = key === undefined ? undefined : (CONDITION_KEYS[key] ?? wildcardProblem);
   const values = r.strings(o, 'values', path, check);
   const notValues = r.strings(o, 'notValues', path, check);
-  if (values.length === 0 && notValues.length === 0) r.issue(path, 'at least one of values, notValues is required');
+  // Counted as written, so a refused value is not reported a second time as a missing one.
+  const written = (k: string) => (Array.isArray(o[k]) ? (o[k] as unknown[]).length : 0);
+  if (written('values') + written('notValues') === 0) r.issue(path, 'at least one of values, notValues is required');
   return key === undefined ? undefined : { key, values, notValues };
 }
 
