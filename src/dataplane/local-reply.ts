@@ -77,6 +77,11 @@ export const Replies = {
   headersTooLarge: (): LocalReply => ({ status: 431, code: 'headers_too_large', message: 'request headers too large', flag: 'DPE', details: 'request_headers_too_large' }),
   /** A filter that threw: a bug, answered 500 rather than letting an unchecked request through. */
   filterFailed: (filter: string): LocalReply => ({ status: 500, code: 'filter_failed', message: `HTTP filter ${filter} failed`, flag: '-', details: 'filter_failed' }),
+  /**
+   * The RBAC filter's denial: Envoy's text and response_code_details naming the effective policy ("none" when an
+   * ALLOW set matched nothing). 403 maps to PERMISSION_DENIED for gRPC callers.
+   */
+  rbacDenied: (policy: string | undefined): LocalReply => ({ status: 403, code: 'rbac_denied', message: 'RBAC: access denied', flag: '-', details: `rbac_access_denied_matched_policy[${policy ?? 'none'}]` }),
   direct: (status: number, body: string): LocalReply => ({ status, code: 'direct_response', message: body, flag: '-', details: 'direct_response' }),
 } as const;
 
