@@ -103,8 +103,9 @@ export function renderLocalReply(r: LocalReply, requestId: string, grpc: boolean
       headers: {
         'content-type': 'application/grpc',
         'grpc-status': String(r.grpcStatus ?? grpcStatusForHttp(r.status)),
-        // grpc-message is percent-encoded (gRPC over HTTP/2 spec, "Responses").
-        'grpc-message': encodeURIComponent(r.message),
+        // grpc-message is percent-encoded (gRPC over HTTP/2 spec, "Responses"). encodeURI, not encodeURIComponent:
+        // grpc-js decodes with decodeURI, which leaves %3A, %2F ... as they are ("RBAC%3A access denied").
+        'grpc-message': encodeURI(r.message),
         'x-request-id': requestId,
         ...r.headers,
       },
