@@ -1,12 +1,13 @@
 // One Kubernetes-style mesh document (apiVersion, kind, metadata, spec) into a model resource, by kind.
 import type { FieldIssue } from '../../core/errors.js';
+import { decodeAuthorizationPolicy } from './authorization-policy.js';
 import { decodeDestinationRule } from './destination-rule.js';
 import { resolveHost } from './hosts.js';
 import { Reader, dnsLabelProblem, dnsSubdomainProblem, type Obj, type Shape } from './schema.js';
 import { RATE_LIMIT_API_VERSION, decodeRateLimitPolicy } from './rate-limit-policy.js';
-import { SECURITY_API_VERSIONS, decodeRequestAuthentication } from './request-authentication.js';
+import { decodeRequestAuthentication } from './request-authentication.js';
 import { decodeServiceEntry } from './service-entry.js';
-import type { MeshResource, Meta } from './types.js';
+import { SECURITY_API_VERSIONS, type MeshResource, type Meta } from './types.js';
 import { decodeVirtualService } from './virtual-service.js';
 import { decodeWorkloadEntrySpec } from './workload-entry.js';
 
@@ -24,14 +25,16 @@ const KINDS: Readonly<Record<MeshResource['kind'], SpecDecoder>> = {
   DestinationRule: decodeDestinationRule,
   RateLimitPolicy: (r, spec, path) => decodeRateLimitPolicy(r, spec, path),
   RequestAuthentication: (r, spec, path) => decodeRequestAuthentication(r, spec, path),
+  AuthorizationPolicy: (r, spec, path) => decodeAuthorizationPolicy(r, spec, path),
 };
-/** Outrigger's own kinds live under their own API group; the Istio kinds under networking.istio.io. */
+/** Kinds outside networking.istio.io, by API version: Outrigger's own group, and Istio's security.istio.io. */
 const OWN_API_VERSIONS: Readonly<Partial<Record<MeshResource['kind'], readonly string[]>>> = {
   RateLimitPolicy: [RATE_LIMIT_API_VERSION],
   RequestAuthentication: SECURITY_API_VERSIONS,
+  AuthorizationPolicy: SECURITY_API_VERSIONS,
 };
 /** Istio kinds a user may well drop into the directory, named so the error says "not yet" rather than "unknown". */
-const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'WasmPlugin'];
+const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'PeerAuthentication', 'Telemetry', 'WasmPlugin'];
 
 /** `status` is what `kubectl get -o yaml` prints back; the API server ignores it on apply, and so do we. */
 const DOCUMENT: Shape = { fields: ['apiVersion', 'kind', 'metadata', 'spec', 'status'] };

@@ -85,6 +85,7 @@ export function parseMeshDocuments(files: readonly MeshFile[], opts: MeshOptions
       destinationRules: of('DestinationRule'),
       rateLimitPolicies: of('RateLimitPolicy'),
       requestAuthentications: of('RequestAuthentication'),
+      authorizationPolicies: of('AuthorizationPolicy'),
       domainSuffix,
     }),
   };

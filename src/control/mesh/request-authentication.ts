@@ -5,7 +5,6 @@ import { Reader, defined, type Shape } from './schema.js';
 import type { JwtRule, RequestAuthentication } from './types.js';
 
 /** Istio serves the security kinds under security.istio.io at v1 and v1beta1 with the same schema. */
-export const SECURITY_API_VERSIONS: readonly string[] = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 
 /** targetRef(s) attach policy to Gateway API objects, which Outrigger does not have: refused, never ignored. */
 const SPEC: Shape = { fields: ['selector', 'jwtRules'], notYet: ['targetRef', 'targetRefs'] };

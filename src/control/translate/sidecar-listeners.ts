@@ -1,6 +1,7 @@
 // LDS for sidecars: Istio's virtualOutbound (15001, plaintext from the app) and virtualInbound (15006, mTLS only).
 import { inboundRateLimitFilters } from './rate-limit.js';
 import { inboundJwtAuthnFilters } from './jwt-authn.js';
+import { inboundRbacFilters } from './rbac.js';
 import { DOWNSTREAM_TLS_TYPE_URL, HCM_FILTER_NAME, INBOUND_PORT, OUTBOUND_PORT, TLS_SOCKET_NAME, rdsHcm, sdsCommonTls, socketAddress, trustDomainPrefix, type Built, type NodeCtx } from './common.js';
 import { FAULT_FILTER } from './fault.js';
 
@@ -28,7 +29,8 @@ function virtualOutbound(ip: string): Built {
  * our trust domain (DownstreamTlsContext.require_client_certificate, URI SAN prefix spiffe://<td>/); our own
  * certificate and the roots come from the SDS secrets `default` and `ROOTCA`. The caller's identity reaches the
  * app in x-forwarded-client-cert (forward_client_cert_details SANITIZE_SET with the URI), as in Istio. The
- * RateLimitPolicies selecting the workload add their local_ratelimit filters before the router.
+ * RateLimitPolicies selecting the workload add their local_ratelimit filters before the router, after the
+ * AuthorizationPolicies' rbac filters (a refused request spends no token).
  */
 function virtualInbound(ctx: NodeCtx, ip: string, trustDomain: string): Built {
   return {
@@ -57,6 +59,7 @@ function virtualInbound(ctx: NodeCtx, ip: string, trustDomain: string): Built {
                 upgrade_configs: UPGRADES,
               }, [
                 ...inboundJwtAuthnFilters(ctx),
+                ...inboundRbacFilters(ctx),
                 ...inboundRateLimitFilters(ctx),
               ]),
             },
