@@ -77,6 +77,18 @@ export const Replies = {
   headersTooLarge: (): LocalReply => ({ status: 431, code: 'headers_too_large', message: 'request headers too large', flag: 'DPE', details: 'request_headers_too_large' }),
   /** A filter that threw: a bug, answered 500 rather than letting an unchecked request through. */
   filterFailed: (filter: string): LocalReply => ({ status: 500, code: 'filter_failed', message: `HTTP filter ${filter} failed`, flag: '-', details: 'filter_failed' }),
+  /**
+   * jwt_authn refused the token (Envoy: 401, or 403 for audiences not allowed; response_code_details
+   * jwt_authn_access_denied{...}); gRPC callers get UNAUTHENTICATED / PERMISSION_DENIED by the usual mapping.
+   */
+  jwtInvalid: (status: 401 | 403, reason: string, message: string, wwwAuthenticate: string): LocalReply => ({
+    status,
+    code: 'jwt_invalid',
+    message: `${message} (${reason})`,
+    flag: '-',
+    details: `jwt_authn_access_denied{${reason}}`,
+    headers: { 'www-authenticate': wwwAuthenticate },
+  }),
   direct: (status: number, body: string): LocalReply => ({ status, code: 'direct_response', message: body, flag: '-', details: 'direct_response' }),
 } as const;
 

@@ -71,6 +71,8 @@ export interface MeshMetrics {
   readonly circuitBreakerOverflows: Counter<'cluster' | 'resource'>;
   /** Local rate limit decisions per listener and filter (stat_prefix): allowed, rate_limited (429 sent), shadow_limited (over the limit, let through). */
   readonly localRateLimit: Tallies<'listener' | 'policy' | 'result'>;
+  /** jwt_authn decisions per listener: allowed (a token verified), missing (none, and the requirement allows it), denied, with the failure code. */
+  readonly jwtAuthn: Tallies<'listener' | 'outcome' | 'reason'>;
 }
 
 export interface CircuitBreakerSample {
@@ -184,6 +186,7 @@ export function createMetrics(registry: Registry): MeshMetrics {
     faultsInjected: new Counter({ name: 'outrigger_http_faults_injected_total', help: 'Faults injected by the fault filter, by kind (delay, abort)', labelNames: ['listener', 'kind'], registers: r }),
     faultsOverflow: new Counter({ name: 'outrigger_http_faults_overflow_total', help: 'Faults not injected because max_active_faults were already in progress', labelNames: ['listener'], registers: r }),
     localRateLimit: new Tallies({ name: 'outrigger_local_ratelimit_requests_total', help: 'Local rate limit decisions by listener and filter stat_prefix: allowed, rate_limited (refused 429), shadow_limited (over the limit but not enforced)', labelNames: ['listener', 'policy', 'result'], registers: r }),
+    jwtAuthn: new Tallies({ name: 'outrigger_jwt_authn_total', help: 'JWT authentication by listener: outcome allowed (a token verified), missing (no token, allowed by the requirement) or denied, with the failure reason (jwt_expired, jwt_bad_signature, ...; none when not denied)', labelNames: ['listener', 'outcome', 'reason'], registers: r }),
   };
 }
 
