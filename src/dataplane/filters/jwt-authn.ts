@@ -87,6 +87,11 @@ export function istioAuthnMetadata(payload: Readonly<Record<string, unknown>>): 
   };
 }
 
+/** How much a failure says about the token: 0 none was found, 1 it belongs elsewhere, 2 it is bad. */
+function telling(r: JwtFailure): number {
+  return r === 'jwt_missing' ? 0 : r === 'jwt_issuer_mismatch' || r === 'jwt_unknown_issuer' ? 1 : 2;
+}
+
 /** One request's evaluation: tokens found per provider and results per (provider, token), each at most once. */
 class Evaluation {
   readonly verified: Verified[] = [];
@@ -190,12 +195,13 @@ class Evaluation {
         this.anyProvider();
         return OK;
       case 'any': {
-        // Envoy's AnyVerifier: the first success wins; when all fail, a token's own error beats "missing".
-        let failure: Outcome = MISSING;
+        // Envoy's AnyVerifier: the first success wins. When all fail, the most telling error is reported: what is
+        // wrong with a token under its own provider, before "not this provider's issuer", before "missing".
+        let failure = MISSING as Outcome & { ok: false };
         for (const r of req.requirements) {
           const o = this.run(r);
           if (o.ok) return o;
-          if (failure === MISSING) failure = o;
+          if (telling(o.reason) > telling(failure.reason)) failure = o;
         }
         return failure;
       }

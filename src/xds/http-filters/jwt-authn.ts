@@ -16,6 +16,7 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
 /** Envoy's non-strict HTTP_HEADER_NAME rule: no NUL, CR or LF (and, for us, not empty). */
 const BAD_HEADER = /[\0\r\n]|^$/;
 const ALGS: ReadonlySet<string> = new Set(JWT_ALGORITHMS);
+const MIN_RSA_BITS = 2048;
 const CURVES: Readonly<Record<string, readonly string[]>> = { EC: ['P-256', 'P-384'], OKP: ['Ed25519', 'Ed448'] };
 
 /**
@@ -47,6 +48,9 @@ export function parseJwks(json: string): Result<JwtKey[], string> {
     try {
       // node:crypto's importer checks the key material (RSA modulus, a point on the curve); a private JWK yields its public half.
       const key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+      // RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used"; OpenSSL would even import an empty modulus.
+      const bits = key.asymmetricKeyDetails?.modulusLength;
+      if (bits !== undefined && bits < MIN_RSA_BITS) return errors.push(`keys[${i}]: an RSA key of ${bits} bits (at least ${MIN_RSA_BITS} are required)`);
       const entry = { kty, ...(kid !== undefined && { kid }), ...(alg !== undefined && { alg: alg as JwtAlgorithm }), ...(kty !== 'RSA' && { crv: crv as string }) };
       // Not enumerable: the decoder deep-freezes its model, and a KeyObject is Node's to mutate (it caches details).
       out.push(Object.defineProperty(entry, 'key', { value: key, enumerable: false }) as JwtKey);
@@ -83,11 +87,10 @@ function headerName(o: ProtoObj, k: string, path: string, issues: Issues): strin
 }
 
 function decodeProvider(name: string, o: ProtoObj, path: string, issues: Issues): JwtProvider {
-  const clean = onlyFields(o, path, PROVIDER_FIELDS, issues);
-  if (o.remote_jwks !== undefined) {
-    issues.add(joinPath(path, 'remote_jwks'), 'is not supported: the control server fetches the JWKS and inlines it as local_jwks, so sidecars need no route to the identity provider');
-  }
-  requireOne(o, path, ['local_jwks'], clean, issues);
+  const clean = onlyFields(o, path, [...PROVIDER_FIELDS, 'remote_jwks'], issues);
+  const remote = o.remote_jwks !== undefined;
+  if (remote) issues.add(joinPath(path, 'remote_jwks'), 'is not supported: the control server fetches the JWKS and inlines it as local_jwks, so sidecars need no route to the identity provider');
+  requireOne(o, path, ['local_jwks'], clean && !remote, issues);
   let keys: JwtKey[] = [];
   const lj = msg(o, 'local_jwks');
   if (lj) {
