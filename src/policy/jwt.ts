@@ -112,17 +112,19 @@ export const JWT_CACHE_SIZE = 1024;
 /**
  * One provider's verifier, built once per config version (its keys were imported by the decoder).
  *
- * Why node:crypto and not jose's jwtVerify on the request path (measured on the 2-core CI box, Node 20, under
- * load; `npm run bench:jwt` for the current numbers): jose 6 verifies through WebCrypto, which is async and
- * costs 210-510 µs per ES256 token serially (RS256 140-400 µs) against 180-275 µs (RS256 120-140 µs) for a
- * synchronous `crypto.verify` with a KeyObject made once at decode time — and a synchronous check keeps the
- * filter chain synchronous. jose still parses what the client sent (decodeProtectedHeader, decodeJwt: strict
- * base64url, JSON objects only). Key import is node:crypto's JWK import, because it is synchronous and the
- * decoder must NACK a bad JWKS while it decodes. Claims are checked here with Envoy's rules (clock skew on
- * exp/nbf, jwt_verify_lib's audience normalisation), which jose's claim checks do not share.
+ * Why node:crypto and not jose's jwtVerify on the request path (bench/jwt.mjs, 2-core box, Node 20, load average
+ * ~12): a first-seen token costs ES256 331 µs with a synchronous `crypto.verify` on a KeyObject imported at decode
+ * time vs 323 µs through jose 6's jwtVerify (the same OpenSSL P-256 verify underneath: no difference), RS256 151 vs
+ * 324 µs (jose goes through async WebCrypto, a thread-pool hop per token). What decides it is that the check is
+ * synchronous: the filter chain stays synchronous (no Promise per request), and the decoder can import (and NACK) a
+ * JWKS while it decodes, which jose's async importJWK cannot do. jose still parses what the client sent
+ * (decodeProtectedHeader, decodeJwt: strict base64url, JSON objects only). Claims are checked here with Envoy's
+ * rules (clock skew on exp/nbf, jwt_verify_lib's audience normalisation), which jose's claim checks do not share.
  *
  * Verified tokens are cached by their exact string (clients reuse a token for its whole life): a hit skips the
  * signature, but exp/nbf and the audiences are checked again on every use, so the cache never extends a token.
+ * Measured worth it: a hit is ~0.5 µs against 150-330 µs for the signature. Only verified tokens are cached, so a
+ * client sending garbage cannot evict the good ones faster than by presenting valid tokens of its own.
  */
 export class JwtVerifier {
   private readonly cache = new Map<string, VerifiedJwt>();
@@ -185,7 +187,7 @@ export class JwtVerifier {
     const nbf = numericClaim(payload.nbf);
     const iat = numericClaim(payload.iat);
     if (exp === null || nbf === null || iat === null) return { ok: false, reason: 'jwt_malformed' };
-    return { ok: true, jwt: Object.freeze({ token, payload: Object.freeze(payload), payloadB64: parts[1]!, exp, nbf, iat }) };
+    return { ok: true, jwt: Object.freeze({ token, payload: freezeJson(payload), payloadB64: parts[1]!, exp, nbf, iat }) };
   }
 
   private checkClaims(jwt: VerifiedJwt, now: number, audiences: readonly string[]): JwtFailure | undefined {
@@ -200,6 +202,12 @@ export class JwtVerifier {
     if (!audienceOk(jwt.payload.aud, audiences)) return 'jwt_audience_mismatch';
     return undefined;
   }
+}
+
+/** Freezes a JSON value through and through: a cached token's payload is shared by every request that sends it. */
+export function freezeJson<T>(v: T): T {
+  if (typeof v === 'object' && v !== null) for (const x of Object.values(Object.freeze(v))) freezeJson(x);
+  return v;
 }
 
 /** The `iss` of a token without verifying anything: which provider to try it with (allow_missing's lookup by issuer). */
