@@ -280,7 +280,7 @@ class JwtAuthnFilter implements HttpFilter {
     const ev = new Evaluation(this, rec, this.deps.clock.now());
     const o = ev.run(requires);
     if (!o.ok) return this.deny(rec, o.reason, o.issuer);
-    for (const v of ev.verified) this.publish(rec, v);
+    for (const v of ev.verified) this.publish(rec, v, ev);
     if (ev.verified.length > 0) {
       rec.dynamicMetadata ??= {};
       rec.dynamicMetadata[ISTIO_AUTHN_METADATA] = sharedIstioAuthn(ev.verified[0]!.jwt);
@@ -301,7 +301,7 @@ class JwtAuthnFilter implements HttpFilter {
   }
 
   /** A verified token's effects: metadata, payload and claim headers, the token itself removed unless forward. */
-  private publish(rec: RequestRecord, v: Verified): void {
+  private publish(rec: RequestRecord, v: Verified, ev: Evaluation): void {
     const p = v.provider;
     if (p.payloadInMetadata !== undefined) {
       rec.dynamicMetadata ??= {};
@@ -315,7 +315,8 @@ class JwtAuthnFilter implements HttpFilter {
       const value = claimHeader(v.jwt.payload, c.claimName);
       if (value !== undefined) rec.headers[c.headerName] = value;
     }
-    if (!p.forward && v.found.header !== undefined) delete rec.headers[v.found.header];
+    // Every header of this provider that carried the token (the same token may sit in several).
+    if (!p.forward) for (const f of ev.tokens(p)) if (f.header !== undefined && f.token === v.found.token) delete rec.headers[f.header];
   }
 
   private deny(rec: RequestRecord, reason: JwtFailure, issuer: string | undefined): LocalReply {

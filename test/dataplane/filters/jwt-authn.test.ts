@@ -92,6 +92,11 @@ t.test("istiod's shape, a valid token: both metadata layouts, payload and claim 
   t.equal(rec.headers['x-jwt-org'], 'acme', 'a nested claim by its dotted name, not the spoofed value');
   t.equal(rec.headers.authorization, undefined, 'forward unset: the token is not sent upstream');
   t.strictSame(await counts(), { 'allowed/none': 1 });
+  const again = run({ headers: bearer(tok) });
+  t.equal(again.rec.dynamicMetadata![ISTIO_AUTHN_METADATA], rec.dynamicMetadata![ISTIO_AUTHN_METADATA], 'a reused token shares its istio_authn, built once');
+  const shared = again.rec.dynamicMetadata![ISTIO_AUTHN_METADATA] as Record<string, Record<string, unknown>>;
+  t.ok(Object.isFrozen(shared) && Object.isFrozen(shared['request.auth.claims']!.org), 'and frozen all the way down: no request can change it for the next');
+  t.ok(Object.isFrozen((again.rec.dynamicMetadata![JWT_AUTHN_METADATA]![ISS] as Record<string, unknown>).org), 'the shared payload too');
 });
 
 t.test('a missing token passes, with the spoofable headers stripped and no metadata', async (t) => {
@@ -217,7 +222,7 @@ t.test('locations: a custom header prefix, query parameters and cookies; forward
 
 t.test('rules: the first match decides, a rule without requires needs nothing, no match needs nothing; CORS preflight bypass', async (t) => {
   const { run } = setup({
-    providers: { p: prov(one, ISS) },
+    providers: { p: prov(one, ISS, { forward_payload_header: 'x-jwt-payload' }) },
     rules: [
       { match: { prefix: '/public' } },
       { match: { prefix: '/api', headers: [{ name: 'x-strict', present_match: true }] }, requires: { provider_name: 'p' } },
@@ -225,7 +230,9 @@ t.test('rules: the first match decides, a rule without requires needs nothing, n
     ],
     bypass_cors_preflight: true,
   });
-  t.equal(run({ path: '/public/x' }).reply, undefined);
+  const pub = run({ path: '/public/x', headers: { 'x-jwt-payload': 'spoofed' } });
+  t.equal(pub.reply, undefined);
+  t.equal(pub.rec.headers['x-jwt-payload'], undefined, 'stripped on a path that needs no token');
   t.equal(run({ path: '/api' }).reply, undefined, 'the header matcher does not match');
   t.match(run({ path: '/api', headers: { 'x-strict': '1' } }).reply, { status: 401 });
   t.match(run({ path: '/q?strict' }).reply, { status: 401 });
@@ -245,4 +252,31 @@ t.test('claim_to_headers: scalars and lists of scalars; istio_authn with a list 
   t.equal(rec.headers['x-m'], undefined);
   const md = istioAuthnMetadata({ iss: ISS, aud: ['first', 'second'], nothing: null, list: [1, 'a', null, {}] });
   t.strictSame(md, { 'request.auth.audiences': 'first', 'request.auth.claims': { iss: [ISS], aud: ['first', 'second'], nothing: [], list: ['1', 'a'] }, 'request.auth.raw_claims': JSON.stringify({ iss: ISS, aud: ['first', 'second'], nothing: null, list: [1, 'a', null, {}] }) });
+});
+
+t.test('edge cases: no rules, repeated headers, pseudo-header rule matches, provider_and_audiences, one token in two places', async (t) => {
+  const none = setup({ providers: { p: prov(one, ISS, { forward_payload_header: 'x-jwt-payload' }) } });
+  const n = none.run({ headers: { ...bearer('garbage'), 'x-jwt-payload': 'spoofed' } });
+  t.equal(n.reply, undefined, 'no rules: nothing is required');
+  t.equal(n.rec.headers['x-jwt-payload'], undefined, 'but the output header is still stripped');
+
+  const tok = await one.sign({ l: ['a'], n: null });
+  const { run } = setup({
+    providers: { p: prov(one, ISS, { from_headers: [{ name: 'x-a' }, { name: 'x-b' }], from_params: ['t'], claim_to_headers: [{ header_name: 'x-l', claim_name: 'l.x' }, { header_name: 'x-n', claim_name: 'n.x' }] }), q: prov(one, ISS, { from_headers: [{ name: 'x-a' }] }) },
+    rules: [
+      { match: { prefix: '/', headers: [{ name: ':method', exact_match: 'PUT' }, { name: ':authority', exact_match: 'svc.local' }, { name: ':path', prefix_match: '/aud' }, { name: 'x-multi', exact_match: '1,2' }] }, requires: { provider_and_audiences: { provider_name: 'p', audiences: ['other'] } } },
+      { match: { prefix: '/any' }, requires: { allow_missing: {} } },
+      { match: { prefix: '/' }, requires: { provider_name: 'p' } },
+    ],
+  });
+  const multi = { 'x-multi': ['1', '2'] } as unknown as Record<string, string>;
+  t.match(run({ method: 'PUT', path: '/aud', headers: { ...multi, 'x-a': tok } }).reply, { status: 403, message: /jwt_audience_mismatch/ }, 'pseudo-headers and a repeated header matched; the audiences override applied');
+  t.equal(run({ method: 'PUT', path: '/aud', headers: { ...multi, 'x-a': await one.sign({ aud: 'other' }) } }).reply, undefined);
+  const twice = run({ path: `/x?t=${tok}`, headers: { 'x-a': tok, 'x-b': [tok, 'ignored'] as unknown as string } });
+  t.equal(twice.reply, undefined, 'the same token in a header, a repeated header and a parameter: verified once');
+  t.equal(twice.rec.headers['x-l'], undefined, 'a dotted name through a list is no claim');
+  t.equal(twice.rec.headers['x-n'], undefined, 'nor through null');
+  t.equal(twice.rec.headers['x-a'], undefined, 'each header it came from is removed');
+  t.equal(twice.rec.headers['x-b'], undefined, 'the repeated one too');
+  t.equal(run({ path: '/any', headers: { 'x-a': tok } }).reply, undefined, 'allow_missing: a token two providers read is checked once');
 });

@@ -84,6 +84,7 @@ t.test("Envoy's defaults: Authorization Bearer and access_token, 60 s skew, no f
   t.match(c.providers[0], { fromHeaders: [{ name: 'authorization', valuePrefix: 'Bearer ' }], fromParams: ['access_token'], fromCookies: [], clockSkewSeconds: 60, forward: false, requireExpiration: false, padForwardPayloadHeader: false });
   t.notOk('forwardPayloadHeader' in c.providers[0]! || 'payloadInMetadata' in c.providers[0]! || 'maxLifetimeSeconds' in c.providers[0]! || 'cacheSize' in c.providers[0]!);
   t.strictSame(c.rules[0], { match: { path: { kind: 'path', value: '/x' }, caseSensitive: true, headers: [] } }, 'a rule without requires: no JWT needed there');
+  t.strictSame(configOf({}), { providers: [], rules: [], bypassCorsPreflight: false }, 'an empty config: nothing to check');
   t.end();
 });
 
