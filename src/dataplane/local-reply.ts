@@ -82,6 +82,18 @@ export const Replies = {
    * ALLOW set matched nothing). 403 maps to PERMISSION_DENIED for gRPC callers.
    */
   rbacDenied: (policy: string | undefined): LocalReply => ({ status: 403, code: 'rbac_denied', message: 'RBAC: access denied', flag: '-', details: `rbac_access_denied_matched_policy[${policy ?? 'none'}]` }),
+  /**
+   * jwt_authn refused the token (Envoy: 401, or 403 for audiences not allowed; response_code_details
+   * jwt_authn_access_denied{...}); gRPC callers get UNAUTHENTICATED / PERMISSION_DENIED by the usual mapping.
+   */
+  jwtInvalid: (status: 401 | 403, reason: string, message: string, wwwAuthenticate: string): LocalReply => ({
+    status,
+    code: 'jwt_invalid',
+    message: `${message} (${reason})`,
+    flag: '-',
+    details: `jwt_authn_access_denied{${reason}}`,
+    headers: { 'www-authenticate': wwwAuthenticate },
+  }),
   direct: (status: number, body: string): LocalReply => ({ status, code: 'direct_response', message: body, flag: '-', details: 'direct_response' }),
 } as const;
 

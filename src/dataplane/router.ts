@@ -1,7 +1,7 @@
 // Route table compiled once per RouteConfiguration: virtual host lookup by authority, then first matching route.
 import { compileHeaderMatcher, compileQueryParameterMatcher, compileRegex, queryGetter, type HeaderGetter, type QueryGetter } from '../model/matchers.js';
 import type { Rng } from '../core/rng.js';
-import type { Route, RouteConfiguration, VirtualHost } from '../model/types.js';
+import type { Route, RouteConfiguration, RouteMatch, VirtualHost } from '../model/types.js';
 import { compileHeaderEditor, compilePathRewrite, compileRedirect, type HeaderEditor, type RedirectRequest } from './route-actions.js';
 
 /** One cluster pick of a route, with the header edits that go with it (the ClusterWeight's, then the route's). */
@@ -52,22 +52,33 @@ function clusterPicker(r: Route): (rng: Rng) => ClusterTarget {
   };
 }
 
-function compileRoute(r: Route, vhost: string): CompiledRoute {
-  const headers = r.match.headers.map(compileHeaderMatcher);
-  const query = (r.match.queryParameters ?? []).map(compileQueryParameterMatcher);
-  const p = r.match.path;
+/** A RouteMatch as a predicate, built once per config; also what other RouteMatch users (jwt_authn rules) run. */
+export function compileRouteMatch(m: RouteMatch): CompiledRoute['matches'] {
+  const headers = m.headers.map(compileHeaderMatcher);
+  const query = (m.queryParameters ?? []).map(compileQueryParameterMatcher);
+  const p = m.path;
   let pathOk: (path: string, noQuery: string) => boolean;
   if (p.kind === 'regex') {
     // RouteMatch.safe_regex: "the entire path (without the query string) must match the regex".
     const re = compileRegex(p.regex);
     pathOk = (_path, noQuery) => re(noQuery);
   } else if (p.kind === 'path') {
-    const v = r.match.caseSensitive ? p.value : p.value.toLowerCase();
-    pathOk = r.match.caseSensitive ? (_path, nq) => nq === v : (_path, nq) => nq.length === v.length && nq.toLowerCase() === v;
+    const v = m.caseSensitive ? p.value : p.value.toLowerCase();
+    pathOk = m.caseSensitive ? (_path, nq) => nq === v : (_path, nq) => nq.length === v.length && nq.toLowerCase() === v;
   } else {
-    const v = r.match.caseSensitive ? p.value : p.value.toLowerCase();
-    pathOk = r.match.caseSensitive ? (path) => path.startsWith(v) : (path) => path.length >= v.length && path.slice(0, v.length).toLowerCase() === v;
+    const v = m.caseSensitive ? p.value : p.value.toLowerCase();
+    pathOk = m.caseSensitive ? (path) => path.startsWith(v) : (path) => path.length >= v.length && path.slice(0, v.length).toLowerCase() === v;
   }
+  return (path, noQuery, get, q) => {
+    if (!pathOk(path, noQuery)) return false;
+    for (const h of headers) if (!h(get)) return false;
+    // No query string: every query parameter matcher fails (none is present).
+    for (const qm of query) if (!q || !qm(q)) return false;
+    return true;
+  };
+}
+
+function compileRoute(r: Route, vhost: string): CompiledRoute {
   const pick = clusterPicker(r);
   return {
     route: r,
@@ -77,13 +88,7 @@ function compileRoute(r: Route, vhost: string): CompiledRoute {
     responseHeaders: compileHeaderEditor([r.headers], 'response'),
     rewritePath: compilePathRewrite(r),
     redirectLocation: r.action.kind === 'redirect' ? compileRedirect(r.action.redirect) : undefined,
-    matches(path, noQuery, get, q) {
-      if (!pathOk(path, noQuery)) return false;
-      for (const h of headers) if (!h(get)) return false;
-      // No query string: every query parameter matcher fails (none is present).
-      for (const m of query) if (!q || !m(q)) return false;
-      return true;
-    },
+    matches: compileRouteMatch(r.match),
   };
 }
 

@@ -73,6 +73,8 @@ export interface MeshMetrics {
   readonly localRateLimit: Tallies<'listener' | 'policy' | 'result'>;
   /** RBAC filter decisions per listener (Envoy's rbac.allowed/denied/shadow_allowed/shadow_denied/logged), by matched policy name ("none"). */
   readonly rbacDecisions: Tallies<'listener' | 'action' | 'policy'>;
+  /** jwt_authn decisions per listener: allowed (a token verified), missing (none, and the requirement allows it), denied, with the failure code. */
+  readonly jwtAuthn: Tallies<'listener' | 'outcome' | 'reason'>;
 }
 
 export interface CircuitBreakerSample {
@@ -192,6 +194,7 @@ export function createMetrics(registry: Registry): MeshMetrics {
       labelNames: ['listener', 'action', 'policy'],
       registers: r,
     }),
+    jwtAuthn: new Tallies({ name: 'outrigger_jwt_authn_total', help: 'JWT authentication by listener: outcome allowed (a token verified), missing (no token, allowed by the requirement) or denied, with the failure reason (jwt_expired, jwt_bad_signature, ...; none when not denied)', labelNames: ['listener', 'outcome', 'reason'], registers: r }),
   };
 }
 

@@ -43,6 +43,11 @@ export interface FilterDeps {
   readonly rng: Rng;
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
+  /**
+   * jwt_authn met a token whose `kid` no key of its provider has: the IdP may have rotated. Wired to the control
+   * server, which refetches the JWKS (with its own cooldown); the request in hand is refused at once, never held.
+   */
+  readonly onUnknownJwksKey?: (issuer: string, kid: string) => void;
 }
 
 /**

@@ -1,10 +1,10 @@
 // Decodes envoy.type.matcher.v3.StringMatcher / RegexMatcher and envoy.config.route.v3.HeaderMatcher.
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { HeaderMatcher, QueryParameterMatcher, StringMatcher } from '../../model/types.js';
+import type { HeaderMatcher, PathMatch, QueryParameterMatcher, RouteMatch, StringMatcher } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
 import { re2Problem } from '../../model/matchers.js';
-import { Issues, bool, joinPath, msg, onlyFields, requireOne, required, str } from './common.js';
+import { Issues, bool, boolValue, joinPath, list, msg, onlyFields, requireOne, required, str } from './common.js';
 
 /**
  * RegexMatcher: `regex` in RE2 syntax, checked with RE2 itself (as Envoy and grpc-js-xds do), so a pattern
@@ -89,4 +89,27 @@ export function decodeQueryParameterMatcher(o: ProtoObj, path: string): Result<Q
     issues.add(joinPath(path, 'present_match'), 'false is not supported (it can only be true)');
   }
   return issues.result(() => ({ name, match }));
+}
+
+/** envoy.config.route.v3.RouteMatch: the routes' matcher, also used by jwt_authn's rules. */
+export function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {
+  const issues = new Issues();
+  const clean = onlyFields(o, path, ['prefix', 'path', 'safe_regex', 'case_sensitive', 'headers', 'query_parameters'], issues);
+  requireOne(o, path, ['prefix', 'path', 'safe_regex'], clean, issues);
+  let pathMatch: PathMatch | undefined;
+  const re = msg(o, 'safe_regex');
+  if (typeof o.prefix === 'string') pathMatch = { kind: 'prefix', value: o.prefix };
+  else if (typeof o.path === 'string') pathMatch = { kind: 'path', value: o.path };
+  else if (re) {
+    const regex = issues.take(decodeRegexMatcher(re, joinPath(path, 'safe_regex')));
+    if (regex !== undefined) pathMatch = { kind: 'regex', regex };
+  }
+  const headers = list(o, 'headers').map((h, i) => issues.take(decodeHeaderMatcher(h, joinPath(path, `headers[${i}]`))));
+  const query = list(o, 'query_parameters').map((q, i) => issues.take(decodeQueryParameterMatcher(q, joinPath(path, `query_parameters[${i}]`))));
+  return issues.result(() => ({
+    path: pathMatch!,
+    caseSensitive: boolValue(o, 'case_sensitive') ?? true,
+    headers: headers as HeaderMatcher[],
+    ...(query.length && { queryParameters: query as QueryParameterMatcher[] }),
+  }));
 }

@@ -4,24 +4,20 @@ import type { Result } from '../../core/result.js';
 import type {
   HashPolicy,
   HeaderAppendAction,
-  HeaderMatcher,
   HeaderMutations,
   HeaderValueOption,
-  PathMatch,
-  QueryParameterMatcher,
   RedirectAction,
   RegexRewrite,
   Route,
   RouteAction,
   RouteConfiguration,
   RouteKind,
-  RouteMatch,
   VirtualHost,
   WeightedCluster,
 } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
 import { Issues, bool, boolValue, durationMs, enumOf, joinPath, list, msg, num, onlyFields, requireOne, required, str, strings, u32Value } from './common.js';
-import { decodeHeaderMatcher, decodeQueryParameterMatcher, decodeRegexMatcher } from './matchers.js';
+import { decodeRegexMatcher, decodeRouteMatch } from './matchers.js';
 import { decodeMirrorPolicies } from './mirror.js';
 import { decodeRateLimits } from './rate-limits.js';
 import { decodeRetryPolicy } from './retry.js';
@@ -105,28 +101,6 @@ function decodeRoute(o: ProtoObj, path: string): Result<Route, FieldIssue> {
     ...(perFilter && { typedPerFilterConfig: perFilter }),
     ...(headers && { headers }),
     ...(limit !== undefined && { perRequestBufferLimitBytes: limit }),
-  }));
-}
-
-function decodeRouteMatch(o: ProtoObj, path: string): Result<RouteMatch, FieldIssue> {
-  const issues = new Issues();
-  const clean = onlyFields(o, path, ['prefix', 'path', 'safe_regex', 'case_sensitive', 'headers', 'query_parameters'], issues);
-  requireOne(o, path, ['prefix', 'path', 'safe_regex'], clean, issues);
-  let pathMatch: PathMatch | undefined;
-  const re = msg(o, 'safe_regex');
-  if (typeof o.prefix === 'string') pathMatch = { kind: 'prefix', value: o.prefix };
-  else if (typeof o.path === 'string') pathMatch = { kind: 'path', value: o.path };
-  else if (re) {
-    const regex = issues.take(decodeRegexMatcher(re, joinPath(path, 'safe_regex')));
-    if (regex !== undefined) pathMatch = { kind: 'regex', regex };
-  }
-  const headers = list(o, 'headers').map((h, i) => issues.take(decodeHeaderMatcher(h, joinPath(path, `headers[${i}]`))));
-  const query = list(o, 'query_parameters').map((q, i) => issues.take(decodeQueryParameterMatcher(q, joinPath(path, `query_parameters[${i}]`))));
-  return issues.result(() => ({
-    path: pathMatch!,
-    caseSensitive: boolValue(o, 'case_sensitive') ?? true,
-    headers: headers as HeaderMatcher[],
-    ...(query.length && { queryParameters: query as QueryParameterMatcher[] }),
   }));
 }
 

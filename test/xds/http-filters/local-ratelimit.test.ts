@@ -101,9 +101,11 @@ t.test('token bucket errors: a missing or too short fill interval, zero tokens, 
 });
 
 t.test('filter order: jwt_authn → rbac → local_ratelimit → fault → router, else an error at the filter', (t) => {
-  const rbac = { name: 'envoy.filters.http.rbac', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC' }, is_optional: true };
+  const cors = { name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' }, is_optional: true };
+  const rbac = { name: 'envoy.filters.http.rbac', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC' } };
   t.strictSame(filterProblems([rl(), rl({ stat_prefix: 'rl2' }), ROUTER]), [], 'several instances of one filter side by side');
-  t.strictSame(filterProblems([rl(), rbac, ROUTER]), [], 'an optional unknown filter is skipped, and so not ordered');
+  t.strictSame(filterProblems([rl(), cors, ROUTER]), [], 'an optional unknown filter is skipped, and so not ordered');
+  t.strictSame(filterProblems([rl(), rbac, ROUTER]), [`${F}[1]: rbac must come before local_ratelimit (http_filters[0]): the order is jwt_authn → rbac → local_ratelimit → fault → router`]);
   t.strictSame(filterProblems([ROUTER, rl()]), [`${F}[0]: the router must be the last HTTP filter`, `${F}[1]: local_ratelimit must come before router (http_filters[0]): the order is jwt_authn → rbac → local_ratelimit → fault → router`]);
   t.end();
 });
