@@ -1,10 +1,9 @@
 // The control server's JWKS resolver (istiod's JwksResolver): fetches each RequestAuthentication jwksUri, keeps the last good keys, refreshes them.
-import { createPublicKey, type JsonWebKey } from 'node:crypto';
-import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import type { Clock, Timer } from '../core/clock.js';
 import { OutriggerError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { JwksMetrics } from '../telemetry/metrics.js';
+import { parseJwks as parseSidecarJwks } from '../xds/http-filters/jwt-authn.js';
 
 /** The keys the translator inlines for a jwksUri: the JWKS JSON text, or undefined while none was ever fetched. */
 export type JwksLookup = (jwksUri: string) => string | undefined;
@@ -31,46 +30,18 @@ export const FAKE_JWKS = JSON.stringify({
   ],
 });
 
-export type ParsedJwks = { readonly ok: true; readonly jwks: JSONWebKeySet; readonly kids: readonly string[] } | { readonly ok: false; readonly message: string };
-
-const ASYMMETRIC = new Set(['RSA', 'EC', 'OKP']);
+export type ParsedJwks = { readonly ok: true; readonly keyCount: number; readonly kids: readonly string[] } | { readonly ok: false; readonly message: string };
 
 /**
- * A JWKS (RFC 7517 §5) as the sidecar's jose verifier will read it: JSON, a non-empty `keys` list (jose's own
- * shape check), every key of a known type with usable material. An empty set would verify nothing: refused as
- * a mistake rather than served.
+ * A JWKS as the sidecar's jwt_authn decoder reads it (xds/http-filters/jwt-authn.ts, the same function): a key set
+ * the control server accepts, from a file or a fetch, is then one every sidecar accepts too. A second, laxer check
+ * here would let through a set (say, HMAC keys only) that sidecars refuse, and that NACK would hold back the whole
+ * inbound listener, every other policy change with it.
  */
 export function parseJwks(text: string): ParsedJwks {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return { ok: false, message: 'not JSON' };
-  }
-  try {
-    createLocalJWKSet(v as JSONWebKeySet);
-  } catch (e) {
-    return { ok: false, message: errorMessage(e) };
-  }
-  const jwks = v as JSONWebKeySet;
-  if (jwks.keys.length === 0) return { ok: false, message: 'the key set is empty' };
-  for (const [i, k] of jwks.keys.entries()) {
-    const problem = keyProblem(k as JsonWebKey);
-    if (problem) return { ok: false, message: `keys[${i}]${typeof k.kid === 'string' ? ` (kid ${JSON.stringify(k.kid)})` : ''}: ${problem}` };
-  }
-  return { ok: true, jwks, kids: jwks.keys.flatMap((k) => (typeof k.kid === 'string' ? [k.kid] : [])) };
-}
-
-function keyProblem(k: JsonWebKey): string | undefined {
-  if (typeof k.kty !== 'string') return 'kty is missing';
-  if (k.kty === 'oct') return typeof k.k === 'string' && k.k !== '' ? undefined : 'an oct key needs k';
-  if (!ASYMMETRIC.has(k.kty)) return `unsupported kty ${JSON.stringify(k.kty)} (RSA, EC, OKP or oct)`;
-  try {
-    createPublicKey({ key: k, format: 'jwk' });
-    return undefined;
-  } catch (e) {
-    return `not a usable ${k.kty} key (${errorMessage(e)})`;
-  }
+  const r = parseSidecarJwks(text);
+  if (!r.ok) return { ok: false, message: r.errors.join('; ') };
+  return { ok: true, keyCount: r.value.length, kids: r.value.flatMap((k) => (k.kid !== undefined ? [k.kid] : [])) };
 }
 
 /** Why one fetch failed, as the metric's bounded result label. */
@@ -284,7 +255,7 @@ export class JwksResolver {
     const changed = e.keys !== text;
     e.keys = text;
     e.kids = parsed.kids;
-    e.keyCount = parsed.jwks.keys.length;
+    e.keyCount = parsed.keyCount;
     e.lastSuccess = this.o.clock.now();
     e.failing = false;
     this.o.metrics.fetches.inc({ result: changed ? 'ok' : 'unchanged' });

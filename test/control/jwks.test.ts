@@ -70,11 +70,12 @@ t.test('parseJwks accepts what jose and the sidecar can use, and says what is wr
   const fake = parseJwks(FAKE_JWKS);
   t.ok(fake.ok);
   t.strictSame(fake.ok && fake.kids, ['outrigger-keys-not-fetched-yet']);
-  t.ok(parseJwks(JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] })).ok, 'an HMAC key (no kid)');
-  t.strictSame(parseJwks(JSON.stringify({ keys: [{ kty: 'oct' }] })), { ok: false, message: 'keys[0]: an oct key needs k' });
-  t.strictSame(parseJwks(JSON.stringify({ keys: [{ kty: 'DSA', kid: 'd' }] })), { ok: false, message: 'keys[0] (kid "d"): unsupported kty "DSA" (RSA, EC, OKP or oct)' });
-  t.strictSame(parseJwks(JSON.stringify({ keys: [{ kid: 'x' }] })), { ok: false, message: 'keys[0] (kid "x"): kty is missing' });
-  t.strictSame(parseJwks(JSON.stringify({ keys: ['x'] })), { ok: false, message: 'JSON Web Key Set malformed' });
+  // The sidecar decoder's own parser: what it would NACK is refused here, before it is ever inlined.
+  const none = 'has no usable public key (algorithms allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA; HMAC keys are never accepted)';
+  t.strictSame(parseJwks(JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] })), { ok: false, message: none }, 'HMAC keys only: a sidecar could verify nothing');
+  t.strictSame(parseJwks(JSON.stringify({ keys: [{ kty: 'DSA', kid: 'd' }] })), { ok: false, message: none });
+  t.strictSame(parseJwks(JSON.stringify({ keys: ['x'] })), { ok: false, message: 'keys[0]: is not a JSON object' });
+  t.strictSame(parseJwks('{"keys": 1}'), { ok: false, message: 'is not a JWKS: a JSON object with a "keys" array is expected' });
   t.end();
 });
 
@@ -166,7 +167,7 @@ t.test('a failed fetch keeps the last good keys, is reported in status, and is r
   x.clock.advance(MIN);
   await x.r.settled();
   t.equal(x.r.lookup(s.uri), good);
-  t.match(x.r.status(), [{ state: 'stale', last_error: { message: 'not a valid JWKS: JSON Web Key Set malformed' } }]);
+  t.match(x.r.status(), [{ state: 'stale', last_error: { message: /^not a valid JWKS: / } }]);
   s.set({ body: jwks('k3') });
   x.clock.advance(MIN);
   await x.r.settled();
