@@ -54,10 +54,20 @@ function policy(i) {
   return [`ns[ns${i}]-policy[p${i}]-rule[0]`, { permissions, principals }];
 }
 
-const issues = new Issues();
-const rules = decodeRbacRules({ action: 'ALLOW', policies: Object.fromEntries(Array.from({ length: POLICIES }, (_, i) => policy(i))) }, 'rules', issues);
-if (issues.list.length) throw new Error(JSON.stringify(issues.list));
-const engine = compileRbac(rules);
+/** Policy i with `from` only (principals and namespaces, any operation): no path for the index to use. */
+function fromOnly(i) {
+  const [name, p] = policy(i);
+  return [name, { permissions: [{ any: true }], principals: p.principals }];
+}
+
+function compile(make) {
+  const issues = new Issues();
+  const rules = decodeRbacRules({ action: 'ALLOW', policies: Object.fromEntries(Array.from({ length: POLICIES }, (_, i) => make(i))) }, 'rules', issues);
+  if (issues.list.length) throw new Error(JSON.stringify(issues.list));
+  return { rules, engine: compileRbac(rules) };
+}
+const { rules, engine } = compile(policy);
+const fromOnlyEngine = compile(fromOnly).engine;
 
 const req = (o) => ({
   method: 'GET',
@@ -83,11 +93,12 @@ const cases = [
   [`allowed: matches the last of 50 policies (${last})`, req({ path: `/api/v${lastI}/items?page=2`, headers: { 'x-tenant': `t${lastI}` }, principal: `spiffe://${TD}/ns/ns${lastI}/sa/client` }), true],
   ['denied: right path and port, a caller from another namespace (no policy matches)', req({ path: `/api/v${lastI}/items`, principal: `spiffe://${TD}/ns/other/sa/client` }), false],
   ['denied: a path no policy names (every policy tested, none past its permissions)', req({ path: '/nowhere' }), false],
+  ['from-only policies (no paths to index), denied: every policy\'s principals tested', req({ principal: `spiffe://${TD}/ns/other/sa/client` }), false, fromOnlyEngine],
 ];
 
-function run(name, input, want) {
-  const fn = input ? () => engine.evaluate(input) : () => undefined;
-  if (input && engine.evaluate(input).allowed !== want) throw new Error(`${name}: wrong decision`);
+function run(name, input, want, e = engine) {
+  const fn = input ? () => e.evaluate(input) : () => undefined;
+  if (input && e.evaluate(input).allowed !== want) throw new Error(`${name}: wrong decision`);
   for (let k = 0; k < 50_000; k++) fn();
   const ns = new Float64Array(REQUESTS);
   for (let i = 0; i < REQUESTS; i++) {
@@ -101,14 +112,14 @@ function run(name, input, want) {
 }
 
 /** CPU time per decision over a tight loop: unlike wall-clock percentiles, not inflated by waiting for a core. */
-function cpuNs(input) {
+function cpuNs(input, e = engine) {
   const c0 = process.cpuUsage();
-  for (let i = 0; i < REQUESTS; i++) engine.evaluate(input);
+  for (let i = 0; i < REQUESTS; i++) e.evaluate(input);
   const c = process.cpuUsage(c0);
   return ((c.user + c.system) * 1000) / REQUESTS;
 }
 
-const rows = cases.map(([name, input, want]) => ({ ...run(name, input, want), cpu: input ? cpuNs(input) : undefined }));
+const rows = cases.map(([name, input, want, e]) => ({ ...run(name, input, want, e), cpu: input ? cpuNs(input, e) : undefined }));
 const us = (x) => (x / 1000).toFixed(2);
 console.log(`RBAC decision, ${POLICIES} Istio-shaped ALLOW policies, ${REQUESTS.toLocaleString('en')} decisions per case, node ${process.version}, ${new Date().toISOString().slice(0, 16)} UTC`);
 console.log('');

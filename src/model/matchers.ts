@@ -222,7 +222,11 @@ export function headerReader(name: string): HeaderReader {
 /** A request's headers by name, read as headerReader reads them (only own values: `constructor` is no header). */
 export function requestHeaderGetter(r: RequestHead): HeaderGetter {
   return (name) => {
-    if (Object.hasOwn(PSEUDO, name)) return PSEUDO[name]!(r);
+    // Pseudo-headers start with ':'; `host` is the one other name read from the request line.
+    if (name.charCodeAt(0) === 58 || name === 'host') {
+      const read = PSEUDO[name];
+      if (read) return read(r);
+    }
     const v = r.headers[name];
     return typeof v === 'string' ? v : Array.isArray(v) ? v.join(',') : undefined;
   };
