@@ -120,7 +120,8 @@ export function compileCidr(c: CidrRange): (ip: Ip | undefined) => boolean {
   const base = parseIp(c.addressPrefix);
   if (!base) return () => false;
   if (base.v4) {
-    const len = Math.min(c.prefixLen, 32);
+    // A range written as IPv4-mapped IPv6 (::ffff:10.0.0.0/104) counts its prefix over the 128 bits.
+    const len = c.addressPrefix.includes(':') ? Math.max(0, c.prefixLen - 96) : Math.min(c.prefixLen, 32);
     // >>> 0 keeps the mask unsigned; a /0 mask is 0 (a shift by 32 would be a no-op in JS).
     const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
     const want = (base.n & mask) >>> 0;
