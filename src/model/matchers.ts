@@ -238,17 +238,19 @@ export function requestHeaderGetter(r: RequestHead): HeaderGetter {
  */
 export function compileHeaderMatcher(h: HeaderMatcher): (get: HeaderGetter) => boolean {
   const name = h.name.toLowerCase();
+  const match = headerValueMatcher(h);
+  return (get) => match(get(name));
+}
+
+/** The same decision on the header's value (undefined: absent), for callers that read the header themselves. */
+export function headerValueMatcher(h: HeaderMatcher): (v: string | undefined) => boolean {
+  const invert = h.invert;
   if (h.match.kind === 'present') {
     const want = h.match.present;
-    return (get) => (get(name) !== undefined) === want !== h.invert;
+    return (v) => (v !== undefined) === want !== invert;
   }
   const p = compileStringMatcher(h.match.matcher);
-  const invert = h.invert;
-  return (get) => {
-    const v = get(name);
-    if (v === undefined) return invert;
-    return p(v) !== invert;
-  };
+  return (v) => (v === undefined ? invert : p(v) !== invert);
 }
 
 /** The raw query string (after '?', without '#'), looked up per parameter: first value, not percent-decoded, as Envoy. */

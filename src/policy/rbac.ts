@@ -1,5 +1,5 @@
 // The RBAC evaluator: envoy.config.rbac.v3.RBAC semantics over one request, compiled once per config version.
-import { compileHeaderMatcher, compileStringMatcher, headerReader, requestHeaderGetter, type HeaderGetter } from '../model/matchers.js';
+import { compileStringMatcher, headerReader, headerValueMatcher } from '../model/matchers.js';
 import type { CidrRange, MetadataMatcher, PermissionLeaf, PrincipalLeaf, RbacAction, RbacRules, RuleTree, SharedLeaf, ValueMatcher } from '../model/rbac.js';
 import type { HeaderMatcher, StringMatcher } from '../model/types.js';
 import { PathIndex } from './rbac-index.js';
@@ -139,11 +139,8 @@ class Ctx {
   private remote: Ip | undefined | null = null;
   private dest: Ip | undefined | null = null;
   private bare: string | undefined;
-  readonly get: HeaderGetter;
 
-  constructor(readonly input: RbacInput) {
-    this.get = requestHeaderGetter(input);
-  }
+  constructor(readonly input: RbacInput) {}
 
   directIp(): Ip | undefined {
     if (this.direct === null) this.direct = parseIp(this.input.directRemoteIp);
@@ -217,8 +214,9 @@ function compileMetadata(m: MetadataMatcher): Pred {
 function compileShared(r: SharedLeaf): Pred {
   switch (r.kind) {
     case 'header': {
-      const h = compileHeaderMatcher(r.matcher);
-      return (c) => h(c.get);
+      const match = headerValueMatcher(r.matcher);
+      const read = headerReader(r.matcher.name.toLowerCase());
+      return (c) => match(read(c.input));
     }
     case 'url_path': {
       const p = compileStringMatcher(r.matcher);
