@@ -1,20 +1,12 @@
 // RouteAction.hash_policy on a request: the values the consistent-hash pickers (RING_HASH, MAGLEV) key on.
 import type { HashPolicy } from '../model/types.js';
 import { requestHash } from '../upstream/lb/index.js';
+import { cookieValue } from './headers.js';
 
 export interface HashSource {
   header(name: string): string | undefined;
   readonly path: string;
   readonly remoteIp: string;
-}
-
-function cookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }
 
 function queryParameter(path: string, name: string): string | undefined {
@@ -35,7 +27,7 @@ export function hashOf(policies: readonly HashPolicy[], src: HashSource): number
   for (const p of policies) {
     let v: string | undefined;
     if (p.kind === 'header') v = src.header(p.headerName.toLowerCase());
-    else if (p.kind === 'cookie') v = cookie(src.header('cookie'), p.name);
+    else if (p.kind === 'cookie') v = cookieValue(src.header('cookie'), p.name);
     else if (p.kind === 'source_ip') v = src.remoteIp || undefined;
     else v = queryParameter(src.path, p.name);
     if (v === undefined) continue;

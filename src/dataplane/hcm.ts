@@ -6,6 +6,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import { uuid4, type Rng } from '../core/rng.js';
 import type { HttpConnectionManager } from '../model/types.js';
+import { requestHeaderGetter } from '../model/matchers.js';
 import type { ClusterManager, EndpointRuntime } from '../upstream/cluster-manager.js';
 import { UpstreamError } from '../upstream/errors.js';
 import { httpStatusForGrpc } from '../upstream/outlier.js';
@@ -56,17 +57,6 @@ const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 function firstValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** Header values as route header matchers see them (Envoy: pseudo-headers included, repeats joined by ','). */
-function headerGetter(rec: RequestRecord): (name: string) => string | undefined {
-  return (name) => {
-    if (name === ':authority' || name === 'host') return rec.authority;
-    if (name === ':path') return rec.path;
-    if (name === ':method') return rec.method;
-    const v = rec.headers[name];
-    return Array.isArray(v) ? v.join(',') : v;
-  };
 }
 
 /** A redirect keeps the request's scheme as the caller saw it: x-forwarded-proto if an earlier hop set it. */
@@ -182,7 +172,7 @@ export class HcmRuntime {
     if (type !== 'websocket' || !this.cfg.upgradeTypes.includes(type)) {
       return refuse({ status: 403, code: 'upgrade_not_allowed', message: `upgrade type ${JSON.stringify(type)} is not enabled in upgrade_configs`, flag: '-', details: 'upgrade_failed' });
     }
-    const match = this.routes.table?.match(rec.authority, rec.path, headerGetter(rec));
+    const match = this.routes.table?.match(rec.authority, rec.path, requestHeaderGetter(rec));
     if (!match || match.route.action.kind !== 'route') return refuse(Replies.noRoute());
     const ra = match.route.action.action;
     rec.routeName = match.route.name || null;
@@ -190,7 +180,7 @@ export class HcmRuntime {
     rec.upstreamCluster = match.pickCluster(this.d.rng);
     const cluster = this.d.clusters.get(rec.upstreamCluster);
     if (!cluster) return refuse(Replies.noCluster(rec.upstreamCluster));
-    const ep = cluster.pick(hashOf(ra.hashPolicy, { header: headerGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp }));
+    const ep = cluster.pick(hashOf(ra.hashPolicy, { header: requestHeaderGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp }));
     if (!ep) return refuse(Replies.noHealthyUpstream());
     rec.upstreamHost = ep.hostPort;
     rec.upstreamLocality = ep.localityName;
@@ -261,7 +251,7 @@ export class HcmRuntime {
     this.streamsGauge.inc();
 
     // The table current when the request starts serves all of it; RDS may swap in the next one meanwhile.
-    const match = this.routes.table?.match(rec.authority, rec.path, headerGetter(rec));
+    const match = this.routes.table?.match(rec.authority, rec.path, requestHeaderGetter(rec));
     if (this.filters.empty) return this.route(rec, match, body, sink, onDownstreamAbort);
     // The filters see the request (and the route, for per-route config) before the router does.
     const verdict = this.filters.run({ rec, route: match, onAbort: onDownstreamAbort });
@@ -304,7 +294,7 @@ export class HcmRuntime {
     const cluster = this.d.clusters.get(rec.upstreamCluster);
     if (!cluster) return this.localReply(rec, sink, body, Replies.noCluster(rec.upstreamCluster));
     // Picked before the route timer exists: a request answered UH here is complete and arms nothing.
-    const hash = hashOf(ra.hashPolicy, { header: headerGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp });
+    const hash = hashOf(ra.hashPolicy, { header: requestHeaderGetter(rec), path: rec.path, remoteIp: rec.conn.remoteIp });
     const first = cluster.pick(hash);
     if (!first) return this.localReply(rec, sink, body, Replies.noHealthyUpstream());
 

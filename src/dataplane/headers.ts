@@ -129,3 +129,13 @@ export function forwardTrailers(t: IncomingHttpHeaders): OutgoingHttpHeaders {
   }
   return out;
 }
+
+/** One cookie's value from a Cookie header (RFC 6265 §5.4: `name=value` pairs separated by `;`), the first one of that name. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}

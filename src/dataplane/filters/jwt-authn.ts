@@ -1,9 +1,10 @@
 // envoy.filters.http.jwt_authn at run time: strip spoofable headers, find the tokens, check the rule's requirement, publish the claims.
-import { queryGetter, type HeaderGetter } from '../../model/matchers.js';
+import { queryGetter, requestHeaderGetter } from '../../model/matchers.js';
 import type { JwtAuthnConfig, JwtProvider, JwtRequirement } from '../../model/jwt.js';
 import { JWT_FAILURE_MESSAGES, JwtVerifier, freezeJson, unverifiedIssuer, type JwtFailure, type VerifiedJwt } from '../../policy/jwt.js';
 import type { Tally } from '../../telemetry/metrics.js';
 import type { RequestRecord } from '../exchange.js';
+import { cookieValue } from '../headers.js';
 import { Replies, type LocalReply } from '../local-reply.js';
 import { compileRouteMatch } from '../router.js';
 import type { FilterDeps, FilterRequest, HttpFilter, HttpFilterFactory } from './filter.js';
@@ -35,21 +36,6 @@ const MISSING: Outcome = { ok: false, reason: 'jwt_missing' };
 function firstHeader(rec: RequestRecord, name: string): string | undefined {
   const v = rec.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** Header values as RouteMatch.headers read them: pseudo-headers included, repeats joined by ','. */
-function headerGetter(rec: RequestRecord): HeaderGetter {
-  return (name) =>
-    name === ':path' ? rec.path : name === ':method' ? rec.method : name === ':authority' || name === 'host' ? rec.authority : Array.isArray(rec.headers[name]) ? (rec.headers[name] as string[]).join(',') : (rec.headers[name] as string | undefined);
-}
-
-function cookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }
 
 /**
@@ -139,7 +125,7 @@ class Evaluation {
       }
     }
     for (const name of p.fromCookies) {
-      const v = cookie(firstHeader(rec, 'cookie'), name);
+      const v = cookieValue(firstHeader(rec, 'cookie'), name);
       if (v) out.push({ token: v });
     }
     this.found.set(p, out);
@@ -294,7 +280,7 @@ class JwtAuthnFilter implements HttpFilter {
     if (this.rules.length === 0) return undefined;
     const q = rec.path.indexOf('?');
     const noQuery = q < 0 ? rec.path : rec.path.slice(0, q);
-    const get = headerGetter(rec);
+    const get = requestHeaderGetter(rec);
     const query = q < 0 ? undefined : queryGetter(rec.path, q + 1);
     for (const r of this.rules) if (r.matches(rec.path, noQuery, get, query)) return r.requires;
     return undefined;
