@@ -82,11 +82,15 @@ export interface Probe {
 export class Prober {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
 
-  private constructor(private readonly creds: { ca: string; cert: string; key: string }) {}
+  private constructor(
+    private readonly creds: { ca: string; cert: string; key: string },
+    /** The SPIFFE ID every server must prove, and the :authority requests carry. */
+    private readonly server: { id: string; authority: string },
+  ) {}
 
-  static async create(ca: ControlForTest, sa = 'prober'): Promise<Prober> {
-    const s = await issueSvid(ca.server.authority.signer, { spiffeIds: [`spiffe://${TD}/ns/default/sa/${sa}`], clock: systemClock });
-    return new Prober({ ca: ca.server.authority.bundlePem, cert: s.chainPem, key: s.keyPem });
+  static async create(ca: ControlForTest, o: { sa?: string; serverId?: string; authority?: string } = {}): Promise<Prober> {
+    const s = await issueSvid(ca.server.authority.signer, { spiffeIds: [`spiffe://${TD}/ns/default/sa/${o.sa ?? 'prober'}`], clock: systemClock });
+    return new Prober({ ca: ca.server.authority.bundlePem, cert: s.chainPem, key: s.keyPem }, { id: o.serverId ?? WEB_ID, authority: o.authority ?? 'web.default.svc.cluster.local:9080' });
   }
 
   private session(ip: string): http2.ClientHttp2Session {
@@ -96,7 +100,7 @@ export class Prober {
       ...this.creds,
       ALPNProtocols: ['h2'],
       // SPIFFE peers are named by their URI SAN, not by a DNS name (X509-SVID §5).
-      checkServerIdentity: (_host, cert) => (cert.subjectaltname?.split(', ').includes(`URI:${WEB_ID}`) ? undefined : new Error(`server is not ${WEB_ID}: ${cert.subjectaltname}`)),
+      checkServerIdentity: (_host, cert) => (cert.subjectaltname?.split(', ').includes(`URI:${this.server.id}`) ? undefined : new Error(`server is not ${this.server.id}: ${cert.subjectaltname}`)),
     });
     s.on('error', () => this.sessions.delete(ip));
     s.on('goaway', () => this.sessions.delete(ip));
@@ -105,17 +109,24 @@ export class Prober {
     return s;
   }
 
-  probe(ip: string, path: string): Promise<Probe> {
+  /** One GET to the sidecar at ip (15006) with extra headers: the answer's status and body. */
+  request(ip: string, path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<Probe & { readonly body: string }> {
     const sentAt = performance.now();
     return new Promise((resolve, reject) => {
-      const req = this.session(ip).request({ ':path': path, ':authority': 'web.default.svc.cluster.local:9080' });
+      const req = this.session(ip).request({ ...headers, ':path': path, ':authority': this.server.authority });
       let status = 0;
+      let body = '';
       req.on('response', (h) => (status = Number(h[':status'])));
       req.on('error', reject);
-      req.resume();
-      req.on('end', () => resolve({ path, status, sentAt, doneAt: performance.now() }));
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => resolve({ path, status, body, sentAt, doneAt: performance.now() }));
       req.end();
     });
+  }
+
+  probe(ip: string, path: string): Promise<Probe> {
+    return this.request(ip, path);
   }
 
   close(): void {
