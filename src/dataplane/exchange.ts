@@ -12,6 +12,9 @@ export interface ConnInfo {
   readonly tls: boolean;
   readonly peer?: PeerInfo;
   readonly sni?: string;
+  /** The address the connection was accepted on (RBAC's destination_ip; destination_port when no inbound cluster names the port). */
+  readonly localIp?: string;
+  readonly localPort?: number;
 }
 
 /** Where the response goes: the same small surface for an HTTP/1.1 response and an HTTP/2 stream. */

@@ -310,7 +310,7 @@ class FilterChainRuntime {
       }
       peer = peerInfo(cert, res.id.uri);
     }
-    const info: ConnInfo = { remoteIp: s.remoteAddress ?? '', remotePort: s.remotePort ?? 0, tls: true, peer, sni: (s as tls.TLSSocket & { servername?: string }).servername || undefined };
+    const info: ConnInfo = { remoteIp: s.remoteAddress ?? '', remotePort: s.remotePort ?? 0, tls: true, peer, sni: (s as tls.TLSSocket & { servername?: string }).servername || undefined, ...localAddress(s) };
     (s as TrackedSocket)[kConn] = info;
     this.adopt(s);
     const codec = this.listener.filterChain.hcm.codecType;
@@ -405,7 +405,12 @@ class FilterChainRuntime {
 }
 
 function plainConn(sock: net.Socket): ConnInfo {
-  return { remoteIp: sock.remoteAddress ?? '', remotePort: sock.remotePort ?? 0, tls: false };
+  return { remoteIp: sock.remoteAddress ?? '', remotePort: sock.remotePort ?? 0, tls: false, ...localAddress(sock) };
+}
+
+/** ConnInfo's local side (RBAC destination_ip / destination_port). */
+function localAddress(sock: net.Socket): { localIp: string; localPort: number } {
+  return { localIp: sock.localAddress ?? '', localPort: sock.localPort ?? 0 };
 }
 
 function peerInfo(cert: X509Certificate, uri: string): PeerInfo {

@@ -77,6 +77,11 @@ export const Replies = {
   headersTooLarge: (): LocalReply => ({ status: 431, code: 'headers_too_large', message: 'request headers too large', flag: 'DPE', details: 'request_headers_too_large' }),
   /** A filter that threw: a bug, answered 500 rather than letting an unchecked request through. */
   filterFailed: (filter: string): LocalReply => ({ status: 500, code: 'filter_failed', message: `HTTP filter ${filter} failed`, flag: '-', details: 'filter_failed' }),
+  /**
+   * The RBAC filter's denial: Envoy's text and response_code_details naming the effective policy ("none" when an
+   * ALLOW set matched nothing). 403 maps to PERMISSION_DENIED for gRPC callers.
+   */
+  rbacDenied: (policy: string | undefined): LocalReply => ({ status: 403, code: 'rbac_denied', message: 'RBAC: access denied', flag: '-', details: `rbac_access_denied_matched_policy[${policy ?? 'none'}]` }),
   direct: (status: number, body: string): LocalReply => ({ status, code: 'direct_response', message: body, flag: '-', details: 'direct_response' }),
 } as const;
 
@@ -98,8 +103,9 @@ export function renderLocalReply(r: LocalReply, requestId: string, grpc: boolean
       headers: {
         'content-type': 'application/grpc',
         'grpc-status': String(r.grpcStatus ?? grpcStatusForHttp(r.status)),
-        // grpc-message is percent-encoded (gRPC over HTTP/2 spec, "Responses").
-        'grpc-message': encodeURIComponent(r.message),
+        // grpc-message is percent-encoded (gRPC over HTTP/2 spec, "Responses"). encodeURI, not encodeURIComponent:
+        // grpc-js decodes with decodeURI, which leaves %3A, %2F ... as they are ("RBAC%3A access denied").
+        'grpc-message': encodeURI(r.message),
         'x-request-id': requestId,
         ...r.headers,
       },

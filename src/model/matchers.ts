@@ -165,6 +165,26 @@ export function compileStringMatcher(m: StringMatcher): Predicate {
 export type HeaderGetter = (name: string) => string | undefined;
 
 /**
+ * A request's headers as Envoy's header map holds them for matching: the pseudo-headers :path (with the query),
+ * :method and :authority (also as `host`, which Envoy stores as :authority), repeated values joined by ','.
+ */
+export function requestHeaderGetter(method: string, path: string, authority: string, headers: Readonly<Record<string, string | string[] | undefined>>): HeaderGetter {
+  return (name) => {
+    switch (name) {
+      case ':path':
+        return path;
+      case ':method':
+        return method;
+      case ':authority':
+      case 'host':
+        return authority;
+    }
+    const v = headers[name];
+    return typeof v === 'string' ? v : v?.join(',');
+  };
+}
+
+/**
  * envoy.config.route.v3.HeaderMatcher semantics (HeaderUtility::matchHeaders): a missing header fails a value
  * matcher, and passes an inverted one (Istio's withoutHeaders relies on that).
  */

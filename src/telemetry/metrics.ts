@@ -71,6 +71,8 @@ export interface MeshMetrics {
   readonly circuitBreakerOverflows: Counter<'cluster' | 'resource'>;
   /** Local rate limit decisions per listener and filter (stat_prefix): allowed, rate_limited (429 sent), shadow_limited (over the limit, let through). */
   readonly localRateLimit: Tallies<'listener' | 'policy' | 'result'>;
+  /** RBAC filter decisions per listener (Envoy's rbac.allowed/denied/shadow_allowed/shadow_denied/logged), by matched policy name ("none"). */
+  readonly rbacDecisions: Tallies<'listener' | 'action' | 'policy'>;
 }
 
 export interface CircuitBreakerSample {
@@ -184,6 +186,12 @@ export function createMetrics(registry: Registry): MeshMetrics {
     faultsInjected: new Counter({ name: 'outrigger_http_faults_injected_total', help: 'Faults injected by the fault filter, by kind (delay, abort)', labelNames: ['listener', 'kind'], registers: r }),
     faultsOverflow: new Counter({ name: 'outrigger_http_faults_overflow_total', help: 'Faults not injected because max_active_faults were already in progress', labelNames: ['listener'], registers: r }),
     localRateLimit: new Tallies({ name: 'outrigger_local_ratelimit_requests_total', help: 'Local rate limit decisions by listener and filter stat_prefix: allowed, rate_limited (refused 429), shadow_limited (over the limit but not enforced)', labelNames: ['listener', 'policy', 'result'], registers: r }),
+    rbacDecisions: new Tallies({
+      name: 'outrigger_rbac_decisions_total',
+      help: 'RBAC filter decisions by listener, action (allowed, denied, shadow_allowed, shadow_denied, logged) and policy (the matched policy name from config, or none)',
+      labelNames: ['listener', 'action', 'policy'],
+      registers: r,
+    }),
   };
 }
 

@@ -5,9 +5,10 @@ import { Replies } from '../local-reply.js';
 import { faultFilter } from './fault.js';
 import type { FilterDeps, FilterRequest, FilterVerdict, HttpFilter, HttpFilterFactory } from './filter.js';
 import { localRateLimitFactory } from './local-ratelimit.js';
+import { rbacFactory } from './rbac.js';
 
 /** Registry by type URL. The router (terminal, the HCM itself) has no entry: the chain ends where it sits. */
-const FACTORIES: ReadonlyMap<string, HttpFilterFactory> = new Map(([localRateLimitFactory, faultFilter] as HttpFilterFactory[]).map((f) => [f.typeUrl, f]));
+const FACTORIES: ReadonlyMap<string, HttpFilterFactory> = new Map(([localRateLimitFactory, faultFilter, rbacFactory] as HttpFilterFactory[]).map((f) => [f.typeUrl, f]));
 
 /** The fixed order (model/filter-order.ts), re-exported where the chain is built. */
 export { FILTER_ORDER } from '../../model/filter-order.js';

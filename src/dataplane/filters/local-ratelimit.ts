@@ -1,5 +1,5 @@
 // envoy.filters.http.local_ratelimit at run time: the route's rate_limits give descriptors, the limiter decides, 429 + RateLimit-*.
-import { compileHeaderMatcher, type HeaderGetter } from '../../model/matchers.js';
+import { compileHeaderMatcher, requestHeaderGetter, type HeaderGetter } from '../../model/matchers.js';
 import type { DescriptorEntry, LocalRateLimitConfig, RateLimitAction, RateLimitEntry } from '../../model/rate-limit.js';
 import { LocalRateLimiter, type RequestDescriptor } from '../../policy/rate-limit.js';
 import type { RequestRecord } from '../exchange.js';
@@ -57,23 +57,6 @@ function compile(entries: readonly RateLimitEntry[]): readonly CompiledEntry[] {
   return c;
 }
 
-/** Request headers as the rate_limits actions read them: pseudo-headers included, repeats joined by ','. */
-function requestHeaders(rec: RequestRecord): HeaderGetter {
-  return (name) => {
-    switch (name) {
-      case ':path':
-        return rec.path;
-      case ':method':
-        return rec.method;
-      case ':authority':
-      case 'host':
-        return rec.authority;
-    }
-    const v = rec.headers[name];
-    return typeof v === 'string' ? v : v?.join(',');
-  };
-}
-
 /**
  * The route's descriptors for this filter's stage (Envoy: RouteEntry rateLimitPolicy().getApplicableRateLimit(stage),
  * each entry's actions in order; one action failing drops that entry's descriptor, an empty one is not sent).
@@ -83,7 +66,8 @@ export function requestDescriptors(route: CompiledRoute | undefined, rec: Reques
   const entries = action?.kind === 'route' ? action.action.rateLimits : undefined;
   if (!entries || entries.length === 0) return [];
   const out: RequestDescriptor[] = [];
-  const get = requestHeaders(rec);
+  // Request headers as the rate_limits actions read them: pseudo-headers included, repeats joined by ','.
+  const get = requestHeaderGetter(rec.method, rec.path, rec.authority, rec.headers);
   outer: for (const e of compile(entries)) {
     if (e.stage !== stage) continue;
     const d: DescriptorEntry[] = [];

@@ -4,6 +4,7 @@ import type { Result } from '../../core/result.js';
 import type { ProtoObj } from '../canonical.js';
 import { fault } from './fault.js';
 import { localRateLimit } from './local-ratelimit.js';
+import { rbac } from './rbac.js';
 import { router } from './router.js';
 
 export interface HttpFilterDecoder {
@@ -19,7 +20,7 @@ export interface HttpFilterDecoder {
   readonly perRoute?: { readonly typeUrl: string; decode?(config: ProtoObj, path: string): Result<Readonly<Record<string, unknown>>, FieldIssue> };
 }
 
-const REGISTRY: ReadonlyMap<string, HttpFilterDecoder> = new Map([localRateLimit, fault, router].map((f) => [f.typeUrl, f]));
+const REGISTRY: ReadonlyMap<string, HttpFilterDecoder> = new Map([localRateLimit, fault, rbac, router].map((f) => [f.typeUrl, f]));
 const PER_ROUTE: ReadonlyMap<string, HttpFilterDecoder['decode']> = new Map(
   [...REGISTRY.values()].flatMap((f) => (f.perRoute ? [[f.perRoute.typeUrl, f.perRoute.decode ?? f.decode] as const] : [])),
 );
