@@ -1,5 +1,6 @@
 // One Kubernetes-style mesh document (apiVersion, kind, metadata, spec) into a model resource, by kind.
 import type { FieldIssue } from '../../core/errors.js';
+import { SECURITY_API_VERSIONS, decodeAuthorizationPolicy } from './authorization-policy.js';
 import { decodeDestinationRule } from './destination-rule.js';
 import { resolveHost } from './hosts.js';
 import { Reader, dnsLabelProblem, dnsSubdomainProblem, type Obj, type Shape } from './schema.js';
@@ -22,11 +23,15 @@ const KINDS: Readonly<Record<MeshResource['kind'], SpecDecoder>> = {
   VirtualService: decodeVirtualService,
   DestinationRule: decodeDestinationRule,
   RateLimitPolicy: (r, spec, path) => decodeRateLimitPolicy(r, spec, path),
+  AuthorizationPolicy: (r, spec, path) => decodeAuthorizationPolicy(r, spec, path),
 };
-/** Outrigger's own kinds live under their own API group; the Istio kinds under networking.istio.io. */
-const OWN_API_VERSIONS: Readonly<Partial<Record<MeshResource['kind'], readonly string[]>>> = { RateLimitPolicy: [RATE_LIMIT_API_VERSION] };
+/** Kinds outside networking.istio.io, by API version: Outrigger's own group, and Istio's security.istio.io. */
+const OWN_API_VERSIONS: Readonly<Partial<Record<MeshResource['kind'], readonly string[]>>> = {
+  RateLimitPolicy: [RATE_LIMIT_API_VERSION],
+  AuthorizationPolicy: SECURITY_API_VERSIONS,
+};
 /** Istio kinds a user may well drop into the directory, named so the error says "not yet" rather than "unknown". */
-const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'WasmPlugin'];
+const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'PeerAuthentication', 'RequestAuthentication', 'Telemetry', 'WasmPlugin'];
 
 /** `status` is what `kubectl get -o yaml` prints back; the API server ignores it on apply, and so do we. */
 const DOCUMENT: Shape = { fields: ['apiVersion', 'kind', 'metadata', 'spec', 'status'] };

@@ -330,7 +330,43 @@ export interface RateLimitPolicy {
   readonly rules: readonly RateLimitRule[];
 }
 
-export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule | RateLimitPolicy;
+/** security.istio.io/v1 AuthorizationPolicy Source fields (rules[].from[].source), each a list; any may be empty. */
+export const AUTHZ_SOURCE_FIELDS = ['principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const;
+export type AuthzSource = { readonly [K in (typeof AUTHZ_SOURCE_FIELDS)[number]]: readonly string[] };
+
+/** security.istio.io/v1 Operation fields (rules[].to[].operation); ports as Istio writes them (strings). */
+export const AUTHZ_OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
+export type AuthzOperation = { readonly [K in (typeof AUTHZ_OPERATION_FIELDS)[number]]: readonly string[] };
+
+/** security.istio.io/v1 Condition (rules[].when[]): `key` is one of Istio's attributes (see authorization-policy.ts). */
+export interface AuthzCondition {
+  readonly key: string;
+  readonly values: readonly string[];
+  readonly notValues: readonly string[];
+}
+
+export interface AuthzRule {
+  /** OR of sources; empty = any source. */
+  readonly from: readonly AuthzSource[];
+  /** OR of operations; empty = any operation. */
+  readonly to: readonly AuthzOperation[];
+  /** AND of conditions. */
+  readonly when: readonly AuthzCondition[];
+}
+
+/** security.istio.io/v1 AuthorizationPolicy (see authorization-policy.ts and the README's "AuthorizationPolicy"). */
+export interface AuthorizationPolicy {
+  readonly kind: 'AuthorizationPolicy';
+  readonly meta: Meta;
+  /** selector.matchLabels: workloads with these labels (in the policy's namespace, or any namespace from the root namespace). */
+  readonly selector?: { readonly matchLabels: Readonly<Record<string, string>> };
+  /** CUSTOM is refused by validation. */
+  readonly action: 'ALLOW' | 'DENY' | 'AUDIT';
+  /** Empty: an ALLOW policy allows nothing, a DENY or AUDIT policy matches nothing (Istio). */
+  readonly rules: readonly AuthzRule[];
+}
+
+export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule | RateLimitPolicy | AuthorizationPolicy;
 
 /** One consistent, validated view of the config directory. */
 export interface MeshConfig {
@@ -339,6 +375,8 @@ export interface MeshConfig {
   readonly virtualServices: readonly VirtualService[];
   readonly destinationRules: readonly DestinationRule[];
   readonly rateLimitPolicies: readonly RateLimitPolicy[];
+  /** security.istio.io AuthorizationPolicies; absent = none. */
+  readonly authorizationPolicies?: readonly AuthorizationPolicy[];
   /** The DNS suffix short names resolve against (Istio's cluster.local). */
   readonly domainSuffix: string;
 }

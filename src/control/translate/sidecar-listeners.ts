@@ -1,5 +1,6 @@
 // LDS for sidecars: Istio's virtualOutbound (15001, plaintext from the app) and virtualInbound (15006, mTLS only).
 import { inboundRateLimitFilters } from './rate-limit.js';
+import { inboundRbacFilters } from './rbac.js';
 import { DOWNSTREAM_TLS_TYPE_URL, HCM_FILTER_NAME, INBOUND_PORT, OUTBOUND_PORT, TLS_SOCKET_NAME, rdsHcm, sdsCommonTls, socketAddress, trustDomainPrefix, type Built, type NodeCtx } from './common.js';
 import { FAULT_FILTER } from './fault.js';
 
@@ -27,7 +28,8 @@ function virtualOutbound(ip: string): Built {
  * our trust domain (DownstreamTlsContext.require_client_certificate, URI SAN prefix spiffe://<td>/); our own
  * certificate and the roots come from the SDS secrets `default` and `ROOTCA`. The caller's identity reaches the
  * app in x-forwarded-client-cert (forward_client_cert_details SANITIZE_SET with the URI), as in Istio. The
- * RateLimitPolicies selecting the workload add their local_ratelimit filters before the router.
+ * RateLimitPolicies selecting the workload add their local_ratelimit filters before the router, after the
+ * AuthorizationPolicies' rbac filters (a refused request spends no token).
  */
 function virtualInbound(ctx: NodeCtx, ip: string, trustDomain: string): Built {
   return {
@@ -54,7 +56,7 @@ function virtualInbound(ctx: NodeCtx, ip: string, trustDomain: string): Built {
                 forward_client_cert_details: 'SANITIZE_SET',
                 set_current_client_cert_details: { uri: true },
                 upgrade_configs: UPGRADES,
-              }, inboundRateLimitFilters(ctx)),
+              }, [...inboundRbacFilters(ctx), ...inboundRateLimitFilters(ctx)]),
             },
           ],
         },
