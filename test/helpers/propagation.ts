@@ -161,13 +161,32 @@ export interface FlipResult {
   readonly violations: readonly string[];
 }
 
+/** At most n holders at a time; the others queue in order. */
+class Slots {
+  private readonly queue: (() => void)[] = [];
+  constructor(private free: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.queue.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
 /**
- * Probes every pod in parallel, each cycling over `paths` one probe at a time, until each path has been
- * answered by the new policy and then one more full cycle (a set that flips back would show). The probes
- * are the clock: no sleeps.
+ * Probes every pod, each cycling over `paths` one probe at a time, until each path has been answered by the
+ * new policy and then one more full cycle (a set that flips back would show). The probes are the clock: no
+ * sleeps. At most `inFlight` probes run at once across the fleet: the control server, every sidecar and the
+ * prober share one event loop here, and unbounded probing would mostly measure the probes' own CPU.
  */
-export async function measureFlips(pods: readonly FleetPod[], prober: Prober, o: { paths: readonly string[]; isNew: (p: Probe) => boolean; t0: number; timeoutMs: number }): Promise<FlipResult[]> {
+export async function measureFlips(pods: readonly FleetPod[], prober: Prober, o: { paths: readonly string[]; isNew: (p: Probe) => boolean; t0: number; timeoutMs: number; inFlight?: number }): Promise<FlipResult[]> {
   const deadline = o.t0 + o.timeoutMs;
+  const slots = new Slots(o.inFlight ?? 8);
   return Promise.all(
     pods.map(async (pod) => {
       const probes: Probe[] = [];
@@ -175,7 +194,7 @@ export async function measureFlips(pods: readonly FleetPod[], prober: Prober, o:
       let extra = -1;
       for (let i = 0; extra !== 0; i++) {
         if (performance.now() > deadline) throw new Error(`sidecar ${pod.ip} (${pod.region}) did not enforce the change within ${o.timeoutMs} ms; last answers: ${probes.slice(-4).map((p) => `${p.path}=${p.status}`).join(' ')}`);
-        const p = await prober.probe(pod.ip, o.paths[i % o.paths.length]!);
+        const p = await slots.run(() => prober.probe(pod.ip, o.paths[i % o.paths.length]!));
         probes.push(p);
         if (o.isNew(p)) seen.add(p.path);
         if (extra > 0) extra--;
