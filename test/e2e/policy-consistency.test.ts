@@ -76,7 +76,7 @@ t.test(`a policy change reaches ${SIDECARS} sidecars in three clouds atomically,
   mesh.write(SCENARIO.after);
   await waitForAnswers(pods, prober, PATHS, SCENARIO.isNew, 'the warm-up set');
 
-  const rounds: { flip: number[]; ack: number[] }[] = [];
+  const rounds: { flip: number[]; ack: number[]; probes: number; violations: number }[] = [];
   // Everything shares this process's event loop: its delay says how much of the time was waiting for a CPU.
   const lag = monitorEventLoopDelay({ resolution: 10 });
   for (let r = 0; r < ROUNDS; r++) {
@@ -106,7 +106,7 @@ t.test(`a policy change reaches ${SIDECARS} sidecars in three clouds atomically,
     const ldsOf = new Map(nodes.map((n) => [n.node_id, n.types.lds!.current_version]));
     const ack = pods.map((p) => acks.ackedAt(p.nodeId, ldsOf.get(p.nodeId)!, t0)! - t0);
     t.ok(ack.every((a) => Number.isFinite(a) && a >= 0), 'an ACK of the new listeners from every sidecar after the write');
-    rounds.push({ flip: flips.map((f) => f.flipMs), ack });
+    rounds.push({ flip: flips.map((f) => f.flipMs), ack, probes: flips.reduce((n, f) => n + f.probes.length, 0), violations: flips.reduce((n, f) => n + f.violations.length, 0) });
   }
 
   const flip = spread(rounds.flatMap((r) => r.flip));
@@ -118,6 +118,6 @@ t.test(`a policy change reaches ${SIDECARS} sidecars in three clouds atomically,
   t.comment(`write -> enforced (probes): ${fmt(flip)}`);
   t.comment(`write -> LDS ACK (control server): ${fmt(ack)}`);
   for (const c of perCloud) t.comment(`  ${c.region}: ${fmt(c)}`);
-  if (REPORT) writeFileSync(REPORT, JSON.stringify({ scenario: SCENARIO.name, sidecars: SIDECARS, rounds: ROUNDS, startMs, rssMiB: process.memoryUsage().rss / 2 ** 20, flip, ack, loopLag, perCloud, loadavg: os.loadavg() }, null, 2));
+  if (REPORT) writeFileSync(REPORT, JSON.stringify({ scenario: SCENARIO.name, sidecars: SIDECARS, rounds: ROUNDS, startMs, rssMiB: process.memoryUsage().rss / 2 ** 20, flip, ack, loopLag, probes: rounds.reduce((n, r) => n + r.probes, 0), violations: rounds.reduce((n, r) => n + r.violations, 0), perCloud, loadavg: os.loadavg() }, null, 2));
   t.ok(flip.p99 < TARGET_P99_MS, `p99 from the write to the last sidecar enforcing: ${flip.p99.toFixed(0)} ms < ${TARGET_P99_MS} ms`);
 });
