@@ -1,6 +1,8 @@
 // The RBAC evaluator: envoy.config.rbac.v3.RBAC semantics over one request, compiled once per config version.
-import { compileHeaderMatcher, compileStringMatcher, requestHeaderGetter, type HeaderGetter } from '../model/matchers.js';
-import type { CidrRange, MetadataMatcher, Permission, PermissionLeaf, Principal, PrincipalLeaf, RbacAction, RbacRules, RuleTree, SharedLeaf, ValueMatcher } from '../model/rbac.js';
+import { compileHeaderMatcher, compileStringMatcher, headerReader, requestHeaderGetter, type HeaderGetter } from '../model/matchers.js';
+import type { CidrRange, MetadataMatcher, PermissionLeaf, PrincipalLeaf, RbacAction, RbacRules, RuleTree, SharedLeaf, ValueMatcher } from '../model/rbac.js';
+import type { HeaderMatcher, StringMatcher } from '../model/types.js';
+import { PathIndex } from './rbac-index.js';
 
 /** What RBAC looks at in one request: the HTTP head, the connection's addresses and peer, dynamic metadata. */
 export interface RbacInput {
@@ -41,17 +43,25 @@ export interface RbacEngine {
 /** An address as numbers: IPv4 as one uint32, IPv6 as a 128-bit bigint; undefined when not an IP literal. */
 type Ip = { readonly v4: true; readonly n: number } | { readonly v4: false; readonly n: bigint };
 
+/** Dotted-quad IPv4, four decimal octets of 1-3 digits each (a char loop: this runs per request). */
 function parseV4(s: string): number | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
   let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    const b = Number(p);
-    if (b > 255) return undefined;
-    n = n * 256 + b;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      n = n * 256 + octet;
+      octet = digits = 0;
+    } else if (ch >= 48 && ch <= 57 && digits < 3) {
+      octet = octet * 10 + ch - 48;
+      digits++;
+      if (octet > 255) return undefined;
+    } else return undefined;
   }
-  return n;
+  return dots === 3 && digits > 0 ? n * 256 + octet : undefined;
 }
 
 function parseV6(s: string): bigint | undefined {
@@ -131,7 +141,7 @@ class Ctx {
   readonly get: HeaderGetter;
 
   constructor(readonly input: RbacInput) {
-    this.get = requestHeaderGetter(input.method, input.path, input.authority, input.headers);
+    this.get = requestHeaderGetter(input);
   }
 
   directIp(): Ip | undefined {
@@ -219,26 +229,130 @@ function compileShared(r: SharedLeaf): Pred {
 }
 
 const ALWAYS: Pred = () => true;
-const some = (preds: readonly Pred[]): Pred => (c) => preds.some((p) => p(c));
+
+/** OR of compiled rules, a plain loop (Array.some's callback costs a megamorphic call per element). */
+function some(preds: readonly Pred[]): Pred {
+  if (preds.length === 1) return preds[0]!;
+  return (c) => {
+    for (let i = 0; i < preds.length; i++) if (preds[i]!(c)) return true;
+    return false;
+  };
+}
+
+function every(preds: readonly Pred[]): Pred {
+  if (preds.length === 1) return preds[0]!;
+  return (c) => {
+    for (let i = 0; i < preds.length; i++) if (!preds[i]!(c)) return false;
+    return true;
+  };
+}
+
+/** Any node of either tree, as the cost model and the OR fusion read it. */
+type Node = { readonly kind: string; readonly [k: string]: unknown };
+
+const isRegex = (m: unknown) => (m as StringMatcher | undefined)?.kind === 'regex';
+
+/**
+ * Rough relative cost of a rule, so an AND tests its cheap members first (ports, then exact headers and paths,
+ * regexes and metadata last). AND and OR of pure predicates do not depend on order: only the work done does.
+ */
+function cost(n: Node): number {
+  switch (n.kind) {
+    case 'any':
+      return 0;
+    case 'destination_port':
+    case 'destination_port_range':
+      return 1;
+    case 'and':
+    case 'or':
+      return (n.rules as Node[]).reduce((sum, r) => sum + cost(r), 0);
+    case 'not':
+      return cost(n.rule as Node);
+    case 'header': {
+      const m = (n.matcher as HeaderMatcher).match;
+      return m.kind === 'string' && isRegex(m.matcher) ? 20 : 2;
+    }
+    case 'url_path':
+    case 'requested_server_name':
+      return isRegex(n.matcher) ? 20 : 3;
+    case 'authenticated':
+      return isRegex(n.principalName) ? 20 : 3;
+    case 'direct_remote_ip':
+    case 'remote_ip':
+    case 'destination_ip':
+      return 4;
+    default:
+      return 6;
+  }
+}
+
+const exactValue = (m: StringMatcher | undefined): string | undefined => (m && m.kind === 'exact' && !m.ignoreCase ? m.value : undefined);
+
+/**
+ * An OR whose members are all one kind of leaf that a Set answers in one lookup: istiod writes one OR per
+ * AuthorizationPolicy field with one leaf per value (methods, ports, principals), so this is the common shape.
+ */
+function fusedOr(rules: readonly Node[]): Pred | undefined {
+  if (rules.length < 2) return undefined;
+  const kind = rules[0]!.kind;
+  if (!rules.every((r) => r.kind === kind)) return undefined;
+  switch (kind) {
+    case 'destination_port': {
+      const ports = new Set(rules.map((r) => r.port as number));
+      return (c) => ports.has(c.input.destinationPort);
+    }
+    case 'header': {
+      const ms = rules.map((r) => r.matcher as HeaderMatcher);
+      const name = ms[0]!.name.toLowerCase();
+      const values = ms.map((m) => (m.name.toLowerCase() === name && !m.invert && m.match.kind === 'string' ? exactValue(m.match.matcher) : undefined));
+      if (values.includes(undefined)) return undefined;
+      const set = new Set(values);
+      const read = headerReader(name);
+      return (c) => {
+        const v = read(c.input);
+        return v !== undefined && set.has(v);
+      };
+    }
+    case 'authenticated': {
+      const values = rules.map((r) => exactValue(r.principalName as StringMatcher | undefined));
+      if (values.includes(undefined)) return undefined;
+      const set = new Set(values);
+      return (c) => isTls(c) && set.has(c.input.principal ?? '');
+    }
+    case 'url_path': {
+      const ps = rules.map((r) => compileStringMatcher(r.matcher as StringMatcher));
+      return (c) => {
+        const path = c.pathNoQuery();
+        for (let i = 0; i < ps.length; i++) if (ps[i]!(path)) return true;
+        return false;
+      };
+    }
+  }
+  return undefined;
+}
 
 /** and / or / not / any, the same for permissions and principals; `leaf` compiles the kind's own leaves. */
 function compileTree<L>(t: RuleTree<L>, leaf: (l: L) => Pred): Pred {
-  const node = t as { kind: string };
+  const node = t as Node;
   switch (node.kind) {
     case 'any':
       return ALWAYS;
     case 'and':
     case 'or': {
-      const preds = (t as { rules: readonly RuleTree<L>[] }).rules.map((r) => compileTree(r, leaf));
-      return node.kind === 'and' ? (c) => preds.every((p) => p(c)) : some(preds);
+      const rules = node.rules as Node[];
+      if (node.kind === 'or') return fusedOr(rules) ?? some(rules.map((r) => compileTree(r as RuleTree<L>, leaf)));
+      return every([...rules].sort((x, y) => cost(x) - cost(y)).map((r) => compileTree(r as RuleTree<L>, leaf)));
     }
     case 'not': {
-      const inner = compileTree((t as { rule: RuleTree<L> }).rule, leaf);
+      const inner = compileTree(node.rule as RuleTree<L>, leaf);
       return (c) => !inner(c);
     }
   }
   return leaf(t as L);
 }
+
+/** Envoy's AuthenticatedMatcher needs a TLS connection (undefined: TLS iff there is a peer principal). */
+const isTls = (c: Ctx): boolean => c.input.tls ?? c.input.principal !== undefined;
 
 function permissionLeaf(p: PermissionLeaf): Pred {
   switch (p.kind) {
@@ -264,10 +378,9 @@ function principalLeaf(p: PrincipalLeaf): Pred {
   switch (p.kind) {
     case 'authenticated': {
       // Envoy's AuthenticatedMatcher: no TLS never matches; no principal_name matches any TLS peer.
-      const tls = (c: Ctx) => c.input.tls ?? c.input.principal !== undefined;
-      if (!p.principalName) return tls;
+      if (!p.principalName) return isTls;
       const m = compileStringMatcher(p.principalName);
-      return (c) => tls(c) && m(c.input.principal ?? '');
+      return (c) => isTls(c) && m(c.input.principal ?? '');
     }
     case 'direct_remote_ip': {
       const m = compileCidr(p.cidr);
@@ -282,8 +395,6 @@ function principalLeaf(p: PrincipalLeaf): Pred {
   }
 }
 
-const compilePermission = (p: Permission): Pred => compileTree(p, permissionLeaf);
-const compilePrincipal = (p: Principal): Pred => compileTree(p, principalLeaf);
 
 /**
  * envoy.config.rbac.v3.RBAC as Envoy's RoleBasedAccessControlEngineImpl evaluates it: a policy matches when some
@@ -292,16 +403,21 @@ const compilePrincipal = (p: Principal): Pred => compileTree(p, principalLeaf);
  * all); LOG always allows and reports the match.
  */
 export function compileRbac(rules: RbacRules): RbacEngine {
-  const policies = rules.policies.map((p) => ({ name: p.name, perm: some(p.permissions.map(compilePermission)), princ: some(p.principals.map(compilePrincipal)) }));
+  const policies = rules.policies.map((p) => ({ name: p.name, perm: compileTree<PermissionLeaf>({ kind: 'or', rules: p.permissions }, permissionLeaf), princ: compileTree<PrincipalLeaf>({ kind: 'or', rules: p.principals }, principalLeaf) }));
   const action = rules.action;
+  // Policies whose permissions name paths are skipped when the request's path matches none of them (house style 8).
+  const index = new PathIndex(rules.policies.map((p) => p.permissions));
+  const useIndex = index.useful;
   return {
     action,
     policyNames: rules.policies.map((p) => p.name),
     evaluate(input) {
       const c = new Ctx(input);
+      if (useIndex) index.select(c.pathNoQuery());
       let matchedPolicy: string | undefined;
-      for (const p of policies) {
-        if (p.perm(c) && p.princ(c)) {
+      for (let i = 0; i < policies.length; i++) {
+        const p = policies[i]!;
+        if ((!useIndex || index.inPlay(i)) && p.perm(c) && p.princ(c)) {
           matchedPolicy = p.name;
           break;
         }

@@ -208,3 +208,107 @@ t.test('istiod policy names give the namespace, policy and rule index', (t) => {
   t.equal(parseIstioPolicyName('my-policy'), undefined);
   t.end();
 });
+
+t.test('compile-time shortcuts (ORs fused into Sets, ANDs reordered by cost) decide as the plain rules do', (t) => {
+  const h = (name: string, value: string, invert = false): Permission => ({ kind: 'header', matcher: { name, match: { kind: 'string', matcher: exact(value) }, invert } });
+  const or = (...rules: Permission[]): Permission => ({ kind: 'or', rules });
+  t.ok(allowP(or({ kind: 'destination_port', port: 9090 }, { kind: 'destination_port', port: 8080 })), 'ports');
+  t.notOk(allowP(or({ kind: 'destination_port', port: 9090 }, { kind: 'destination_port', port: 7070 })));
+  t.ok(allowP(or(h(':method', 'POST'), h(':method', 'GET'))), 'one header, exact values');
+  t.notOk(allowP(or(h(':method', 'POST'), h(':method', 'PUT'))));
+  t.notOk(allowP(or(h('x-absent', 'a'), h('x-absent', 'b'))), 'a missing header matches no value');
+  t.ok(allowP(or(h('x-other', 'b'), h('x-user', 'alice'))), 'different names: not fused, still an OR');
+  t.notOk(allowP(or(h('x-user', 'bob'), h('x-user', 'alice', true))), 'an inverted member is not fused');
+  t.ok(allowP(or(h('x-user', 'bob'), h('x-user', 'carol', true))));
+  t.ok(allowP(or(h('x-user', 'bob'), { kind: 'header', matcher: { name: 'x-user', match: { kind: 'present', present: true }, invert: false } })), 'present: not fused');
+  t.ok(allowP(or(h('x-user', 'bob'), { kind: 'header', matcher: { name: 'x-user', match: { kind: 'string', matcher: exact('ALICE'.toLowerCase()) }, invert: false } })));
+  t.ok(allowP(or(h('x-user', 'bob'), { kind: 'header', matcher: { name: 'x-user', match: { kind: 'string', matcher: { kind: 'exact', value: 'ALICE', ignoreCase: true } }, invert: false } })), 'ignore_case: not fused');
+  t.ok(allowP(or({ kind: 'url_path', matcher: exact('/nope') }, { kind: 'url_path', matcher: { kind: 'prefix', value: '/api/', ignoreCase: false } })), 'paths');
+  t.notOk(allowP(or({ kind: 'url_path', matcher: exact('/nope') }, { kind: 'url_path', matcher: exact('/api') })));
+  t.ok(allowP({ kind: 'not', rule: or({ kind: 'url_path', matcher: exact('/nope') }, { kind: 'url_path', matcher: exact('/api') }) }), 'paths, where the index cannot tell');
+  t.ok(allowP(or(h('x-user', 'alice'), { kind: 'destination_port', port: 1 })), 'mixed kinds: a plain OR');
+  const sni = (v: string): Permission => ({ kind: 'requested_server_name', matcher: { kind: 'suffix', value: v, ignoreCase: false } });
+  t.ok(allowP(or(sni('.nope'), sni('.cluster.local'))), 'a kind without a Set form: a plain OR');
+  const auth = (v: string): Principal => ({ kind: 'authenticated', principalName: exact(v) });
+  t.ok(allowId({ kind: 'or', rules: [auth('spiffe://x'), auth(base.principal!)] }), 'principals');
+  t.notOk(allowId({ kind: 'or', rules: [auth('spiffe://x'), auth(base.principal!)] }, { tls: false }), 'never without TLS');
+  t.notOk(allowId({ kind: 'or', rules: [auth('spiffe://x'), auth('spiffe://y')] }));
+  t.ok(allowId({ kind: 'or', rules: [auth('spiffe://x'), { kind: 'authenticated', principalName: { kind: 'suffix', value: '/sa/client', ignoreCase: false } }] }), 'a suffix: not fused');
+  // An AND of every kind, so each is costed and reordered; the decision is the conjunction whatever the order.
+  const md: Permission = { kind: 'metadata', matcher: { filter: 'istio_authn', path: ['ok'], value: { kind: 'bool', value: true }, invert: false } };
+  const regexHeader: Permission = { kind: 'header', matcher: { name: 'x-user', match: { kind: 'string', matcher: { kind: 'regex', regex: 'al.*', ignoreCase: false } }, invert: false } };
+  const everything: Permission[] = [
+    md,
+    regexHeader,
+    { kind: 'url_path', matcher: { kind: 'regex', regex: '/api/[a-z]+', ignoreCase: false } },
+    { kind: 'requested_server_name', matcher: { kind: 'prefix', value: 'outbound_', ignoreCase: false } },
+    { kind: 'destination_ip', cidr: { addressPrefix: '10.9.0.0', prefixLen: 16 } },
+    { kind: 'not', rule: { kind: 'destination_port', port: 1 } },
+    { kind: 'destination_port_range', start: 8000, end: 9000 },
+    or({ kind: 'destination_port', port: 8080 }, { kind: 'destination_port', port: 8081 }),
+    { kind: 'any' },
+  ];
+  t.ok(allowP({ kind: 'and', rules: everything }));
+  t.notOk(allowP({ kind: 'and', rules: [...everything, { kind: 'destination_port', port: 1 }] }));
+  const ids: Principal[] = [
+    { kind: 'authenticated', principalName: { kind: 'regex', regex: '.*/ns/default/.*', ignoreCase: false } },
+    { kind: 'authenticated', principalName: undefined },
+    { kind: 'remote_ip', cidr: { addressPrefix: '203.0.113.0', prefixLen: 24 } },
+    { kind: 'direct_remote_ip', cidr: { addressPrefix: '10.0.0.0', prefixLen: 8 } },
+    { kind: 'any' },
+  ];
+  t.ok(allowId({ kind: 'and', rules: ids }));
+  t.notOk(allowId({ kind: 'and', rules: ids }, { principal: 'spiffe://cluster.local/ns/other/sa/x' }));
+  t.notOk(compileRbac({ action: 'ALLOW', policies: [{ name: 'empty-or', permissions: [], principals: [{ kind: 'any' }] }] }).evaluate(base).allowed, 'an empty OR matches nothing');
+  t.end();
+});
+
+t.test('the path index skips policies whose paths cannot match, and decides as a full scan would', (t) => {
+  const up = (kind: 'exact' | 'prefix' | 'suffix', value: string, ignoreCase = false): Permission => ({ kind: 'url_path', matcher: { kind, value, ignoreCase } });
+  const pol = (name: string, perms: Permission[]) => ({ name, permissions: perms, principals: [{ kind: 'any' as const }] });
+  const e = compileRbac({
+    action: 'ALLOW',
+    policies: [
+      pol('a-exact', [up('exact', '/x')]),
+      pol('b-prefix', [{ kind: 'and', rules: [{ kind: 'destination_port', port: 8080 }, { kind: 'or', rules: [up('prefix', '/api/'), up('prefix', '/v2/')] }] }]),
+      pol('c-suffix', [up('suffix', '.png')]),
+      pol('d-any-path-on-9', [{ kind: 'destination_port', port: 9 }]),
+      pol('e-regex', [{ kind: 'url_path', matcher: { kind: 'regex', regex: '/re/[0-9]+', ignoreCase: false } }]),
+      pol('f-ignore-case', [up('exact', '/CASE', true)]),
+      pol('g-not', [{ kind: 'not', rule: up('prefix', '/') }]),
+      pol('h-or-mixed', [up('exact', '/m'), { kind: 'destination_port', port: 7 }]),
+      pol('i-same-keys', [up('exact', '/x'), up('prefix', '/api/')]),
+    ],
+  });
+  const at = (path: string, destinationPort = 8080) => e.evaluate({ ...base, path, destinationPort }).matchedPolicy;
+  t.equal(at('/x?q=1'), 'a-exact');
+  t.equal(at('/api/users'), 'b-prefix');
+  t.equal(at('/v2/'), 'b-prefix');
+  t.equal(at('/api/users', 1), 'i-same-keys', 'the index is a necessary condition, the rule still decides (b needs port 8080)');
+  t.equal(at('/img/a.png'), 'c-suffix');
+  t.equal(at('/nothing', 9), 'd-any-path-on-9');
+  t.equal(at('/re/42'), 'e-regex');
+  t.equal(at('/case'), 'f-ignore-case');
+  t.equal(at('/whatever', 7), 'h-or-mixed');
+  t.equal(at('/nothing'), undefined);
+  t.equal(at('/'), undefined, 'shorter than every prefix and suffix');
+  t.end();
+});
+
+t.test('the path index: necessary keys, and its epoch wrapping around', async (t) => {
+  const { PathIndex, pathKeys } = await import('../../src/policy/rbac-index.js');
+  const up = (value: string): Permission => ({ kind: 'url_path', matcher: { kind: 'prefix', value, ignoreCase: false } });
+  t.strictSame(pathKeys({ kind: 'and', rules: [{ kind: 'or', rules: [up('/a'), up('/b')] }, up('/c')] }), [{ kind: 'prefix', value: '/c' }], 'the AND member with fewest keys');
+  t.equal(pathKeys({ kind: 'or', rules: [up('/a'), { kind: 'any' }] }), undefined);
+  t.equal(pathKeys({ kind: 'not', rule: up('/a') }), undefined);
+  const index = new PathIndex([[up('/a')], [{ kind: 'any' }]]);
+  t.ok(index.useful);
+  (index as unknown as { epoch: number }).epoch = 0xfffffffe;
+  index.select('/a');
+  t.ok(index.inPlay(0) && index.inPlay(1));
+  index.select('/zzz');
+  t.notOk(index.inPlay(0), 'after the wrap, old marks do not count');
+  t.ok(index.inPlay(1));
+  t.notOk(new PathIndex([[{ kind: 'any' }]]).useful, 'no path keys anywhere: not used');
+  t.end();
+});

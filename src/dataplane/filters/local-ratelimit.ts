@@ -67,7 +67,7 @@ export function requestDescriptors(route: CompiledRoute | undefined, rec: Reques
   if (!entries || entries.length === 0) return [];
   const out: RequestDescriptor[] = [];
   // Request headers as the rate_limits actions read them: pseudo-headers included, repeats joined by ','.
-  const get = requestHeaderGetter(rec.method, rec.path, rec.authority, rec.headers);
+  const get = requestHeaderGetter(rec);
   outer: for (const e of compile(entries)) {
     if (e.stage !== stage) continue;
     const d: DescriptorEntry[] = [];
