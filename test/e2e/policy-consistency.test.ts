@@ -4,6 +4,7 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { renderStatus } from '../../src/cli/control.js';
 import { startControl } from '../helpers/mesh-ca.js';
 import { meshDir, serviceEntryYaml } from '../helpers/mesh-pods.js';
 import { AckLog, CLOUDS, Prober, atomicityViolations, fmt, measureFlips, spread, startFleet, stopFleet, waitForAnswers, type Probe } from '../helpers/propagation.js';
@@ -103,6 +104,9 @@ t.test(`a policy change reaches ${SIDECARS} sidecars in three clouds atomically,
     t.ok(nodes.every((n) => n.policy?.state === 'SYNCED'), 'status: every sidecar enforces the current policy version');
     t.strictSame([...new Set(nodes.map((n) => n.policy?.enforced_version))], [nodes[0]!.policy!.current_version], 'the same policy version in every cloud');
     t.not(nodes[0]!.policy!.current_version, oldPolicy, 'a new policy version');
+    // What `outrigger status` prints: every sidecar's row ends in that version.
+    const rows = renderStatus(ca.server.status()).split('\n').filter((l) => l.startsWith('sidecar~'));
+    t.ok(rows.length === SIDECARS && rows.every((l) => l.endsWith(`   ${nodes[0]!.policy!.current_version}`)), 'outrigger status: the new version on every row');
     const ldsOf = new Map(nodes.map((n) => [n.node_id, n.types.lds!.current_version]));
     const ack = pods.map((p) => acks.ackedAt(p.nodeId, ldsOf.get(p.nodeId)!, t0)! - t0);
     t.ok(ack.every((a) => Number.isFinite(a) && a >= 0), 'an ACK of the new listeners from every sidecar after the write');
