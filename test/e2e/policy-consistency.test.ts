@@ -119,7 +119,7 @@ t.test(`a policy change reaches ${SIDECARS} sidecars in three clouds atomically,
   t.comment(`${SCENARIO.name}; ${SIDECARS} sidecars x ${ROUNDS} round(s); started in ${(startMs / 1000).toFixed(1)} s, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
   const loopLag = { p50: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 };
   t.comment(`event-loop delay while propagating: p50 ${loopLag.p50.toFixed(0)} ms, p99 ${loopLag.p99.toFixed(0)} ms, max ${loopLag.max.toFixed(0)} ms`);
-  t.comment(`write -> enforced (probes): ${fmt(flip)}`);
+  t.comment(`write -> enforced (probes): ${fmt(flip)}; ${(rounds.reduce((n, r) => n + r.probes, 0) / SIDECARS / ROUNDS).toFixed(1)} probes per sidecar per change`);
   t.comment(`write -> LDS ACK (control server): ${fmt(ack)}`);
   for (const c of perCloud) t.comment(`  ${c.region}: ${fmt(c)}`);
   if (REPORT) writeFileSync(REPORT, JSON.stringify({ scenario: SCENARIO.name, sidecars: SIDECARS, rounds: ROUNDS, startMs, rssMiB: process.memoryUsage().rss / 2 ** 20, flip, ack, loopLag, probes: rounds.reduce((n, r) => n + r.probes, 0), violations: rounds.reduce((n, r) => n + r.violations, 0), perCloud, loadavg: os.loadavg() }, null, 2));
