@@ -10,7 +10,7 @@ import { Prober } from '../helpers/propagation.js';
 import { waitFor } from '../helpers/tools.js';
 
 // Pod IPs of this file only: listeners bind the translator's fixed ports (15001, 15006) on them.
-const NET = '127.78';
+const NET = '127.188';
 const FRONTEND = `${NET}.1.1`;
 const REVIEWS = `${NET}.2.1`;
 const EXTERNAL = `${NET}.3.1`;

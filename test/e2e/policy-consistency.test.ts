@@ -11,7 +11,7 @@ import { AckLog, CLOUDS, Prober, atomicityViolations, fmt, measureFlips, spread,
 import { waitFor } from '../helpers/tools.js';
 
 // Pod IPs of this file only: listeners bind the translator's fixed ports (15001, 15006) on them.
-const NET = '127.77';
+const NET = '127.187';
 /** 100 is the target (npm run bench:propagation runs it); CI runs 12 (4 per cloud) for time and memory. */
 const SIDECARS = Number(process.env.OUTRIGGER_PROPAGATION_SIDECARS ?? 12);
 const ROUNDS = Number(process.env.OUTRIGGER_PROPAGATION_ROUNDS ?? 1);
