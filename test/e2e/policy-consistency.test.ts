@@ -113,20 +113,26 @@ t.test(`a policy change reaches ${SIDECARS} sidecars in three clouds atomically,
     rounds.push({ flip: flips.map((f) => f.flipMs), ack, probes: flips.reduce((n, f) => n + f.probes.length, 0), violations: flips.reduce((n, f) => n + f.violations.length, 0) });
   }
 
-  // The control experiment: the same two policies in two writes, the second once every sidecar ACKed the first.
-  // In between a sidecar really enforces DENY /a without DENY /b, and the same probes and check must say so:
+  // The control experiment: the same two policies in two writes, the second once every sidecar answered 403 on
+  // /a and was probed on /b after that. Until the second write a sidecar really enforces DENY /a without
+  // DENY /b, so that /b probe lands in the half-applied state, and the same check must flag every sidecar:
   // the check above can fail.
   mesh.write(SCENARIO.before);
   await waitForAnswers(pods, prober, PATHS, SCENARIO.isOld, 'the old policy set');
   await ads.idle();
   await waitFor(() => ca.server.status().xds!.nodes.every((n) => n.policy?.state === 'SYNCED'), 'every sidecar ACKed the old set', 30_000);
-  const before = ca.server.status().xds!.nodes[0]!.policy!.current_version;
-  const split = measureFlips(pods, prober, { paths: PATHS, isNew: SCENARIO.isNew, t0: performance.now(), timeoutMs: 30_000 });
+  const deniedA = new Map<string, number>();
+  const probedB = new Set<string>();
+  const onProbe = (pod: { ip: string }, p: Probe) => {
+    if (p.path === '/a' && SCENARIO.isNew(p) && !deniedA.has(pod.ip)) deniedA.set(pod.ip, p.doneAt);
+    if (p.path === '/b' && p.sentAt > (deniedA.get(pod.ip) ?? Infinity)) probedB.add(pod.ip);
+  };
+  const split = measureFlips(pods, prober, { paths: PATHS, isNew: SCENARIO.isNew, t0: performance.now(), timeoutMs: 60_000, onProbe });
   mesh.write(BASE + deny('deny-a', '/a'));
-  await waitFor(() => ca.server.status().xds!.nodes.every((n) => n.policy?.state === 'SYNCED' && n.policy.current_version !== before), 'every sidecar ACKed DENY /a alone', 30_000);
+  await waitFor(() => probedB.size === pods.length, 'every sidecar probed on /b after it denied /a', 30_000);
   mesh.write(SCENARIO.after);
   const halves = (await split).filter((f) => f.violations.length > 0);
-  t.ok(halves.length > 0, `two writes: ${halves.length} of ${SIDECARS} sidecars were seen enforcing DENY /a without DENY /b`);
+  t.equal(halves.length, SIDECARS, `two writes: ${halves.length} of ${SIDECARS} sidecars were seen enforcing DENY /a without DENY /b`);
 
   const flip = spread(rounds.flatMap((r) => r.flip));
   const ack = spread(rounds.flatMap((r) => r.ack));

@@ -184,7 +184,11 @@ class Slots {
  * sleeps. At most `inFlight` probes run at once across the fleet: the control server, every sidecar and the
  * prober share one event loop here, and unbounded probing would mostly measure the probes' own CPU.
  */
-export async function measureFlips(pods: readonly FleetPod[], prober: Prober, o: { paths: readonly string[]; isNew: (p: Probe) => boolean; t0: number; timeoutMs: number; inFlight?: number }): Promise<FlipResult[]> {
+export async function measureFlips(
+  pods: readonly FleetPod[],
+  prober: Prober,
+  o: { paths: readonly string[]; isNew: (p: Probe) => boolean; t0: number; timeoutMs: number; inFlight?: number; onProbe?: (pod: FleetPod, p: Probe) => void },
+): Promise<FlipResult[]> {
   const deadline = o.t0 + o.timeoutMs;
   const slots = new Slots(o.inFlight ?? 8);
   return Promise.all(
@@ -196,6 +200,7 @@ export async function measureFlips(pods: readonly FleetPod[], prober: Prober, o:
         if (performance.now() > deadline) throw new Error(`sidecar ${pod.ip} (${pod.region}) did not enforce the change within ${o.timeoutMs} ms; last answers: ${probes.slice(-4).map((p) => `${p.path}=${p.status}`).join(' ')}`);
         const p = await slots.run(() => prober.probe(pod.ip, o.paths[i % o.paths.length]!));
         probes.push(p);
+        o.onProbe?.(pod, p);
         if (o.isNew(p)) seen.add(p.path);
         if (extra > 0) extra--;
         else if (extra < 0 && seen.size === o.paths.length) extra = o.paths.length;
