@@ -19,6 +19,12 @@ const load = (p) => import(pathToFileURL(path.join(DIST, p)).href);
 const { compileRbac } = await load('policy/rbac.js');
 const { decodeRbacRules } = await load('xds/http-filters/rbac.js');
 const { Issues } = await load('xds/resources/common.js');
+const { rbacFactory } = await load('dataplane/filters/rbac.js');
+const { RequestRecord } = await load('dataplane/exchange.js');
+const { createMetrics } = await load('telemetry/metrics.js');
+const { silentLogger } = await load('telemetry/logger.js');
+const { seededRng } = await load('core/rng.js');
+const { Registry } = await import('prom-client');
 
 const REQUESTS = Number(process.env.BENCH_RBAC_REQUESTS ?? 200_000);
 const POLICIES = 50;
@@ -54,10 +60,20 @@ function policy(i) {
   return [`ns[ns${i}]-policy[p${i}]-rule[0]`, { permissions, principals }];
 }
 
-const issues = new Issues();
-const rules = decodeRbacRules({ action: 'ALLOW', policies: Object.fromEntries(Array.from({ length: POLICIES }, (_, i) => policy(i))) }, 'rules', issues);
-if (issues.list.length) throw new Error(JSON.stringify(issues.list));
-const engine = compileRbac(rules);
+/** Policy i with `from` only (principals and namespaces, any operation): no path for the index to use. */
+function fromOnly(i) {
+  const [name, p] = policy(i);
+  return [name, { permissions: [{ any: true }], principals: p.principals }];
+}
+
+function compile(make) {
+  const issues = new Issues();
+  const rules = decodeRbacRules({ action: 'ALLOW', policies: Object.fromEntries(Array.from({ length: POLICIES }, (_, i) => make(i))) }, 'rules', issues);
+  if (issues.list.length) throw new Error(JSON.stringify(issues.list));
+  return { rules, engine: compileRbac(rules) };
+}
+const { rules, engine } = compile(policy);
+const fromOnlyEngine = compile(fromOnly).engine;
 
 const req = (o) => ({
   method: 'GET',
@@ -83,11 +99,12 @@ const cases = [
   [`allowed: matches the last of 50 policies (${last})`, req({ path: `/api/v${lastI}/items?page=2`, headers: { 'x-tenant': `t${lastI}` }, principal: `spiffe://${TD}/ns/ns${lastI}/sa/client` }), true],
   ['denied: right path and port, a caller from another namespace (no policy matches)', req({ path: `/api/v${lastI}/items`, principal: `spiffe://${TD}/ns/other/sa/client` }), false],
   ['denied: a path no policy names (every policy tested, none past its permissions)', req({ path: '/nowhere' }), false],
+  ['from-only policies (no paths to index), denied: every policy\'s principals tested', req({ principal: `spiffe://${TD}/ns/other/sa/client` }), false, fromOnlyEngine],
 ];
 
-function run(name, input, want) {
-  const fn = input ? () => engine.evaluate(input) : () => undefined;
-  if (input && engine.evaluate(input).allowed !== want) throw new Error(`${name}: wrong decision`);
+function run(name, input, want, e = engine) {
+  const fn = input ? () => e.evaluate(input) : () => undefined;
+  if (input && want !== undefined && e.evaluate(input).allowed !== want) throw new Error(`${name}: wrong decision`);
   for (let k = 0; k < 50_000; k++) fn();
   const ns = new Float64Array(REQUESTS);
   for (let i = 0; i < REQUESTS; i++) {
@@ -101,14 +118,27 @@ function run(name, input, want) {
 }
 
 /** CPU time per decision over a tight loop: unlike wall-clock percentiles, not inflated by waiting for a core. */
-function cpuNs(input) {
+function cpuNs(input, e = engine) {
   const c0 = process.cpuUsage();
-  for (let i = 0; i < REQUESTS; i++) engine.evaluate(input);
+  for (let i = 0; i < REQUESTS; i++) e.evaluate(input);
   const c = process.cpuUsage(c0);
   return ((c.user + c.system) * 1000) / REQUESTS;
 }
 
-const rows = cases.map(([name, input, want]) => ({ ...run(name, input, want), cpu: input ? cpuNs(input) : undefined }));
+// The whole filter: the request's RbacInput from the record and its route, the engine, the decision tally.
+const filter = rbacFactory.create(
+  { name: 'envoy.filters.http.rbac', typeUrl: rbacFactory.typeUrl, optional: false, config: { rules, shadowRules: undefined, rulesStatPrefix: '', shadowRulesStatPrefix: '' } },
+  { listenerName: 'virtualInbound', clock: { monotonic: () => 0, now: () => 0 }, rng: seededRng(1), metrics: createMetrics(new Registry()), logger: silentLogger() },
+);
+const allowedIn = cases[1][1];
+const filterReq = {
+  rec: new RequestRecord(0, 0, 'id', 'GET', allowedIn.authority, allowedIn.path, 'HTTP/2', allowedIn.headers, false, { remoteIp: '10.1.2.3', remotePort: 1, tls: true, peer: { uri: allowedIn.principal }, localIp: '10.1.2.4', localPort: 15006 }),
+  route: { route: { action: { kind: 'route', action: { cluster: 'inbound|8080||' } } }, virtualHost: 'inbound' },
+};
+if (filter.decodeHeaders(filterReq) !== undefined) throw new Error('the filter refused the allowed request');
+cases.push(['whole filter, allowed case: input from the request record and route, engine, decision tally', filterReq, undefined, { evaluate: (r) => filter.decodeHeaders(r) }]);
+
+const rows = cases.map(([name, input, want, e]) => ({ ...run(name, input, want, e), cpu: input ? cpuNs(input, e) : undefined }));
 const us = (x) => (x / 1000).toFixed(2);
 console.log(`RBAC decision, ${POLICIES} Istio-shaped ALLOW policies, ${REQUESTS.toLocaleString('en')} decisions per case, node ${process.version}, ${new Date().toISOString().slice(0, 16)} UTC`);
 console.log('');

@@ -222,7 +222,11 @@ export function headerReader(name: string): HeaderReader {
 /** A request's headers by name, read as headerReader reads them (only own values: `constructor` is no header). */
 export function requestHeaderGetter(r: RequestHead): HeaderGetter {
   return (name) => {
-    if (Object.hasOwn(PSEUDO, name)) return PSEUDO[name]!(r);
+    // Pseudo-headers start with ':'; `host` is the one other name read from the request line.
+    if (name.charCodeAt(0) === 58 || name === 'host') {
+      const read = PSEUDO[name];
+      if (read) return read(r);
+    }
     const v = r.headers[name];
     return typeof v === 'string' ? v : Array.isArray(v) ? v.join(',') : undefined;
   };
@@ -234,17 +238,19 @@ export function requestHeaderGetter(r: RequestHead): HeaderGetter {
  */
 export function compileHeaderMatcher(h: HeaderMatcher): (get: HeaderGetter) => boolean {
   const name = h.name.toLowerCase();
+  const match = headerValueMatcher(h);
+  return (get) => match(get(name));
+}
+
+/** The same decision on the header's value (undefined: absent), for callers that read the header themselves. */
+export function headerValueMatcher(h: HeaderMatcher): (v: string | undefined) => boolean {
+  const invert = h.invert;
   if (h.match.kind === 'present') {
     const want = h.match.present;
-    return (get) => (get(name) !== undefined) === want !== h.invert;
+    return (v) => (v !== undefined) === want !== invert;
   }
   const p = compileStringMatcher(h.match.matcher);
-  const invert = h.invert;
-  return (get) => {
-    const v = get(name);
-    if (v === undefined) return invert;
-    return p(v) !== invert;
-  };
+  return (v) => (v === undefined ? invert : p(v) !== invert);
 }
 
 /** The raw query string (after '?', without '#'), looked up per parameter: first value, not percent-decoded, as Envoy. */

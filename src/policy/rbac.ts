@@ -1,5 +1,5 @@
 // The RBAC evaluator: envoy.config.rbac.v3.RBAC semantics over one request, compiled once per config version.
-import { compileHeaderMatcher, compileStringMatcher, headerReader, requestHeaderGetter, type HeaderGetter } from '../model/matchers.js';
+import { compileStringMatcher, headerReader, headerValueMatcher } from '../model/matchers.js';
 import type { CidrRange, MetadataMatcher, PermissionLeaf, PrincipalLeaf, RbacAction, RbacRules, RuleTree, SharedLeaf, ValueMatcher } from '../model/rbac.js';
 import type { HeaderMatcher, StringMatcher } from '../model/types.js';
 import { PathIndex } from './rbac-index.js';
@@ -120,7 +120,8 @@ export function compileCidr(c: CidrRange): (ip: Ip | undefined) => boolean {
   const base = parseIp(c.addressPrefix);
   if (!base) return () => false;
   if (base.v4) {
-    const len = Math.min(c.prefixLen, 32);
+    // A range written as IPv4-mapped IPv6 (::ffff:10.0.0.0/104) counts its prefix over the 128 bits.
+    const len = c.addressPrefix.includes(':') ? Math.max(0, c.prefixLen - 96) : Math.min(c.prefixLen, 32);
     // >>> 0 keeps the mask unsigned; a /0 mask is 0 (a shift by 32 would be a no-op in JS).
     const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
     const want = (base.n & mask) >>> 0;
@@ -138,11 +139,8 @@ class Ctx {
   private remote: Ip | undefined | null = null;
   private dest: Ip | undefined | null = null;
   private bare: string | undefined;
-  readonly get: HeaderGetter;
 
-  constructor(readonly input: RbacInput) {
-    this.get = requestHeaderGetter(input);
-  }
+  constructor(readonly input: RbacInput) {}
 
   directIp(): Ip | undefined {
     if (this.direct === null) this.direct = parseIp(this.input.directRemoteIp);
@@ -216,8 +214,9 @@ function compileMetadata(m: MetadataMatcher): Pred {
 function compileShared(r: SharedLeaf): Pred {
   switch (r.kind) {
     case 'header': {
-      const h = compileHeaderMatcher(r.matcher);
-      return (c) => h(c.get);
+      const match = headerValueMatcher(r.matcher);
+      const read = headerReader(r.matcher.name.toLowerCase());
+      return (c) => match(read(c.input));
     }
     case 'url_path': {
       const p = compileStringMatcher(r.matcher);

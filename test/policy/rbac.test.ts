@@ -159,6 +159,8 @@ t.test('remote and direct remote ip, IPv4 and IPv6, IPv4-mapped addresses', (t) 
   t.notOk(allowId(direct('10.0.0.0', 8), { directRemoteIp: '2001:db8::1' }), 'nor the reverse');
   t.ok(allowId(direct('::', 0), { directRemoteIp: 'fe80::1%eth0' }), 'zone ids are ignored');
   t.ok(allowId(direct('::1', 128), { directRemoteIp: '::1' }));
+  t.ok(allowId(direct('::ffff:10.0.0.0', 104)), 'an IPv4-mapped range counts its prefix over 128 bits');
+  t.notOk(allowId(direct('::ffff:11.0.0.0', 104)));
   t.ok(allowId(direct('64:ff9b::', 96), { directRemoteIp: '64:ff9b::192.0.2.33' }), 'an embedded IPv4 tail');
   t.notOk(allowId(direct('10.0.0.0', 8), { directRemoteIp: 'not-an-ip' }));
   t.end();

@@ -49,7 +49,7 @@ export function rbacInput(req: FilterRequest): RbacInput {
 
 /** One engine with its tallies by outcome and policy name, taken once per config version (names come from config). */
 class Counted {
-  private readonly tallies = new Map<string, Tally>();
+  private readonly tallies = new Map<Outcome, Map<string, Tally>>();
 
   constructor(
     readonly engine: RbacEngine,
@@ -57,12 +57,14 @@ class Counted {
     deps: FilterDeps,
   ) {
     for (const action of outcomes) {
-      for (const policy of [...engine.policyNames, 'none']) this.tallies.set(`${action} ${policy}`, deps.metrics.rbacDecisions.tally({ listener: deps.listenerName, action, policy }));
+      const byPolicy = new Map<string, Tally>();
+      for (const policy of [...engine.policyNames, 'none']) byPolicy.set(policy, deps.metrics.rbacDecisions.tally({ listener: deps.listenerName, action, policy }));
+      this.tallies.set(action, byPolicy);
     }
   }
 
   count(outcome: Outcome, d: RbacDecision): void {
-    this.tallies.get(`${outcome} ${d.matchedPolicy ?? 'none'}`)!.n++;
+    this.tallies.get(outcome)!.get(d.matchedPolicy ?? 'none')!.n++;
   }
 }
 
