@@ -188,6 +188,11 @@ export class ControlServer {
     }
   }
 
+  /** The ADS server (with --config): it emits 'ack' and 'nack' as proxies answer, so tools can time convergence. */
+  get ads(): AdsServer | undefined {
+    return this.mesh?.ads;
+  }
+
   /** Resolves after the next mesh config reload (accepted or rejected); immediately without --config. */
   nextConfigReload(): Promise<void> {
     return this.mesh?.watcher.nextReload() ?? Promise.resolve();

@@ -19,6 +19,8 @@ export type ServedType = (typeof SERVED_TYPES)[number];
 export interface NodeSnapshot {
   readonly resources: ReadonlyMap<ServedType, ReadonlyMap<string, Uint8Array>>;
   readonly versions: ReadonlyMap<ServedType, string>;
+  /** Sidecars: the security-policy version its listeners carry (policyVersionOf); a sidecar enforces it once it ACKed them. */
+  readonly policyVersion?: string;
 }
 
 /**

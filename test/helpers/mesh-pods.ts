@@ -25,13 +25,14 @@ export function meshDir(prefix: string): { dir: string; file: string; write(text
 }
 
 /** A pod's sidecar at `ip`, identity default/<sa>, certificates from the mesh CA and config over mTLS ADS. */
-export async function meshPod(ca: ControlForTest, ip: string, sa: string, labels: Record<string, string>, o: { drainMs?: number; rng?: Rng } = {}): Promise<StartedSidecar> {
+export async function meshPod(ca: ControlForTest, ip: string, sa: string, labels: Record<string, string>, o: { drainMs?: number; rng?: Rng; locality?: { region: string; zone: string } } = {}): Promise<StartedSidecar> {
   const token = await ca.token(`default/${sa}`);
   const b = adsBootstrap(Number(ca.address.split(':')[1]), {
     tls: { common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default' }], combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: { name: 'ROOTCA' } } } },
     metadata: { SERVICE_ACCOUNT: sa, INSTANCE_IPS: ip, LABELS: labels, CA_ADDR: ca.address, CA_ROOT_CERT: ca.rootFile, BOOTSTRAP_TOKEN: token },
-  }) as { node: { id: string } };
+  }) as { node: { id: string; locality: object } };
   b.node.id = `sidecar~${ip}~${sa}.default~default.svc.cluster.local`;
+  if (o.locality) b.node.locality = o.locality;
   return runSidecar(b, { drainMs: o.drainMs ?? 2000, ...(o.rng && { rng: o.rng }) });
 }
 

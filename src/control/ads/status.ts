@@ -25,6 +25,19 @@ export interface XdsTypeStatus {
   readonly nack?: { readonly version: string; readonly code: number; readonly message: string; readonly at: string };
 }
 
+/**
+ * The security policy a sidecar enforces (AuthorizationPolicy, RequestAuthentication, PeerAuthentication as
+ * they reach its inbound listeners): versions are policyVersionOf hashes. A sidecar ACKs a Listener response
+ * only after applying it, so enforced_version is the policy of the listeners it ACKed last (absent before
+ * its first ACK on this stream). state: SYNCED when that is current_version; NACKED when the latest listener
+ * push was rejected (it goes on enforcing enforced_version); NOT_SENT before listeners were asked for; else STALE.
+ */
+export interface XdsPolicyStatus {
+  readonly current_version: string;
+  readonly enforced_version?: string;
+  readonly state: XdsSyncState;
+}
+
 export interface XdsNodeStatus {
   readonly connection_id: string;
   readonly node_id: string;
@@ -36,6 +49,8 @@ export interface XdsNodeStatus {
   readonly peer: string;
   readonly transport: 'mtls' | 'plaintext';
   readonly types: Partial<Record<XdsTypeLabel, XdsTypeStatus>>;
+  /** Sidecars only (proxyless clients get no inbound policy). */
+  readonly policy?: XdsPolicyStatus;
 }
 
 export interface XdsStatus {
@@ -48,14 +63,20 @@ const COLUMNS: readonly XdsTypeLabel[] = ['cds', 'lds', 'eds', 'rds'];
 
 const cell = (t: XdsTypeStatus | undefined): string => (t ? t.state.replace('_', ' ') : 'NOT SENT');
 
+/** POLICY: the enforced version when it is the current one, else also the state and the current version; "-" for proxyless. */
+function policyCell(p: XdsPolicyStatus | undefined): string {
+  if (!p) return '-';
+  return p.state === 'SYNCED' ? p.current_version : `${p.enforced_version ?? '-'} (${p.state.replace('_', ' ')}, current ${p.current_version})`;
+}
+
 /**
- * NAME CDS LDS EDS RDS, one row per stream (a proxy that reconnected before its old stream closed shows
+ * NAME CDS LDS EDS RDS POLICY, one row per stream (a proxy that reconnected before its old stream closed shows
  * twice), sorted by name; a NACKED row is followed by one indented line per rejected type with the version
  * and the proxy's error text.
  */
 export function renderXdsStatus(status: XdsStatus): string {
   const nodes = [...status.nodes].sort((a, b) => a.node_id.localeCompare(b.node_id) || a.connection_id.localeCompare(b.connection_id));
-  const rows = [['NAME', ...COLUMNS.map((c) => c.toUpperCase())], ...nodes.map((n) => [n.node_id, ...COLUMNS.map((c) => cell(n.types[c]))])];
+  const rows = [['NAME', ...COLUMNS.map((c) => c.toUpperCase()), 'POLICY'], ...nodes.map((n) => [n.node_id, ...COLUMNS.map((c) => cell(n.types[c])), policyCell(n.policy)])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]! + 3))).join('');
   const out = [line(rows[0]!)];

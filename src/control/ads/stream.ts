@@ -15,7 +15,7 @@ import { AdsRefusal } from './errors.js';
 import type { LogLimiter } from './log-limit.js';
 import { isMalformed, withNonce, type DiscoveryRequest, type MalformedRequest } from './protocol.js';
 import type { ResponseCache, Selection } from './response-cache.js';
-import type { XdsNodeStatus, XdsSyncState, XdsTypeStatus } from './status.js';
+import type { XdsNodeStatus, XdsPolicyStatus, XdsSyncState, XdsTypeStatus } from './status.js';
 
 export type Transport = 'mtls' | 'plaintext';
 
@@ -95,6 +95,12 @@ class TypeState implements Selection {
   /** The nonce last ACKed or NACKed, so a re-sent ACK (a subscription change) is not counted twice. */
   answered: string | undefined;
   ackedVersion: string | undefined;
+  /**
+   * LDS of a sidecar: the security-policy version of the listeners sent last, and of those last ACKed. A
+   * sidecar ACKs a Listener response only after it applied it, so the ACKed one is the policy it enforces.
+   */
+  sentPolicy: string | undefined;
+  ackedPolicy: string | undefined;
   nack: Nack | undefined;
   alwaysRespond = false;
 
@@ -255,6 +261,8 @@ export class AdsStream {
     if (st.answered === nonce) return;
     st.answered = nonce;
     st.ackedVersion = req.version_info ?? '';
+    // An ACK names the version it applied; anything but the one just sent leaves what it enforces unknown.
+    st.ackedPolicy = st.ackedVersion === st.sentVersion ? st.sentPolicy : undefined;
     this.ctx.metrics.pushToAck.observe({ type: TYPE_LABEL[st.typeUrl] }, (this.ctx.clock.monotonic() - st.sentAtMono) / 1000);
     this.ctx.answered({ kind: 'ack', nodeId: this.node!.id, connectionId: this.connectionId, typeUrl: st.typeUrl, version: st.ackedVersion });
   }
@@ -306,6 +314,7 @@ export class AdsStream {
     this.call.write(withNonce(body, nonce));
     st.nonce = nonce;
     st.sentVersion = version;
+    if (st.typeUrl === LDS) st.sentPolicy = snap.policyVersion;
     st.sentAtMono = this.ctx.clock.monotonic();
     st.sentAtWall = this.ctx.clock.now();
     st.alwaysRespond = false;
@@ -341,8 +350,9 @@ export class AdsStream {
   status(): XdsNodeStatus {
     const node = this.node!;
     let versions: ReadonlyMap<ServedType, string>;
+    let policy: string | undefined;
     try {
-      versions = this.snapshot().versions;
+      ({ versions, policyVersion: policy } = this.snapshot());
     } catch {
       // The translator failing for this proxy must not take /status down; pushes report it (INTERNAL).
       versions = new Map();
@@ -373,7 +383,15 @@ export class AdsStream {
       peer: this.peer,
       transport: this.transport,
       types,
+      ...(policy !== undefined && { policy: this.policyStatus(policy, types.lds?.state) }),
     };
+  }
+
+  /** Which security-policy version the sidecar enforces (the one of the listeners it ACKed last) against the current one. */
+  private policyStatus(current: string, lds: XdsSyncState | undefined): XdsPolicyStatus {
+    const enforced = this.types.get(LDS)?.ackedPolicy;
+    const state: XdsSyncState = enforced === current ? 'SYNCED' : lds === 'NACKED' ? 'NACKED' : lds === undefined ? 'NOT_SENT' : 'STALE';
+    return { current_version: current, ...(enforced !== undefined && { enforced_version: enforced }), state };
   }
 
   private fail(e: unknown): void {

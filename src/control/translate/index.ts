@@ -9,6 +9,7 @@ import { checkConsistent } from './consistency.js';
 import { loadAssignment, topologyLabels, type EdsCaller } from './endpoints.js';
 import { TranslateError } from './errors.js';
 import { meshIndex, type MeshIndex } from './mesh-index.js';
+import { policyVersionOf } from './policy-version.js';
 import { proxylessListenersAndRoutes } from './proxyless.js';
 import { inboundRoutes, outboundRouteConfig } from './routes.js';
 import { sidecarListeners } from './sidecar-listeners.js';
@@ -179,7 +180,7 @@ export function versionOf(resources: ReadonlyMap<string, Uint8Array>): string {
   return h.digest('hex').slice(0, 16);
 }
 
-function assemble(parts: readonly Encoded[]): NodeSnapshot {
+function assemble(parts: readonly Encoded[], policyVersion: string | undefined): NodeSnapshot {
   const resources = new Map<ServedType, ReadonlyMap<string, Uint8Array>>();
   const versions = new Map<ServedType, string>();
   for (const type of SERVED_TYPES) {
@@ -193,7 +194,7 @@ function assemble(parts: readonly Encoded[]): NodeSnapshot {
     resources.set(type, m);
     versions.set(type, versionOf(m));
   }
-  return { resources, versions };
+  return { resources, versions, ...(policyVersion !== undefined && { policyVersion }) };
 }
 
 /**
@@ -205,8 +206,9 @@ export function translate(mesh: MeshConfig, node: ProxyNode, opts: TranslateOpti
   encodings.use(index);
   const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix, ...(opts.jwks && { jwks: opts.jwks }) };
   const parts = [sharedEncoded(ctx), endpointsEncoded(ctx, node)];
-  if (node.kind === 'sidecar') parts.push(encodeAll(sidecarOwn(ctx)));
-  const snapshot = assemble(parts);
+  const own = node.kind === 'sidecar' ? sidecarOwn(ctx) : undefined;
+  if (own) parts.push(encodeAll(own));
+  const snapshot = assemble(parts, own && policyVersionOf(own[LISTENER_TYPE_URL]));
   // ARCHITECTURE house style 3: only consistent snapshots are ever served.
   const problems = checkConsistent(snapshot);
   if (problems.length > 0) throw new TranslateError('TRANSLATE_INCONSISTENT', `snapshot for ${node.id} is inconsistent:\n${problems.join('\n')}`);
