@@ -15,7 +15,7 @@ import { buildReport, writeReport } from './lib/report.mjs';
 import { BODY_BYTES, startBackend } from './proxies/backend.mjs';
 import { NGINX, startNginxPath } from './proxies/nginx.mjs';
 import { HAPROXY, startHaproxyPath } from './proxies/haproxy.mjs';
-import { MAIN_JS, probeSidecar, startOutriggerChainPath, startOutriggerPath } from './proxies/outrigger.mjs';
+import { MAIN_JS, probeSidecar, startOutriggerChainPath, startOutriggerPath, startOutriggerSecurePath } from './proxies/outrigger.mjs';
 import { startNodeFloorPath } from './proxies/node-floor.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -37,7 +37,7 @@ const cfg = {
   grpcConcurrency: Number(env.BENCH_GRPC_CONCURRENCY ?? 16),
   idleWait: env.BENCH_IDLE_WAIT ?? '60s',
   rounds: Math.max(1, Number(env.BENCH_ROUNDS ?? 2)),
-  paths: (env.BENCH_PATHS ?? 'direct,nginx,haproxy,outrigger,outrigger-chain,node-floor').split(',').map((s) => s.trim()).filter(Boolean),
+  paths: (env.BENCH_PATHS ?? 'direct,nginx,haproxy,outrigger,outrigger-chain,outrigger-secure,node-floor').split(',').map((s) => s.trim()).filter(Boolean),
   latencyProtos: (env.BENCH_LATENCY_PROTOS ?? 'h2c,h1').split(',').map((s) => s.trim()).filter(Boolean),
   bodyBytes: BODY_BYTES,
   results: env.BENCH_RESULTS ?? path.join(BENCH, 'RESULTS.md'),
@@ -58,6 +58,7 @@ const PATHS = {
   haproxy: { label: 'HAProxy', start: startHaproxyPath },
   outrigger: { label: 'Outrigger', start: startOutriggerPath },
   'outrigger-chain': { label: 'Outrigger + policy chain', start: startOutriggerChainPath },
+  'outrigger-secure': { label: 'Outrigger + authn/authz', start: startOutriggerSecurePath },
   'node-floor': { label: 'Node floor (bare Node two-hop, reference)', start: startNodeFloorPath },
 };
 
@@ -184,7 +185,7 @@ async function runPath(name, ctx) {
     const bad = await checkEntry(p.entry.h1, { host: AUTHORITY, bodyBytes: cfg.bodyBytes });
     if (bad) throw new Error(`sanity check failed: ${bad}`);
     if (p.mtlsPort) {
-      const m = await checkMtls(p.mtlsPort, { certs: ctx.certs, host: AUTHORITY });
+      const m = await checkMtls(p.mtlsPort, { certs: ctx.certs, host: AUTHORITY, headers: p.mtlsHeaders });
       if (!m.ok) throw new Error(`mTLS check failed: ${m.detail}`);
       res.notes.push(m.detail);
     }
@@ -244,7 +245,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   const reaped = procs.reapStale(path.join(OUT, '.pgids.json'), BENCH);
   if (reaped) log(`killed ${reaped} process group(s) left over from an earlier run`);
-  for (const e of ['certs', 'nginx-hop-a', 'nginx-hop-b', 'backend-nginx', 'haproxy-hop-a', 'haproxy-hop-b', 'outrigger-hop-a', 'outrigger-hop-b', 'outrigger-chain-hop-a', 'outrigger-chain-hop-b']) {
+  for (const e of ['certs', 'nginx-hop-a', 'nginx-hop-b', 'backend-nginx', 'haproxy-hop-a', 'haproxy-hop-b', 'outrigger-hop-a', 'outrigger-hop-b', 'outrigger-chain-hop-a', 'outrigger-chain-hop-b', 'outrigger-secure-hop-a', 'outrigger-secure-hop-b']) {
     rmSync(path.join(OUT, e), { recursive: true, force: true });
   }
 

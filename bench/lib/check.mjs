@@ -16,7 +16,7 @@ export async function checkEntry(port, { host, bodyBytes }) {
   }
 }
 
-function tlsGet(port, { certs, withCert, host }) {
+function tlsGet(port, { certs, withCert, host, headers = {} }) {
   return new Promise((resolve) => {
     const opts = {
       host: '127.0.0.1',
@@ -27,7 +27,7 @@ function tlsGet(port, { certs, withCert, host }) {
       ca: readFileSync(certs.rootCert),
       servername: certs.reviews.dns,
       ALPNProtocols: ['http/1.1'],
-      headers: host ? { host } : {},
+      headers: { ...(host && { host }), ...headers },
       timeout: 3000,
       // URI-SAN-only identities are checked by the proxies under test; here we only need the chain.
       checkServerIdentity: () => undefined,
@@ -47,9 +47,9 @@ function tlsGet(port, { certs, withCert, host }) {
 }
 
 /** Hop B must answer 200 with the client cert and refuse (handshake alert or non-200) without it. */
-export async function checkMtls(port, { certs, host }) {
-  const yes = await tlsGet(port, { certs, withCert: true, host });
-  const no = await tlsGet(port, { certs, withCert: false, host });
+export async function checkMtls(port, { certs, host, headers }) {
+  const yes = await tlsGet(port, { certs, withCert: true, host, headers });
+  const no = await tlsGet(port, { certs, withCert: false, host, headers });
   const desc = (r) => (r.error ? `error ${r.error}` : `HTTP ${r.status}`);
   const ok = yes.status === 200 && no.status !== 200;
   return { ok, detail: `hop B with client cert: ${desc(yes)}; without: ${desc(no)}` };

@@ -7,6 +7,7 @@ export const TARGETS = {
   addedP50Ratio: 1.5, // Outrigger added p50 at the fixed rate <= 1.5 x HAProxy's
   rssMBPerSidecar: 80, // per sidecar process, under the fixed-rate load
   chainRatio: 0.9, // issue 6: Outrigger with its policy chain >= 0.9 x Outrigger without it
+  secureRatio: 0.85, // issue 7: Outrigger with jwt_authn + rbac >= 0.85 x Outrigger without them
 };
 
 const MB = (kib) => kib / 1024;
@@ -139,6 +140,12 @@ export function buildReport({ results, cfg, facts, command, startedAt, finishedA
     if (c && !c.error) {
       const cr = c.wrk?.rps / o.wrk?.rps;
       targetRows.push([`policy chain throughput ≥ ${TARGETS.chainRatio}× Outrigger's without it`, `${f(c.wrk?.rps, 0)} vs ${f(o.wrk?.rps, 0)} req/s = ${fx(cr)}`, mark(Number.isFinite(cr) ? cr >= TARGETS.chainRatio : null)]);
+    }
+    // Issue 7: authn + authz (jwt_authn, RBAC DENY + ALLOW) keep ≥ 85 % of the plain throughput.
+    const s = byName['outrigger-secure'];
+    if (s && !s.error) {
+      const sr = s.wrk?.rps / o.wrk?.rps;
+      targetRows.push([`authn + authz throughput ≥ ${TARGETS.secureRatio}× Outrigger's without them`, `${f(s.wrk?.rps, 0)} vs ${f(o.wrk?.rps, 0)} req/s = ${fx(sr)}`, mark(Number.isFinite(sr) ? sr >= TARGETS.secureRatio : null)]);
     }
   } else {
     const why = o?.error ? 'Outrigger path failed (see Notes)' : 'Outrigger path not run';

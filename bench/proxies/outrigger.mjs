@@ -2,10 +2,12 @@
 // examples/sidecar-a.yaml (outbound listener, STATIC mTLS h2 cluster to hop B) and examples/sidecar-b.yaml
 // (inbound listener, client certs required, cluster to the app) with this run's ports and certificates.
 // Hop B gets one extra route + h2 cluster so gRPC reaches the grpc-js backend (h2c) while HTTP goes to nginx.
+import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { IDENTITIES } from '../lib/certs.mjs';
 import { run, start, waitForHttp200 } from '../lib/procs.mjs';
 import { GRPC_PREFIX } from './nginx.mjs';
 
@@ -211,4 +213,70 @@ async function startPair(ctx, prefix, docA, docB, extraNotes) {
       await Promise.all([a.proc.stop(), b.proc.stop()]);
     },
   };
+}
+
+/** The bench's IdP: one ES256 key, its JWKS, and a token (iss/sub/aud) for the load to carry. */
+function benchIdp() {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'bench-1', alg: 'ES256', use: 'sig' };
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const iss = 'https://idp.bench.example';
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64({ alg: 'ES256', kid: 'bench-1', typ: 'JWT' })}.${b64({ iss, sub: 'load', aud: 'reviews', iat: now, exp: now + 86400 })}`;
+  const sig = cryptoSign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  return { iss, jwks: JSON.stringify({ keys: [jwk] }), token: `${input}.${sig}` };
+}
+
+const RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+const istioAuthn = (key, exact) => ({ metadata: { filter: 'istio_authn', path: [{ key }], value: { string_match: { exact } } } });
+
+/**
+ * Issue 7's "authn + authz on": hop B carries what istiod writes for a RequestAuthentication (jwt_authn, one
+ * ES256 provider, {provider OR allow_missing}) and two AuthorizationPolicies (a DENY on /admin/*, and an ALLOW for
+ * the frontend's SPIFFE ID with the request principal iss/sub), before the router. Every request is verified and
+ * authorized: the load's requests get hop A's route to add the bearer token (a client reusing its token, as
+ * clients do), which hop B checks against the inlined JWKS (after the first, from its verified-token cache).
+ */
+export async function startOutriggerSecurePath(ctx) {
+  const idp = benchIdp();
+  const a = sidecarAConfig(ctx);
+  const vhA = a.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0];
+  vhA.request_headers_to_add = [{ header: { key: 'authorization', value: `Bearer ${idp.token}` }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }];
+  const b = sidecarBConfig(ctx);
+  const hcmB = b.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  const jwt = {
+    name: 'envoy.filters.http.jwt_authn',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
+      providers: { 'origins-0': { issuer: idp.iss, audiences: ['reviews'], local_jwks: { inline_string: idp.jwks }, payload_in_metadata: idp.iss } },
+      rules: [{ match: { prefix: '/' }, requires: { requires_any: { requirements: [{ provider_name: 'origins-0' }, { allow_missing: {} }] } } }],
+      bypass_cors_preflight: true,
+    },
+  };
+  const deny = {
+    name: 'envoy.filters.http.rbac',
+    typed_config: {
+      '@type': RBAC_TYPE,
+      rules: { action: 'DENY', policies: { 'ns[default]-policy[deny-admin]-rule[0]': { permissions: [{ and_rules: { rules: [{ or_rules: { rules: [{ url_path: { path: { prefix: '/admin/' } } }] } }] } }], principals: [{ and_ids: { ids: [{ any: true }] } }] } } },
+    },
+  };
+  const allow = {
+    name: 'envoy.filters.http.rbac',
+    typed_config: {
+      '@type': RBAC_TYPE,
+      rules: {
+        action: 'ALLOW',
+        policies: {
+          'ns[default]-policy[frontend-with-jwt]-rule[0]': {
+            permissions: [{ and_rules: { rules: [{ any: true }] } }],
+            principals: [{ and_ids: { ids: [{ or_ids: { ids: [{ authenticated: { principal_name: { exact: IDENTITIES.frontend } } }] } }, { or_ids: { ids: [istioAuthn('request.auth.principal', `${idp.iss}/load`)] } }] } }],
+          },
+        },
+      },
+    },
+  };
+  hcmB.http_filters = [jwt, deny, allow, ...hcmB.http_filters];
+  const p = await startPair(ctx, 'outrigger-secure', a, b, ['hop B: jwt_authn (ES256, token reused) + RBAC DENY and ALLOW (SPIFFE ID and request principal), as istiod writes them']);
+  // The direct mTLS check talks to hop B as the frontend would: with its token.
+  return { ...p, mtlsHeaders: { authorization: `Bearer ${idp.token}` } };
 }
