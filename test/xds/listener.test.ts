@@ -13,7 +13,9 @@ t.test('a plaintext listener with Envoy defaults for everything left out', (t) =
   const r = decode({ ...listener(), traffic_direction: 'OUTBOUND' });
   t.ok(r.ok);
   if (!r.ok) return t.end();
-  t.strictSame(r.value, {
+  t.strictSame(r.value.filterChains, [r.value.filterChain], 'filterChains holds the one chain');
+  const { filterChains: _all, ...value } = r.value;
+  t.strictSame(value, {
     name: 'web',
     address: { host: '127.0.0.1', port: 8080 },
     trafficDirection: 'OUTBOUND',
@@ -154,8 +156,10 @@ t.test('HTTP filters: registry by type URL, optional unknowns skipped, router la
 t.test('listener shape: one filter chain, one HCM filter, TCP on an IP address', (t) => {
   const base = listener();
   const chain = base.filter_chains[0]!;
-  t.strictSame(problems(decode({ ...base, filter_chains: [] })), ['filter_chains: exactly one filter chain is supported (got 0)']);
-  t.strictSame(problems(decode({ ...base, filter_chains: [chain, chain] })), ['filter_chains: exactly one filter chain is supported (got 2)']);
+  t.strictSame(problems(decode({ ...base, filter_chains: [] })), ['filter_chains: at least one filter chain is required']);
+  t.strictSame(problems(decode({ ...base, filter_chains: [chain, chain] })), [
+    'filter_chains[1].filter_chain_match: the same match as filter_chains[0]: multiple filter chains with the same matching rules are not allowed',
+  ]);
   t.strictSame(problems(decode({ ...base, filter_chains: [{ filters: [...chain.filters, ...chain.filters] }] })), [
     'filter_chains[0].filters: exactly one filter (the HTTP connection manager) is supported (got 2)',
   ]);
@@ -164,9 +168,9 @@ t.test('listener shape: one filter chain, one HCM filter, TCP on an IP address',
   ]);
   t.strictSame(problems(decode({ ...base, filter_chains: [{ filters: [{}] }] })), ['filter_chains[0].filters[0].name: is required', 'filter_chains[0].filters[0].typed_config: is required']);
   t.strictSame(problems(decode({ filter_chains: base.filter_chains, listener_filters: [{ name: 'tls_inspector' }] })), [
-    "listener_filters: field 'listener_filters' is not supported",
     'name: is required',
     'address: is required',
+    'listener_filters[0].typed_config: is required',
   ]);
   const at = (socket_address: object) => problems(decode({ ...base, address: { socket_address } }));
   t.strictSame(at({ address: 'localhost', port_value: 70000, protocol: 'UDP' }), [
