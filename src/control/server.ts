@@ -36,6 +36,8 @@ export interface ControlServerOptions {
   readonly xdsAddress?: SocketAddress;
   /** The DNS suffix short host names resolve against (default cluster.local). */
   readonly domainSuffix?: string;
+  /** Istio's meshConfig.rootNamespace: PeerAuthentication / AuthorizationPolicy there apply mesh-wide (default istio-system). */
+  readonly rootNamespace?: string;
   /** Mesh config debounce (istiod's 100 ms quiet, 10 s max); tests shorten them. */
   readonly debounceMs?: number;
   readonly debounceMaxMs?: number;
@@ -119,7 +121,7 @@ export class ControlServer {
     let snapshots: MeshSnapshots | undefined;
     const onConfig = (c: MeshConfig) => {
       if (snapshots) snapshots.setConfig(c);
-      else snapshots = new MeshSnapshots({ trustDomain: o.trustDomain, ...(o.domainSuffix && { domainSuffix: o.domainSuffix }) }, c);
+      else snapshots = new MeshSnapshots({ trustDomain: o.trustDomain, ...(o.domainSuffix && { domainSuffix: o.domainSuffix }), ...(o.rootNamespace && { rootNamespace: o.rootNamespace }) }, c);
     };
     const watcher = new ConfigWatcher({
       dir,

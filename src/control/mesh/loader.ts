@@ -84,6 +84,7 @@ export function parseMeshDocuments(files: readonly MeshFile[], opts: MeshOptions
       virtualServices: of('VirtualService'),
       destinationRules: of('DestinationRule'),
       rateLimitPolicies: of('RateLimitPolicy'),
+      peerAuthentications: of('PeerAuthentication'),
       domainSuffix,
     }),
   };

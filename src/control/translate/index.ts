@@ -11,6 +11,7 @@ import { meshIndex, type MeshIndex } from './mesh-index.js';
 import { proxylessListenersAndRoutes } from './proxyless.js';
 import { inboundRoutes, outboundRouteConfig } from './routes.js';
 import { sidecarListeners } from './sidecar-listeners.js';
+import { inboundMtls, plaintextInboundRoutes } from './peer-authn.js';
 
 export { checkConsistent } from './consistency.js';
 export { proxyNodeFrom } from './node.js';
@@ -20,6 +21,8 @@ export interface TranslateOptions {
   readonly trustDomain: string;
   /** Istio's cluster.local: `<name>.<ns>.svc.<domainSuffix>` hosts get the short forms. */
   readonly domainSuffix: string;
+  /** Istio's meshConfig.rootNamespace (default istio-system): where mesh-wide security policies live. */
+  readonly rootNamespace?: string;
 }
 
 type Resources = Record<ServedType, Built[]>;
@@ -63,9 +66,10 @@ function callerEndpoints(ctx: Ctx, caller: EdsCaller): Resources {
 /** A sidecar's own part: its two listeners, the `inbound` route table and the STATIC clusters to its app. */
 function sidecarOwn(ctx: NodeCtx): Resources {
   const inbound = inboundRoutes(ctx);
+  const mtls = inboundMtls(ctx);
   return {
-    [LISTENER_TYPE_URL]: sidecarListeners(ctx),
-    [ROUTE_CONFIGURATION_TYPE_URL]: [inbound.routeConfig],
+    [LISTENER_TYPE_URL]: sidecarListeners(ctx, mtls),
+    [ROUTE_CONFIGURATION_TYPE_URL]: [inbound.routeConfig, ...plaintextInboundRoutes(inbound.routeConfig, mtls)],
     [CLUSTER_TYPE_URL]: [...inbound.appPorts].map(([port, h2]) => inboundCluster(ctx, port, h2)),
     [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: [],
   };
@@ -200,7 +204,7 @@ function assemble(parts: readonly Encoded[]): NodeSnapshot {
 export function translate(mesh: MeshConfig, node: ProxyNode, opts: TranslateOptions): NodeSnapshot {
   const index = meshIndex(mesh);
   encodings.use(index);
-  const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix };
+  const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix, ...(opts.rootNamespace && { rootNamespace: opts.rootNamespace }) };
   const parts = [sharedEncoded(ctx), endpointsEncoded(ctx, node)];
   if (node.kind === 'sidecar') parts.push(encodeAll(sidecarOwn(ctx)));
   const snapshot = assemble(parts);

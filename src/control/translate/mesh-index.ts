@@ -1,6 +1,6 @@
 // The mesh config indexed once per version for translation: services by host with their endpoints, and the
 // VirtualService / DestinationRule that applies to a host for a caller's namespace.
-import type { DestinationRule, MeshConfig, PolicySettings, RateLimitPolicy, TrafficPolicy, PortProtocol, ServiceEntry, ServicePort, VirtualService, WorkloadEntrySpec } from '../mesh/types.js';
+import type { DestinationRule, MeshConfig, PeerAuthentication, PolicySettings, RateLimitPolicy, TrafficPolicy, PortProtocol, ServiceEntry, ServicePort, VirtualService, WorkloadEntrySpec } from '../mesh/types.js';
 
 /** A workload behind a service: a selected WorkloadEntry or an inline ServiceEntry endpoint. */
 export interface Endpoint {
@@ -58,6 +58,8 @@ export class MeshIndex {
   private readonly dr: readonly DestinationRule[];
   /** By namespace and name, so a workload's filters come in the same order whatever the file order. */
   readonly rateLimitPolicies: readonly RateLimitPolicy[];
+  /** PeerAuthentications (composed per workload in peer-authn.ts; the order never decides, creation time does). */
+  readonly peerAuthentications: readonly PeerAuthentication[];
 
   constructor(mesh: MeshConfig) {
     const services: Service[] = [];
@@ -76,6 +78,7 @@ export class MeshIndex {
     this.vs = [...mesh.virtualServices].sort(byMeta);
     this.dr = [...mesh.destinationRules].sort(byMeta);
     this.rateLimitPolicies = [...mesh.rateLimitPolicies].sort(byMeta);
+    this.peerAuthentications = mesh.peerAuthentications ?? [];
     this.failoverLabels = [...new Set(this.dr.flatMap(failoverLabelsOf))].sort();
   }
 

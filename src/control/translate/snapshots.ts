@@ -7,6 +7,8 @@ export interface MeshSnapshotsOptions {
   readonly trustDomain: string;
   /** Defaults to the config's own domainSuffix (Istio's cluster.local). */
   readonly domainSuffix?: string;
+  /** Istio's meshConfig.rootNamespace (default istio-system). */
+  readonly rootNamespace?: string;
 }
 
 /**
@@ -40,7 +42,7 @@ export class MeshSnapshots implements SnapshotSource {
   snapshotFor(node: ProxyNode): NodeSnapshot {
     let s = this.cache.get(node.cacheKey);
     if (!s) {
-      s = translate(this.mesh, node, { trustDomain: this.opts.trustDomain, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix });
+      s = translate(this.mesh, node, { trustDomain: this.opts.trustDomain, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix, ...(this.opts.rootNamespace && { rootNamespace: this.opts.rootNamespace }) });
       this.translations++;
       this.cache.set(node.cacheKey, s);
     }
