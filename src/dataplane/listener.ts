@@ -407,10 +407,12 @@ class FilterChainRuntime {
     this.adopt(s);
     this.admitted?.plain.inc();
     const codec = this.chain.hcm.codecType;
-    if (head) return this.plainWith(s, head, codec);
-    if (codec === 'HTTP1') return void this.h1.emit('connection', s);
-    if (codec === 'HTTP2') return this.toH2(s);
+    if (head?.length) return this.plainWith(s, head, codec);
+    if (!head && codec === 'HTTP1') return void this.h1.emit('connection', s);
+    if (!head && codec === 'HTTP2') return this.toH2(s);
     s.once('data', (chunk: Buffer) => this.plainWith(s, chunk, codec));
+    // Paused by tls_inspector, which timed out before a byte came (continue_on_listener_filters_timeout).
+    if (head) s.resume();
   }
 
   /** The first bytes read through the JS stream: put back, then the codec they (or codec_type) name reads on. */

@@ -4,7 +4,7 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { startControl } from '../helpers/mesh-ca.js';
-import { meshDir, meshPod } from '../helpers/mesh-pods.js';
+import { meshDir, meshPod, serviceEntryYaml } from '../helpers/mesh-pods.js';
 import type { StartedSidecar } from '../helpers/mesh.js';
 import { waitFor } from '../helpers/tools.js';
 
@@ -14,17 +14,7 @@ const FRONTEND = `${NET}.1.1`;
 const REVIEWS = `${NET}.2.1`;
 const SPIFFE_FRONTEND = 'spiffe://cluster.local/ns/default/sa/frontend';
 
-const BASE = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: reviews, namespace: default }
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 9080, name: http, protocol: HTTP }, { number: 9081, name: http-admin, protocol: HTTP }]
-  workloadSelector: { labels: { app: reviews } }
----
+const BASE = `${serviceEntryYaml('reviews', '{ number: 9080, name: http, protocol: HTTP }, { number: 9081, name: http-admin, protocol: HTTP }')}---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: reviews-1, namespace: default }
