@@ -72,11 +72,9 @@ function silent(port: number, o: { later?: string; afterMs?: number; send?: stri
 }
 
 t.test('tls_inspector picks chains by transport and ALPN; timeouts; default chain; refusals', async (t) => {
-  const pki = await makePki();
-  const tmp = tempDir();
+  const [pki, tmp] = [await makePki(), tempDir()];
   t.teardown(() => tmp.cleanup());
-  const rv = await pki.issue(REVIEWS_ID);
-  const fe = await pki.issue(FRONTEND_ID);
+  const [rv, fe] = await Promise.all([pki.issue(REVIEWS_ID), pki.issue(FRONTEND_ID)]);
   const files = writeCertFiles(tmp.dir, 'reviews', { chainPem: rv.chainPem, keyPem: rv.keyPem, rootPem: pki.rootPem });
   const client = { ca: pki.rootPem, cert: fe.chainPem, key: fe.keyPem, checkServerIdentity: () => undefined };
   const sidecar = await runSidecar({
@@ -103,7 +101,7 @@ t.test('tls_inspector picks chains by transport and ALPN; timeouts; default chai
 
   t.equal(await plainGet(port('sniff')), '200 plain', 'plaintext HTTP/1.1 -> the raw_buffer chain');
   const viaTls = await new Promise<string>((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port: port('sniff'), path: '/', agent: false, ALPNProtocols: ['http/1.1'], ...client }, (res) => {
+    https.get({ host: '127.0.0.1', port: port('sniff'), path: '/', agent: false, ALPNProtocols: ['http/1.1'], ...client } as https.RequestOptions, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c));
       res.on('end', () => resolve(body));
