@@ -87,8 +87,8 @@ export function peekTransport(s: net.Socket, o: { readonly clock: Clock; readonl
   });
 }
 
-/** A decision on the bytes so far, or undefined while more are needed. */
-function verdict(b: Buffer, wantAlpn: boolean): { tls: boolean; alpn: readonly string[] } | undefined {
+/** tls_inspector's decision on the bytes so far, or undefined while more are needed (exported for tests). */
+export function verdict(b: Buffer, wantAlpn: boolean): { tls: boolean; alpn: readonly string[] } | undefined {
   const raw = { tls: false, alpn: [] };
   if (b[0] !== HANDSHAKE) return raw;
   if (b.length < 3) return undefined;

@@ -52,8 +52,9 @@ export function plaintextInboundRoutes(inbound: Built, m: EffectiveMtls): Built[
     const port = Number(INBOUND_CLUSTER.exec(vh.routes[0]?.route?.cluster ?? '')?.[1] ?? NaN);
     const portMode = m.perPort.get(port);
     if ((portMode ?? m.mode) !== 'STRICT') return vh;
+    // STRICT is never the default, so a policy set it: the workload's for a listed port, else the one that set the mode.
     const by = portMode ? m.portSource : m.source;
-    const message = `mTLS required for port ${port} by PeerAuthentication ${by ?? '(mesh default)'}: plaintext is refused`;
+    const message = `mTLS required for port ${port} by PeerAuthentication ${by!}: plaintext is refused`;
     const body = JSON.stringify({ code: 'mtls_required', message });
     return {
       ...vh,
