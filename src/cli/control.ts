@@ -41,6 +41,7 @@ export async function controlMain(argv: string[]): Promise<number> {
     CONTROL_HELP,
   );
   if (!values) return 0;
+  const rootNamespace = values['root-namespace'] === undefined ? undefined : rootNamespaceFlag(values['root-namespace']);
   const defaultTtlMs = durationFlag('default-ttl', values['default-ttl'], 3600_000);
   const maxTtlMs = durationFlag('max-ttl', values['max-ttl'], 24 * 3600_000);
   if (defaultTtlMs > maxTtlMs) throw new UsageError(`--default-ttl (${defaultTtlMs / 1000}s) is above --max-ttl (${maxTtlMs / 1000}s)`);
@@ -53,7 +54,7 @@ export async function controlMain(argv: string[]): Promise<number> {
     grpcAddress: hostPort('grpc-address', values['grpc-address'], '127.0.0.1:15012'),
     ...(values.config && { configDir: values.config, xdsAddress: hostPort('xds-address', values['xds-address'], '127.0.0.1:15010') }),
     ...(values['domain-suffix'] && { domainSuffix: values['domain-suffix'] }),
-    ...(values['root-namespace'] && { rootNamespace: rootNamespaceFlag(values['root-namespace']) }),
+    ...(rootNamespace && { rootNamespace }),
     monitoringAddress: hostPort('monitoring-address', values['monitoring-address'], '127.0.0.1:15014'),
     serverNames: values['server-name'] ?? ['localhost', '127.0.0.1', '::1'],
     defaultTtlMs,

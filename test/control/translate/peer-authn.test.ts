@@ -3,6 +3,7 @@
 import t from 'tap';
 import type { MtlsMode, PeerAuthentication } from '../../../src/control/mesh/types.js';
 import { translate } from '../../../src/control/translate/index.js';
+import { MeshSnapshots } from '../../../src/control/translate/snapshots.js';
 import type { Listener, RouteConfiguration } from '../../../src/model/types.js';
 import { LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL } from '../../../src/xds/protos.js';
 import { OPTS, bookinfo, decodeAll, node } from './helpers.js';
@@ -60,6 +61,8 @@ t.test('DISABLE: one plaintext chain, nothing to inspect', (t) => {
 t.test('--root-namespace moves the mesh-wide level', (t) => {
   t.strictSame(shape(inbound([pa('mesh', 'mesh-root', 'STRICT')]).l), [MTLS_CHAIN, PLAIN_CHAIN], 'not the root namespace by default');
   t.strictSame(shape(inbound([pa('mesh', 'mesh-root', 'STRICT')], { rootNamespace: 'mesh-root' }).l), [MTLS_CHAIN]);
+  const snaps = new MeshSnapshots({ trustDomain: OPTS.trustDomain, rootNamespace: 'mesh-root' }, bookinfo({ peerAuthentications: [pa('mesh', 'mesh-root', 'STRICT')] }));
+  t.strictSame(shape(decodeAll(snaps.snapshotFor(node(REVIEWS_NODE)), LISTENER_TYPE_URL).get('virtualInbound')!), [MTLS_CHAIN], 'the control server passes it to every translation');
   t.end();
 });
 
