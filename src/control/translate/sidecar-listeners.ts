@@ -5,6 +5,9 @@ import { FAULT_FILTER } from './fault.js';
 import type { EffectiveMtls } from '../mesh/peer-authentication.js';
 import { INBOUND_ROUTE_NAME, TLS_INSPECTOR, acceptsMtls, acceptsPlaintext, inboundMtls, plaintextRouteName } from './peer-authn.js';
 
+/** istiod's VirtualInboundCatchAllHTTPFilterChainName. */
+const CATCHALL_HTTP = 'virtualInbound-catchall-http';
+
 /** WebSocket upgrades pass through (HttpConnectionManager.upgrade_configs), as Istio enables them. */
 const UPGRADES = [{ upgrade_type: 'websocket' }];
 
@@ -43,8 +46,9 @@ function virtualInbound(ctx: NodeCtx, ip: string, trustDomain: string, mtls: Eff
     name: HCM_FILTER_NAME,
     typed_config: rdsHcm(routeName, { stat_prefix: `inbound_${ip}_${INBOUND_PORT}`, ...extra, upgrade_configs: UPGRADES }, filters),
   });
+  // istiod names both catch-all HTTP chains (mTLS and plaintext) virtualInbound-catchall-http; the match tells them apart.
   const mtlsChain = {
-    name: 'virtualInbound-catchall-http',
+    name: CATCHALL_HTTP,
     filter_chain_match: { transport_protocol: 'tls' },
     transport_socket: {
       name: TLS_SOCKET_NAME,
@@ -60,8 +64,8 @@ function virtualInbound(ctx: NodeCtx, ip: string, trustDomain: string, mtls: Eff
   const tls = acceptsMtls(mtls);
   const plain = acceptsPlaintext(mtls);
   const chains = tls
-    ? [mtlsChain, ...(plain ? [{ name: 'virtualInbound-catchall-http-plaintext', filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: plainFilters }] : [])]
-    : [{ name: 'virtualInbound-catchall-http-plaintext', filters: plainFilters }];
+    ? [mtlsChain, ...(plain ? [{ name: CATCHALL_HTTP, filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: plainFilters }] : [])]
+    : [{ name: CATCHALL_HTTP, filters: plainFilters }];
   return {
     name: 'virtualInbound',
     json: {

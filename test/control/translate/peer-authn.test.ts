@@ -32,7 +32,7 @@ const shape = (l: Listener) =>
   }));
 
 const MTLS_CHAIN = { name: 'virtualInbound-catchall-http', transport: 'tls', mtls: true, routes: 'inbound', xfcc: 'SANITIZE_SET' };
-const PLAIN_CHAIN = { name: 'virtualInbound-catchall-http-plaintext', transport: 'raw_buffer', mtls: undefined, routes: 'inbound', xfcc: 'SANITIZE' };
+const PLAIN_CHAIN = { name: 'virtualInbound-catchall-http', transport: 'raw_buffer', mtls: undefined, routes: 'inbound', xfcc: 'SANITIZE' };
 
 t.test("no policy: Istio's default PERMISSIVE, an mTLS and a plaintext chain told apart by tls_inspector", (t) => {
   const { l, routes } = inbound([]);
