@@ -2,7 +2,7 @@
 // swap config on the same socket, bind a new address before draining the old one, drain when removed.
 import type { Clock } from '../core/clock.js';
 import { errorMessage, type FieldIssue } from '../core/errors.js';
-import { listenerChains, type CommonTls, type FilterChain, type Listener, type SocketAddress } from '../model/types.js';
+import { chainField, listenerChains, type CommonTls, type FilterChain, type Listener, type SocketAddress } from '../model/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import type { MaterialSource } from '../upstream/tls.js';
@@ -118,13 +118,15 @@ export class ListenerManager {
       const other = taken.find((t) => clash(t.address, l.address));
       if (other) issues.push({ path: `${name}: address.socket_address`, message: `${l.address.host}:${l.address.port} is also the address of listener ${JSON.stringify(other.name)}` });
       taken.push({ name, address: l.address });
-      if (changed.has(name)) {
+      if (!changed.has(name)) continue;
+      listenerChains(l).forEach((c, i) => {
+        if (!c.tls) return;
         try {
-          this.materialOf(l);
+          this.d.materialFor(c.tls.common);
         } catch (e) {
-          issues.push({ path: `${name}: filter_chains[0].transport_socket`, message: errorMessage(e) });
+          issues.push({ path: `${name}: ${chainField(l, i)}.transport_socket`, message: errorMessage(e) });
         }
-      }
+      });
     }
     if (issues.length) return issues;
     const at = this.d.clock.now();

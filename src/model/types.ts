@@ -363,6 +363,9 @@ export function filterChainMatchKey(m: FilterChainMatch | undefined): string {
   return JSON.stringify([m?.destinationPort ?? null, m?.transportProtocol ?? null, [...(m?.applicationProtocols ?? [])].sort()]);
 }
 
+/** The field of the `i`th chain of listenerChains(l): `filter_chains[i]`, or `default_filter_chain` (for error paths). */
+export const chainField = (l: Listener, i: number): string => (i === l.filterChains.length ? 'default_filter_chain' : `filter_chains[${i}]`);
+
 /** Every filter chain of a listener, default_filter_chain last: what owns HCMs, routes and TLS material. */
 export function listenerChains(l: Listener): readonly FilterChain[] {
   return l.defaultFilterChain ? [...l.filterChains, l.defaultFilterChain] : l.filterChains;

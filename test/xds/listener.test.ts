@@ -300,3 +300,19 @@ t.test('several filter chains: filter_chain_match, default_filter_chain, tls_ins
   ]);
   t.end();
 });
+
+t.test("listenerClusterRefs names every chain's inline routes, default_filter_chain included", async (t) => {
+  const { listenerClusterRefs } = await import('../../src/xds/resources/listener.js');
+  const base = listener();
+  const other = listener({ hcm: hcm({}, 'fallback-backend') }).filter_chains[0]!;
+  const r = decode({ ...base, filter_chains: [{ ...base.filter_chains[0]!, filter_chain_match: { transport_protocol: 'tls' } }], default_filter_chain: other });
+  t.ok(r.ok);
+  if (!r.ok) return;
+  t.strictSame(
+    listenerClusterRefs(r.value, 'listeners[0]').map((x) => `${x.path} ${x.cluster}`),
+    [
+      'listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster backend',
+      'listeners[0].default_filter_chain.filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster fallback-backend',
+    ],
+  );
+});

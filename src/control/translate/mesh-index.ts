@@ -78,7 +78,7 @@ export class MeshIndex {
     this.vs = [...mesh.virtualServices].sort(byMeta);
     this.dr = [...mesh.destinationRules].sort(byMeta);
     this.rateLimitPolicies = [...mesh.rateLimitPolicies].sort(byMeta);
-    this.peerAuthentications = mesh.peerAuthentications ?? [];
+    this.peerAuthentications = mesh.peerAuthentications;
     this.failoverLabels = [...new Set(this.dr.flatMap(failoverLabelsOf))].sort();
   }
 

@@ -2,7 +2,7 @@
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import { parseDurationMs } from '../../core/duration.js';
-import { listenerChains, type AdminConfig, type AdsConfig, type Bootstrap, type CaConfig, type Cluster, type CommonTls, type Listener, type NodeInfo } from '../../model/types.js';
+import { chainField, listenerChains, type AdminConfig, type AdsConfig, type Bootstrap, type CaConfig, type Cluster, type CommonTls, type Listener, type NodeInfo } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
 import { DEFAULT_INITIAL_FETCH_TIMEOUT_MS, Issues, adsConfigSource, enumOf, joinPath, list, locality, msg, num, onlyFields, requireOne, required, socketAddress, str, structToPlain } from './common.js';
 import { SDS_BUNDLE, SDS_CERTIFICATE } from './tls.js';
@@ -69,8 +69,7 @@ function staticOnlyRules(listeners: readonly (Listener | undefined)[], clusters:
   listeners.forEach((l, i) => {
     (l ? listenerChains(l) : []).forEach((c, j) => {
       if (c.hcm.route.kind !== 'rds') return;
-      const at = c === l!.defaultFilterChain ? 'default_filter_chain' : `filter_chains[${j}]`;
-      issues.add(`${srPath}.listeners[${i}].${at}.filters[0].typed_config.rds`, 'RDS needs dynamic_resources (ADS); use an inline route_config in a static bootstrap');
+      issues.add(`${srPath}.listeners[${i}].${chainField(l!, j)}.filters[0].typed_config.rds`, 'RDS needs dynamic_resources (ADS); use an inline route_config in a static bootstrap');
     });
     for (const ref of l ? listenerClusterRefs(l, `${srPath}.listeners[${i}]`) : []) {
       if (!clusterNames.has(ref.cluster)) issues.add(ref.path, `unknown cluster ${JSON.stringify(ref.cluster)} (not in static_resources.clusters)`);

@@ -1,7 +1,7 @@
 // Decodes envoy.config.listener.v3.Listener (the LDS resource, and static_resources.listeners[]).
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import { filterChainMatchKey, listenerChains, type FilterChain, type FilterChainMatch, type Listener } from '../../model/types.js';
+import { chainField, filterChainMatchKey, listenerChains, type FilterChain, type FilterChainMatch, type Listener } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
 import { Issues, bool, decodeTypedExtension, durationMs, enumOf, joinPath, list, msg, onlyFields, required, socketAddress, str, strings, u32Value } from './common.js';
 import { HTTP_CONNECTION_MANAGER_TYPE_URL, decodeHttpConnectionManager } from './hcm.js';
@@ -114,7 +114,6 @@ function filterChainMatch(m: ProtoObj, path: string, issues: Issues): FilterChai
 export function listenerClusterRefs(l: Listener, path: string): { cluster: string; path: string }[] {
   return listenerChains(l).flatMap((c, i) => {
     const route = c.hcm.route;
-    const at = c === l.defaultFilterChain ? 'default_filter_chain' : `filter_chains[${i}]`;
-    return route.kind === 'inline' ? routeClusterRefs(route.config, joinPath(path, `${at}.filters[0].typed_config.route_config`)) : [];
+    return route.kind === 'inline' ? routeClusterRefs(route.config, joinPath(path, `${chainField(l, i)}.filters[0].typed_config.route_config`)) : [];
   });
 }
