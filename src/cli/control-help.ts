@@ -10,6 +10,8 @@ Options:
                             rejected whole and the previous config keeps serving (see outrigger status).
   --xds-address HOST:PORT   plaintext xDS for local use and proxyless gRPC (default 127.0.0.1:15010)
   --domain-suffix SUFFIX    what short host names resolve against (default cluster.local)
+  --root-namespace NS       Istio's meshConfig.rootNamespace: PeerAuthentication there applies mesh-wide
+                            (default istio-system)
   --ca-dir DIR              CA directory (default ./ca). Istio's plugged-in layout (ca-cert.pem, ca-key.pem,
                             root-cert.pem, cert-chain.pem) is used as is; an empty directory gets a new
                             self-signed root on first start, reused after.

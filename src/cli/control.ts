@@ -14,6 +14,12 @@ function hostPort(flag: string, v: string | undefined, dflt: string): { host: st
   return { host: m[1] ?? m[2]!, port: Number(m[3]) };
 }
 
+/** --root-namespace names a Kubernetes namespace (a DNS-1123 label), as meshConfig.rootNamespace does. */
+function rootNamespaceFlag(v: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) throw new UsageError(`--root-namespace must be a namespace name (a DNS-1123 label), not ${JSON.stringify(v)}`);
+  return v;
+}
+
 export async function controlMain(argv: string[]): Promise<number> {
   const values = commandFlags(
     argv,
@@ -24,6 +30,7 @@ export async function controlMain(argv: string[]): Promise<number> {
       'grpc-address': { type: 'string' },
       'xds-address': { type: 'string' },
       'domain-suffix': { type: 'string' },
+      'root-namespace': { type: 'string' },
       'monitoring-address': { type: 'string' },
       'server-name': { type: 'string', multiple: true },
       'default-ttl': { type: 'string' },
@@ -34,6 +41,7 @@ export async function controlMain(argv: string[]): Promise<number> {
     CONTROL_HELP,
   );
   if (!values) return 0;
+  const rootNamespace = values['root-namespace'] === undefined ? undefined : rootNamespaceFlag(values['root-namespace']);
   const defaultTtlMs = durationFlag('default-ttl', values['default-ttl'], 3600_000);
   const maxTtlMs = durationFlag('max-ttl', values['max-ttl'], 24 * 3600_000);
   if (defaultTtlMs > maxTtlMs) throw new UsageError(`--default-ttl (${defaultTtlMs / 1000}s) is above --max-ttl (${maxTtlMs / 1000}s)`);
@@ -46,6 +54,7 @@ export async function controlMain(argv: string[]): Promise<number> {
     grpcAddress: hostPort('grpc-address', values['grpc-address'], '127.0.0.1:15012'),
     ...(values.config && { configDir: values.config, xdsAddress: hostPort('xds-address', values['xds-address'], '127.0.0.1:15010') }),
     ...(values['domain-suffix'] && { domainSuffix: values['domain-suffix'] }),
+    ...(rootNamespace && { rootNamespace }),
     monitoringAddress: hostPort('monitoring-address', values['monitoring-address'], '127.0.0.1:15014'),
     serverNames: values['server-name'] ?? ['localhost', '127.0.0.1', '::1'],
     defaultTtlMs,

@@ -38,6 +38,8 @@ export interface ControlServerOptions {
   readonly xdsAddress?: SocketAddress;
   /** The DNS suffix short host names resolve against (default cluster.local). */
   readonly domainSuffix?: string;
+  /** Istio's meshConfig.rootNamespace: PeerAuthentication / AuthorizationPolicy there apply mesh-wide (default istio-system). */
+  readonly rootNamespace?: string;
   /** Mesh config debounce (istiod's 100 ms quiet, 10 s max); tests shorten them. */
   readonly debounceMs?: number;
   readonly debounceMaxMs?: number;
@@ -126,7 +128,7 @@ export class ControlServer {
     const onConfig = (c: MeshConfig) => {
       jwks.sync((c.requestAuthentications ?? []).flatMap((p) => p.jwtRules));
       if (snapshots) snapshots.setConfig(c);
-      else snapshots = new MeshSnapshots({ trustDomain: o.trustDomain, ...(o.domainSuffix && { domainSuffix: o.domainSuffix }), jwks: jwks.lookup }, c);
+      else snapshots = new MeshSnapshots({ trustDomain: o.trustDomain, ...(o.domainSuffix && { domainSuffix: o.domainSuffix }), ...(o.rootNamespace && { rootNamespace: o.rootNamespace }), jwks: jwks.lookup }, c);
     };
     const watcher = new ConfigWatcher({
       dir,

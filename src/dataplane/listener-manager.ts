@@ -2,12 +2,12 @@
 // swap config on the same socket, bind a new address before draining the old one, drain when removed.
 import type { Clock } from '../core/clock.js';
 import { errorMessage, type FieldIssue } from '../core/errors.js';
-import type { CommonTls, Listener, SocketAddress } from '../model/types.js';
+import { chainField, listenerChains, type CommonTls, type FilterChain, type Listener, type SocketAddress } from '../model/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import type { MaterialSource } from '../upstream/tls.js';
 import type { HcmRuntime } from './hcm.js';
-import { ListenerRuntime } from './listener.js';
+import { ListenerRuntime, type ChainBinding } from './listener.js';
 import type { RouteStore } from './route-store.js';
 
 export interface ListenerManagerDeps {
@@ -17,8 +17,8 @@ export interface ListenerManagerDeps {
   /** How long a replaced or removed listener's connections get to finish. */
   readonly drainMs: number;
   readonly routes: RouteStore;
-  /** The HCM runtime of one listener version (its TLS material, if any, is its own identity). */
-  readonly hcmFor: (l: Listener, tls: MaterialSource | undefined) => HcmRuntime;
+  /** The HCM runtime of one filter chain of a listener version (its TLS material, if any, is its own identity). */
+  readonly hcmFor: (l: Listener, chain: FilterChain, tls: MaterialSource | undefined) => HcmRuntime;
   /** The secret store: throws when the material cannot be loaded. */
   readonly materialFor: (common: CommonTls) => MaterialSource;
 }
@@ -48,6 +48,11 @@ interface Slot {
   error?: ListenerVersion & { readonly details: string };
 }
 
+/** The RDS route configurations a listener's chains name (each must exist before it serves). */
+function rdsNames(l: Listener): string[] {
+  return listenerChains(l).flatMap((c) => (c.hcm.route.kind === 'rds' ? [c.hcm.route.name] : []));
+}
+
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 
 /** Two listeners cannot bind one port on the same (or a wildcard) address; port 0 never clashes. */
@@ -64,16 +69,22 @@ export class ListenerManager {
     private readonly staticListeners: readonly Listener[],
     private readonly d: ListenerManagerDeps,
   ) {
-    this.statics = staticListeners.map((l) => this.runtime(l, this.materialOf(l)));
+    this.statics = staticListeners.map((l) => this.runtime(l));
   }
 
-  private materialOf(l: Listener): MaterialSource | undefined {
-    const tls = l.filterChain.tls;
-    return tls ? this.d.materialFor(tls.common) : undefined;
+  /** Each chain's TLS material (from the secret store), in listenerChains order; throws when one cannot be loaded. */
+  private materialOf(l: Listener): (MaterialSource | undefined)[] {
+    return listenerChains(l).map((c) => (c.tls ? this.d.materialFor(c.tls.common) : undefined));
   }
 
-  private runtime(l: Listener, tlsMaterial: MaterialSource | undefined): ListenerRuntime {
-    return new ListenerRuntime(l, this.d.hcmFor(l, tlsMaterial), { metrics: this.d.metrics, logger: this.d.logger, clock: this.d.clock, drainMs: this.d.drainMs, tlsMaterial });
+  /** What serves each chain of a listener version: its material and a fresh HCM runtime. */
+  private bindings(l: Listener): ChainBinding[] {
+    const material = this.materialOf(l);
+    return listenerChains(l).map((chain, i) => ({ chain, tlsMaterial: material[i], hcm: this.d.hcmFor(l, chain, material[i]) }));
+  }
+
+  private runtime(l: Listener): ListenerRuntime {
+    return new ListenerRuntime(l, this.bindings(l), { metrics: this.d.metrics, logger: this.d.logger, clock: this.d.clock, drainMs: this.d.drainMs });
   }
 
   /** Binds the bootstrap's listeners (all or nothing: startup fails on the first that cannot bind). */
@@ -107,13 +118,15 @@ export class ListenerManager {
       const other = taken.find((t) => clash(t.address, l.address));
       if (other) issues.push({ path: `${name}: address.socket_address`, message: `${l.address.host}:${l.address.port} is also the address of listener ${JSON.stringify(other.name)}` });
       taken.push({ name, address: l.address });
-      if (changed.has(name)) {
+      if (!changed.has(name)) continue;
+      listenerChains(l).forEach((c, i) => {
+        if (!c.tls) return;
         try {
-          this.materialOf(l);
+          this.d.materialFor(c.tls.common);
         } catch (e) {
-          issues.push({ path: `${name}: filter_chains[0].transport_socket`, message: errorMessage(e) });
+          issues.push({ path: `${name}: ${chainField(l, i)}.transport_socket`, message: errorMessage(e) });
         }
-      }
+      });
     }
     if (issues.length) return issues;
     const at = this.d.clock.now();
@@ -132,16 +145,14 @@ export class ListenerManager {
   }
 
   private routesReady(l: Listener): boolean {
-    const r = l.filterChain.hcm.route;
-    return r.kind === 'inline' || this.d.routes.has(r.name);
+    return rdsNames(l).every((n) => this.d.routes.has(n));
   }
 
   /** The route slots a listener that serves, or will, still needs; draining HCMs hold their own. */
   private retainRoutes(): void {
     const names = new Set<string>();
     const add = (l: Listener | undefined) => {
-      const r = l?.filterChain.hcm.route;
-      if (r?.kind === 'rds') names.add(r.name);
+      for (const n of l ? rdsNames(l) : []) names.add(n);
     };
     this.staticListeners.forEach(add);
     for (const s of this.slots.values()) {
@@ -164,10 +175,10 @@ export class ListenerManager {
     // A newer version supersedes one still warming or binding.
     slot.warming?.binding?.close();
     slot.warming = undefined;
-    const r = v.listener.filterChain.hcm.route;
-    if (r.kind === 'rds' && !this.d.routes.has(r.name)) {
+    const missing = rdsNames(v.listener).filter((n) => !this.d.routes.has(n));
+    if (missing.length) {
       // Envoy does not serve a listener before its RDS arrived: it warms, the previous version keeps serving.
-      this.d.routes.slot(r.name);
+      for (const n of missing) this.d.routes.slot(n);
       slot.warming = v;
       return;
     }
@@ -175,17 +186,16 @@ export class ListenerManager {
   }
 
   private activate(slot: Slot, v: ListenerVersion): void {
-    const material = this.materialOf(v.listener);
     const cur = slot.active;
     if (cur && cur.listener.address.host === v.listener.address.host && cur.listener.address.port === v.listener.address.port) {
-      cur.runtime.update(v.listener, this.d.hcmFor(v.listener, material), material);
+      cur.runtime.update(v.listener, this.bindings(v.listener));
       slot.active = { ...v, runtime: cur.runtime };
       slot.warming = undefined;
       slot.error = undefined;
       return;
     }
     // A new address: bind it first, and only then drain the old one (make before break).
-    const rt = this.runtime(v.listener, material);
+    const rt = this.runtime(v.listener);
     slot.warming = { ...v, binding: rt };
     rt.start().then(
       (a) => {

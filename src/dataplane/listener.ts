@@ -6,13 +6,14 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { compileStringMatcher, type Predicate } from '../model/matchers.js';
 import type { Clock } from '../core/clock.js';
-import type { Listener, SocketAddress } from '../model/types.js';
+import { filterChainMatchKey, listenerChains, type FilterChain, type Listener, type SocketAddress } from '../model/types.js';
 import { checkX509Svid, reasonFromTlsError } from '../identity/svid.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import { trustDomainOf, type MaterialSource, type TlsMaterialView } from '../upstream/tls.js';
 import type { ConnInfo } from './exchange.js';
 import type { PeerInfo } from './headers.js';
+import { looksLikeHttp1, needsInspection, peekTransport, selectFilterChain } from './filter-chain-match.js';
 import type { HcmRuntime } from './hcm.js';
 import { Replies, renderLocalReply } from './local-reply.js';
 
@@ -31,18 +32,29 @@ export interface ListenerDeps {
   readonly clock: Clock;
   /** How long connections of a replaced filter chain get to finish before they are closed. */
   readonly drainMs: number;
-  /** The downstream TLS material, when the filter chain has a DownstreamTlsContext. */
-  readonly tlsMaterial?: MaterialSource;
+}
+
+/** One filter chain of a listener version, with what serves it: its HCM and, with a DownstreamTlsContext, its TLS material. */
+export interface ChainBinding {
+  readonly chain: FilterChain;
+  readonly hcm: HcmRuntime;
+  readonly tlsMaterial: MaterialSource | undefined;
 }
 
 /**
  * What a filter chain fixes for the life of a connection: TLS, codec, HTTP/1 limits and HTTP/2 SETTINGS. When
  * an update leaves these equal, open connections simply take the new HCM for their next request.
  */
-function connectionSettings(l: Listener): string {
-  const h = l.filterChain.hcm;
-  return JSON.stringify([l.filterChain.tls ?? null, h.codecType, h.maxRequestHeadersKb, h.requestTimeoutMs, h.idleTimeoutMs, h.http2]);
+function connectionSettings(chain: FilterChain, inbound: boolean): string {
+  const h = chain.hcm;
+  return JSON.stringify([chain.tls ?? null, h.codecType, h.maxRequestHeadersKb, h.requestTimeoutMs, h.idleTimeoutMs, h.http2, inbound]);
 }
+
+/** How an update recognises "the same chain": by its match (unique within a listener, as Envoy requires), or as the default. */
+const chainKey = (l: Listener, c: FilterChain) => (c === l.defaultFilterChain ? 'default' : filterChainMatchKey(c.match));
+
+/** After refusing a plaintext HTTP/1.x client, how long its remaining input is read (so the reply is not lost to a reset). */
+const REFUSAL_LINGER_MS = 1000;
 
 /**
  * A bound listener: owns the socket, and hands each accepted connection to its current filter chain. An
@@ -52,7 +64,10 @@ function connectionSettings(l: Listener): string {
  */
 export class ListenerRuntime {
   private server: net.Server | undefined;
-  private chain: FilterChainRuntime;
+  /** Aligned with listenerChains(listener): filter_chains in order, then default_filter_chain. */
+  private chains: FilterChainRuntime[];
+  /** What tls_inspector must find out before a chain can be chosen (nothing: no byte is read first). */
+  private inspect: { readonly transport: boolean; readonly alpn: boolean };
   private readonly replaced = new Set<FilterChainRuntime>();
   /** Every HCM that may still have requests in flight (drain waits for them). */
   private readonly hcms = new Set<HcmRuntime>();
@@ -63,22 +78,27 @@ export class ListenerRuntime {
 
   constructor(
     public listener: Listener,
-    hcm: HcmRuntime,
+    bindings: readonly ChainBinding[],
     private readonly d: ListenerDeps,
   ) {
     this.connGauge = d.metrics.downstreamConnectionsActive.labels({ listener: listener.name });
     this.connTotal = d.metrics.downstreamConnectionsTotal.labels({ listener: listener.name });
-    this.chain = new FilterChainRuntime(listener, hcm, d);
-    this.hcms.add(hcm);
+    this.inspect = needsInspection(listenerChains(listener));
+    this.chains = bindings.map((b) => this.chainRuntime(listener, b));
+  }
+
+  private chainRuntime(l: Listener, b: ChainBinding): FilterChainRuntime {
+    this.hcms.add(b.hcm);
+    return new FilterChainRuntime(l.name, chainKey(l, b.chain), b, l.trafficDirection === 'INBOUND', this.d);
   }
 
   get name(): string {
     return this.listener.name;
   }
 
-  /** The HCM new requests go to. */
+  /** The HCM new requests of the first filter chain go to. */
   get hcm(): HcmRuntime {
-    return this.chain.hcm;
+    return this.chains[0]!.hcm;
   }
 
   address(): SocketAddress | undefined {
@@ -111,7 +131,46 @@ export class ListenerRuntime {
     s.on('error', () => {
       /* resets are normal at connection level; requests account for their own failures */
     });
-    this.chain.accept(s);
+    const ins = this.listener.tlsInspector;
+    // Nothing to choose on (no tls_inspector, or no chain that cares what it finds): no byte is read first.
+    if (!ins || !(this.inspect.transport || this.inspect.alpn)) return this.dispatch(s, 'raw_buffer', [], undefined);
+    void peekTransport(s, { clock: this.d.clock, timeoutMs: ins.timeoutMs, wantAlpn: this.inspect.alpn }).then((r) => {
+      if (r.kind === 'closed' || s.destroyed) return void s.destroy();
+      if (r.kind === 'done') return this.dispatch(s, r.tls ? 'tls' : 'raw_buffer', r.alpn, r.head);
+      // listener_filters_timeout: Envoy closes the connection, or with continue_on_listener_filters_timeout
+      // matches it with what it knows (raw_buffer); a client that never speaks holds no socket beyond it.
+      this.d.logger.debug({ listener: this.name, remote: `${s.remoteAddress}:${s.remotePort}`, timeoutMs: ins.timeoutMs }, 'listener filters timed out');
+      if (ins.continueOnTimeout) return this.dispatch(s, 'raw_buffer', [], r.head);
+      s.destroy();
+    });
+  }
+
+  /** Hands the connection to the chain Envoy's FilterChainMatch rules pick; `head` is what tls_inspector read. */
+  private dispatch(s: net.Socket, transportProtocol: 'tls' | 'raw_buffer', alpn: readonly string[], head: Buffer | undefined): void {
+    const chains = this.listener.filterChains;
+    const i = chains.length === 1 && !chains[0]!.match ? 0 : selectFilterChain(chains, { destinationPort: s.localPort ?? 0, transportProtocol, alpn });
+    const rt = i >= 0 ? this.chains[i] : this.listener.defaultFilterChain && this.chains[chains.length];
+    if (rt) return rt.accept(s, head);
+    this.refuseUnmatched(s, transportProtocol, head);
+  }
+
+  /**
+   * No chain matches (Envoy: no_filter_chain_match) and there is no default chain: the connection is closed,
+   * never forwarded. When it is plaintext and the listener only takes TLS (PeerAuthentication STRICT), the
+   * warning says so, and an HTTP/1.x client gets one 400 with a JSON body saying why before the close.
+   */
+  private refuseUnmatched(s: net.Socket, transportProtocol: 'tls' | 'raw_buffer', head: Buffer | undefined): void {
+    this.d.metrics.noFilterChainMatch.inc({ listener: this.name });
+    const mtlsRequired = transportProtocol === 'raw_buffer' && this.listener.filterChains.some((c) => c.match?.transportProtocol === 'tls');
+    const message = mtlsRequired ? 'plaintext connection refused: mTLS is required (PeerAuthentication STRICT)' : 'connection refused: it matches no filter chain';
+    this.d.logger.warn({ listener: this.name, remote: `${s.remoteAddress}:${s.remotePort}`, transport: transportProtocol }, message);
+    if (!mtlsRequired || !head || !looksLikeHttp1(head)) return void s.destroy();
+    const body = JSON.stringify({ code: 'mtls_required', message: `${message}; call this workload through a mesh sidecar`, request_id: null });
+    s.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    s.resume();
+    const timer = this.d.clock.setTimeout(() => s.destroy(), REFUSAL_LINGER_MS);
+    timer.unref();
+    s.once('close', () => this.d.clock.clearTimeout(timer));
   }
 
   /**
@@ -119,22 +178,33 @@ export class ListenerRuntime {
    * takes the new HCM for every request from now on. Otherwise a new chain takes new connections, and the
    * old one drains (GOAWAY, Connection: close) and is closed after the drain time.
    */
-  update(listener: Listener, hcm: HcmRuntime, tlsMaterial: MaterialSource | undefined): void {
+  update(listener: Listener, bindings: readonly ChainBinding[]): void {
     this.listener = listener;
+    this.inspect = needsInspection(listenerChains(listener));
     for (const h of this.hcms) if (h.active === 0) this.hcms.delete(h);
-    this.hcms.add(hcm);
-    if (connectionSettings(listener) === connectionSettings(this.chain.listener) && tlsMaterial === this.chain.tlsMaterial) {
-      this.chain.hcm = hcm;
-      return;
-    }
-    const old = this.chain;
-    this.chain = new FilterChainRuntime(listener, hcm, { ...this.d, tlsMaterial });
+    // Chain by chain (recognised by match): one whose connection settings stayed keeps its connections.
+    const old = new Map(this.chains.map((c) => [c.key, c]));
+    this.chains = bindings.map((b) => {
+      const key = chainKey(listener, b.chain);
+      const cur = old.get(key);
+      if (!cur || cur.settings !== connectionSettings(b.chain, listener.trafficDirection === 'INBOUND') || cur.tlsMaterial !== b.tlsMaterial) return this.chainRuntime(listener, b);
+      old.delete(key);
+      this.hcms.add(b.hcm);
+      cur.hcm = b.hcm;
+      return cur;
+    });
+    for (const c of old.values()) this.retire(c);
+  }
+
+  /** A chain the listener no longer has (or whose settings changed) drains its own connections, then closes. */
+  private retire(old: FilterChainRuntime): void {
     this.replaced.add(old);
-    old.drain(() => {
+    const done = () => {
       this.replaced.delete(old);
       old.close();
-    });
-    const timer = this.d.clock.setTimeout(() => old.close(), this.d.drainMs);
+    };
+    old.drain(done);
+    const timer = this.d.clock.setTimeout(done, this.d.drainMs);
     timer.unref();
   }
 
@@ -142,7 +212,7 @@ export class ListenerRuntime {
   drain(): void {
     this.draining = true;
     this.server?.close();
-    this.chain.drain();
+    for (const c of this.chains) c.drain();
     for (const c of this.replaced) c.drain();
   }
 
@@ -157,7 +227,7 @@ export class ListenerRuntime {
   close(): void {
     this.draining = true;
     this.server?.close();
-    this.chain.close();
+    for (const c of this.chains) c.close();
     for (const c of this.replaced) c.close();
     for (const s of this.raw) s.destroy();
   }
@@ -166,7 +236,12 @@ export class ListenerRuntime {
 /** One filter chain's connection handling: TLS admission, codec choice, HTTP/1.1 and HTTP/2 servers, drain. */
 class FilterChainRuntime {
   hcm: HcmRuntime;
+  readonly chain: FilterChain;
   readonly tlsMaterial: MaterialSource | undefined;
+  /** connectionSettings() of the chain: an update with the same value keeps this runtime. */
+  readonly settings: string;
+  /** Inbound listeners count admitted connections by Istio's connection_security_policy. */
+  private readonly admitted: { readonly mtls: { inc(): void }; readonly plain: { inc(): void } } | undefined;
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly tlsServer: tls.Server | undefined;
@@ -180,14 +255,20 @@ class FilterChainRuntime {
   private readonly onMaterial = (m: TlsMaterialView) => this.tlsServer?.setSecureContext(this.tlsOptions(m));
 
   constructor(
-    readonly listener: Listener,
-    hcm: HcmRuntime,
+    private readonly name: string,
+    readonly key: string,
+    b: ChainBinding,
+    inbound: boolean,
     private readonly d: ListenerDeps,
   ) {
-    this.hcm = hcm;
-    this.tlsMaterial = d.tlsMaterial;
-    const cfg = listener.filterChain.hcm;
-    this.sanMatchers = (listener.filterChain.tls?.common.validation?.uriSanMatchers ?? []).map(compileStringMatcher);
+    this.hcm = b.hcm;
+    this.chain = b.chain;
+    this.tlsMaterial = b.tlsMaterial;
+    this.settings = connectionSettings(b.chain, inbound);
+    const counter = d.metrics.inboundConnections;
+    this.admitted = inbound ? { mtls: counter.labels({ listener: name, connection_security_policy: 'mutual_tls' }), plain: counter.labels({ listener: name, connection_security_policy: 'none' }) } : undefined;
+    const cfg = b.chain.hcm;
+    this.sanMatchers = (b.chain.tls?.common.validation?.uriSanMatchers ?? []).map(compileStringMatcher);
 
     this.h1 = http.createServer({
       // HttpConnectionManager.max_request_headers_kb; over it Node's parser answers 431 via clientError.
@@ -235,10 +316,10 @@ class FilterChainRuntime {
       this.hcm.handleH2(stream, headers, flags, sock?.[kConn] ?? { remoteIp: '', remotePort: 0, tls: false });
     });
 
-    const chainTls = listener.filterChain.tls;
+    const chainTls = b.chain.tls;
     if (chainTls) {
-      const source = d.tlsMaterial;
-      if (!source) throw new Error(`listener ${listener.name}: TLS material missing`);
+      const source = b.tlsMaterial;
+      if (!source) throw new Error(`listener ${name}: TLS material missing`);
       // Never listens itself: the listener's socket hands it raw connections, so a chain can change
       // (or stop using TLS) without the port being closed.
       const server = tls.createServer({
@@ -260,14 +341,12 @@ class FilterChainRuntime {
     }
   }
 
-  private get name(): string {
-    return this.listener.name;
-  }
-
-  /** A raw connection from the listener's socket. */
-  accept(s: net.Socket): void {
-    if (this.tlsServer) this.tlsServer.emit('connection', s);
-    else this.onPlain(s);
+  /** A raw connection from the listener's socket; `head`: bytes tls_inspector already read from it. */
+  accept(s: net.Socket, head?: Buffer): void {
+    if (!this.tlsServer) return this.onPlain(s, head);
+    // The TLS socket takes over the connection and first reads what is buffered on it (Node's initRead).
+    if (head) s.unshift(head);
+    this.tlsServer.emit('connection', s);
   }
 
   private tlsOptions(m: TlsMaterialView): tls.SecureContextOptions {
@@ -292,7 +371,7 @@ class FilterChainRuntime {
 
   /** mTLS admission: chain, validity, then the X509-SVID rules and SAN matchers. Nothing is read before this passes. */
   private onSecure(s: tls.TLSSocket): void {
-    const chain = this.listener.filterChain.tls!;
+    const chain = this.chain.tls!;
     let peer: PeerInfo | undefined;
     const cert = s.getPeerX509Certificate();
     if (chain.requireClientCertificate) {
@@ -313,26 +392,38 @@ class FilterChainRuntime {
     const info: ConnInfo = { remoteIp: s.remoteAddress ?? '', remotePort: s.remotePort ?? 0, tls: true, peer, sni: (s as tls.TLSSocket & { servername?: string }).servername || undefined, ...localAddress(s) };
     (s as TrackedSocket)[kConn] = info;
     this.adopt(s);
-    const codec = this.listener.filterChain.hcm.codecType;
+    (cert ? this.admitted?.mtls : this.admitted?.plain)?.inc();
+    const codec = this.chain.hcm.codecType;
     if (s.alpnProtocol === 'h2' && codec !== 'HTTP1') this.toH2(s);
     else this.h1.emit('connection', s);
   }
 
-  /** Plaintext: HTTP/1.x or h2c with prior knowledge, told apart by the first bytes (codec_type AUTO). */
-  private onPlain(s: net.Socket): void {
+  /**
+   * Plaintext: HTTP/1.x or h2c with prior knowledge, told apart by the first bytes (codec_type AUTO). `head`: the
+   * bytes tls_inspector already read, which decide the codec in place of a first read.
+   */
+  private onPlain(s: net.Socket, head?: Buffer): void {
     (s as TrackedSocket)[kConn] = plainConn(s);
     this.adopt(s);
-    const codec = this.listener.filterChain.hcm.codecType;
-    if (codec === 'HTTP1') return void this.h1.emit('connection', s);
-    if (codec === 'HTTP2') return this.toH2(s);
-    s.once('data', (chunk: Buffer) => {
-      s.pause();
-      s.unshift(chunk);
-      const n = Math.min(chunk.length, H2_PREFACE.length);
-      if (chunk.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
-        // The HTTP/2 session reads what was already buffered on the socket itself.
-        this.toH2(s);
-      } else {
+    this.admitted?.plain.inc();
+    const codec = this.chain.hcm.codecType;
+    if (head?.length) return this.plainWith(s, head, codec);
+    if (!head && codec === 'HTTP1') return void this.h1.emit('connection', s);
+    if (!head && codec === 'HTTP2') return this.toH2(s);
+    s.once('data', (chunk: Buffer) => this.plainWith(s, chunk, codec));
+    // Paused by tls_inspector, which timed out before a byte came (continue_on_listener_filters_timeout).
+    if (head) s.resume();
+  }
+
+  /** The first bytes read through the JS stream: put back, then the codec they (or codec_type) name reads on. */
+  private plainWith(s: net.Socket, chunk: Buffer, codec: FilterChain['hcm']['codecType']): void {
+    s.pause();
+    s.unshift(chunk);
+    const n = Math.min(chunk.length, H2_PREFACE.length);
+    if (codec === 'HTTP2' || (codec === 'AUTO' && chunk.subarray(0, n).equals(H2_PREFACE.subarray(0, n)))) {
+      // The HTTP/2 session reads what was already buffered on the socket itself.
+      this.toH2(s);
+    } else {
         // The first bytes were read through the JS stream, so the HTTP/1 parser must keep reading that way:
         // handing it the native handle as well leaves IncomingMessage backpressure with nothing to pause
         // (measured: a 100 MiB upload was read into memory at once). Marking the handle consumed keeps
@@ -341,8 +432,7 @@ class FilterChainRuntime {
         if (handle) handle._consumed = true;
         this.h1.emit('connection', s);
         s.resume();
-      }
-    });
+    }
   }
 
   private toH2(s: net.Socket): void {

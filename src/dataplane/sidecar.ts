@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
 import type { FieldIssue } from '../core/errors.js';
 import type { Rng } from '../core/rng.js';
-import type { Bootstrap, Cluster, ClusterLoadAssignment, CommonTls, Listener, RouteConfiguration } from '../model/types.js';
+import { listenerChains, type Bootstrap, type Cluster, type ClusterLoadAssignment, type CommonTls, type FilterChain, type Listener, type RouteConfiguration } from '../model/types.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { Logger } from '../telemetry/logger.js';
 import { RequestRecorder, createMetrics, type MeshMetrics } from '../telemetry/metrics.js';
@@ -62,13 +62,16 @@ export class SidecarRuntime {
       drainMs: d.drainMs ?? DEFAULT_DRAIN_MS,
       routes: this.routes,
       materialFor: d.materialFor,
-      hcmFor: (l, tls) => this.hcmFor(l, tls),
+      hcmFor: (l, chain, tls) => this.hcmFor(l, chain, tls),
     });
   }
 
-  private hcmFor(l: Listener, material: MaterialSource | undefined): HcmRuntime {
-    const reporter = l.trafficDirection === 'INBOUND' || (l.trafficDirection === 'UNSPECIFIED' && l.filterChain.tls) ? 'destination' : 'source';
-    return new HcmRuntime(l.filterChain.hcm, {
+  private hcmFor(l: Listener, chain: FilterChain, material: MaterialSource | undefined): HcmRuntime {
+    const reporter = l.trafficDirection === 'INBOUND' || (l.trafficDirection === 'UNSPECIFIED' && chain.tls) ? 'destination' : 'source';
+    // A plaintext chain of a listener that also has an mTLS one (PERMISSIVE) still serves the workload's own identity.
+    const tlsChain = material ? undefined : listenerChains(l).find((c) => c.tls);
+    const identity = material ?? (tlsChain?.tls && this.d.materialFor(tlsChain.tls.common));
+    return new HcmRuntime(chain.hcm, {
       listenerName: l.name,
       reporter,
       clusters: this.clusters,
@@ -79,7 +82,7 @@ export class SidecarRuntime {
       clock: this.d.clock,
       rng: this.d.rng,
       // The workload's own identity: the listener's certificate inbound, any upstream TLS context outbound.
-      localUri: material ? () => material.current().spiffeId : () => this.upstreamIdentity?.current().spiffeId,
+      localUri: identity ? () => identity.current().spiffeId : () => this.upstreamIdentity?.current().spiffeId,
       rdsSlot: (name) => this.routes.slot(name),
       ...(this.d.onUnknownJwksKey && { onUnknownJwksKey: this.d.onUnknownJwksKey }),
     });

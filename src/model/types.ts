@@ -320,18 +320,55 @@ export interface HttpConnectionManager {
   readonly upgradeTypes: readonly string[];
 }
 
+/**
+ * envoy.config.listener.v3.FilterChainMatch, the subset Outrigger selects on. Unset criteria match anything.
+ * transport_protocol is what the connection looks like: `tls` once tls_inspector saw a ClientHello, else
+ * `raw_buffer` (Envoy's default when no listener filter sets it).
+ */
+export interface FilterChainMatch {
+  readonly destinationPort?: number;
+  readonly transportProtocol?: 'tls' | 'raw_buffer';
+  /** ALPN values offered in the ClientHello (tls_inspector); any one of them selects the chain. */
+  readonly applicationProtocols: readonly string[];
+}
+
 export interface FilterChain {
   readonly name: string;
   readonly hcm: HttpConnectionManager;
   readonly tls?: DownstreamTls;
+  /** filter_chain_match; absent when the chain set none (it matches every connection). */
+  readonly match?: FilterChainMatch;
 }
 
-/** envoy.config.listener.v3.Listener (one filter chain; filter_chain_match is not supported yet) */
+/** envoy.config.listener.v3.Listener */
 export interface Listener {
   readonly name: string;
   readonly address: SocketAddress;
   readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
+  /** filter_chains[0]: the chain of a single-chain listener (most of them); `filterChains` has all of them. */
   readonly filterChain: FilterChain;
+  /** filter_chains, in order (at least one). */
+  readonly filterChains: readonly FilterChain[];
+  /** default_filter_chain: serves connections no chain matches (else they are refused). */
+  readonly defaultFilterChain?: FilterChain;
+  /**
+   * listener_filters: `envoy.filters.listener.tls_inspector` (the one supported) peeks at the first bytes for a
+   * ClientHello, within listener_filters_timeout; without it every connection is `raw_buffer`.
+   */
+  readonly tlsInspector?: { readonly timeoutMs: number; readonly continueOnTimeout: boolean };
+}
+
+/** A canonical key of a chain's match (unset = matches all): equal keys mean Envoy's "same matching rules". */
+export function filterChainMatchKey(m: FilterChainMatch | undefined): string {
+  return JSON.stringify([m?.destinationPort ?? null, m?.transportProtocol ?? null, [...(m?.applicationProtocols ?? [])].sort()]);
+}
+
+/** The field of the `i`th chain of listenerChains(l): `filter_chains[i]`, or `default_filter_chain` (for error paths). */
+export const chainField = (l: Listener, i: number): string => (i === l.filterChains.length ? 'default_filter_chain' : `filter_chains[${i}]`);
+
+/** Every filter chain of a listener, default_filter_chain last: what owns HCMs, routes and TLS material. */
+export function listenerChains(l: Listener): readonly FilterChain[] {
+  return l.defaultFilterChain ? [...l.filterChains, l.defaultFilterChain] : l.filterChains;
 }
 
 export type HealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';

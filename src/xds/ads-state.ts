@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { Clock, Timer } from '../core/clock.js';
 import type { FieldIssue } from '../core/errors.js';
-import type { Cluster, Listener } from '../model/types.js';
+import { listenerChains, type Cluster, type Listener } from '../model/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { XdsClientMetrics } from '../telemetry/metrics.js';
 import type { DiscoveryRequestMsg, DiscoveryResponseMsg, NodeMsg } from './ads-proto.js';
@@ -353,8 +353,8 @@ export class AdsState extends EventEmitter {
   private recomputeRds(): void {
     const wanted = new Map<string, number>();
     const listeners = [...this.o.staticListeners, ...[...this.type(LISTENER_TYPE_URL).entries.values()].map((e) => e.model as Listener)];
-    for (const l of listeners) {
-      const r = l.filterChain.hcm.route;
+    for (const c of listeners.flatMap(listenerChains)) {
+      const r = c.hcm.route;
       if (r.kind === 'rds') wanted.set(r.name, Math.max(wanted.get(r.name) ?? 0, r.initialFetchTimeoutMs));
     }
     this.want(this.type(ROUTE_CONFIGURATION_TYPE_URL), wanted);

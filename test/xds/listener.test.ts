@@ -13,7 +13,9 @@ t.test('a plaintext listener with Envoy defaults for everything left out', (t) =
   const r = decode({ ...listener(), traffic_direction: 'OUTBOUND' });
   t.ok(r.ok);
   if (!r.ok) return t.end();
-  t.strictSame(r.value, {
+  t.strictSame(r.value.filterChains, [r.value.filterChain], 'filterChains holds the one chain');
+  const { filterChains: _all, ...value } = r.value;
+  t.strictSame(value, {
     name: 'web',
     address: { host: '127.0.0.1', port: 8080 },
     trafficDirection: 'OUTBOUND',
@@ -154,8 +156,10 @@ t.test('HTTP filters: registry by type URL, optional unknowns skipped, router la
 t.test('listener shape: one filter chain, one HCM filter, TCP on an IP address', (t) => {
   const base = listener();
   const chain = base.filter_chains[0]!;
-  t.strictSame(problems(decode({ ...base, filter_chains: [] })), ['filter_chains: exactly one filter chain is supported (got 0)']);
-  t.strictSame(problems(decode({ ...base, filter_chains: [chain, chain] })), ['filter_chains: exactly one filter chain is supported (got 2)']);
+  t.strictSame(problems(decode({ ...base, filter_chains: [] })), ['filter_chains: at least one filter chain is required']);
+  t.strictSame(problems(decode({ ...base, filter_chains: [chain, chain] })), [
+    'filter_chains[1].filter_chain_match: the same match as filter_chains[0]: multiple filter chains with the same matching rules are not allowed',
+  ]);
   t.strictSame(problems(decode({ ...base, filter_chains: [{ filters: [...chain.filters, ...chain.filters] }] })), [
     'filter_chains[0].filters: exactly one filter (the HTTP connection manager) is supported (got 2)',
   ]);
@@ -164,9 +168,9 @@ t.test('listener shape: one filter chain, one HCM filter, TCP on an IP address',
   ]);
   t.strictSame(problems(decode({ ...base, filter_chains: [{ filters: [{}] }] })), ['filter_chains[0].filters[0].name: is required', 'filter_chains[0].filters[0].typed_config: is required']);
   t.strictSame(problems(decode({ filter_chains: base.filter_chains, listener_filters: [{ name: 'tls_inspector' }] })), [
-    "listener_filters: field 'listener_filters' is not supported",
     'name: is required',
     'address: is required',
+    'listener_filters[0].typed_config: is required',
   ]);
   const at = (socket_address: object) => problems(decode({ ...base, address: { socket_address } }));
   t.strictSame(at({ address: 'localhost', port_value: 70000, protocol: 'UDP' }), [
@@ -240,4 +244,75 @@ t.test('DownstreamTlsContext: certificates, client certificates checked against 
   t.strictSame(problems(decode(listener({ chain: { transport_socket: { name: 'tls' } } }))), [`${TS}.typed_config: is required`]);
   t.strictSame(problems(decode(listener({ chain: { transport_socket: { typed_config: { '@type': DOWNSTREAM_TLS, common_tls_context: common() } } } }))), [`${TS}.name: is required`]);
   t.end();
+});
+
+t.test('several filter chains: filter_chain_match, default_filter_chain, tls_inspector (issue 7)', (t) => {
+  const base = listener();
+  const chain = base.filter_chains[0]!;
+  const INSPECTOR = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } };
+  const r = decode({
+    ...base,
+    listener_filters: [INSPECTOR],
+    listener_filters_timeout: '2s',
+    continue_on_listener_filters_timeout: true,
+    filter_chains: [
+      { ...chain, name: 'tls', filter_chain_match: { transport_protocol: 'tls', application_protocols: ['h2', 'http/1.1'], destination_port: 15006 } },
+      { ...chain, name: 'plain', filter_chain_match: { transport_protocol: 'raw_buffer' } },
+    ],
+    default_filter_chain: { ...chain, name: 'fallback' },
+  });
+  t.ok(r.ok, problems(r).join('\n'));
+  if (!r.ok) return t.end();
+  t.strictSame(
+    r.value.filterChains.map((c) => [c.name, c.match]),
+    [
+      ['tls', { destinationPort: 15006, transportProtocol: 'tls', applicationProtocols: ['h2', 'http/1.1'] }],
+      ['plain', { transportProtocol: 'raw_buffer', applicationProtocols: [] }],
+    ],
+  );
+  t.equal(r.value.filterChain, r.value.filterChains[0], 'filterChain is the first chain');
+  t.equal(r.value.defaultFilterChain?.name, 'fallback');
+  t.strictSame(r.value.tlsInspector, { timeoutMs: 2000, continueOnTimeout: true });
+  const bare = decode({ ...base, listener_filters: [INSPECTOR] });
+  t.strictSame(bare.ok && bare.value.tlsInspector, { timeoutMs: 15_000, continueOnTimeout: false }, "Envoy's 15 s default, and close on timeout");
+  const none = decode(base);
+  t.equal(none.ok && none.value.tlsInspector, undefined, 'no listener filter: nothing to inspect');
+
+  const bad = decode({
+    ...base,
+    listener_filters: [{ name: 'x', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector' } }, { ...INSPECTOR, typed_config: { ...INSPECTOR.typed_config, enable_ja3_fingerprinting: true } }],
+    filter_chains: [
+      { ...chain, filter_chain_match: { transport_protocol: 'quic', destination_port: 0, server_names: ['a'] } },
+      { ...chain, filter_chain_match: { transport_protocol: 'tls' } },
+      { ...chain, filter_chain_match: { transport_protocol: 'tls' } },
+    ],
+    default_filter_chain: { ...chain, filter_chain_match: { transport_protocol: 'tls' } },
+  });
+  t.strictSame(problems(bad), [
+    "filter_chains[0].filter_chain_match.server_names: field 'server_names' is not supported",
+    'filter_chains[0].filter_chain_match.destination_port: 0 is outside [1, 65535]',
+    'filter_chains[0].filter_chain_match.transport_protocol: "quic" is not supported (tls or raw_buffer)',
+    "default_filter_chain.filter_chain_match: the default filter chain serves what no chain matches; it takes no filter_chain_match",
+    'filter_chains[2].filter_chain_match: the same match as filter_chains[1]: multiple filter chains with the same matching rules are not allowed',
+    'listener_filters[0].typed_config: expected TlsInspector, got "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"',
+    "listener_filters[1].typed_config.enable_ja3_fingerprinting: field 'enable_ja3_fingerprinting' is not supported",
+    'listener_filters: tls_inspector may be listed once (got 2 filters)',
+  ]);
+  t.end();
+});
+
+t.test("listenerClusterRefs names every chain's inline routes, default_filter_chain included", async (t) => {
+  const { listenerClusterRefs } = await import('../../src/xds/resources/listener.js');
+  const base = listener();
+  const other = listener({ hcm: hcm({}, 'fallback-backend') }).filter_chains[0]!;
+  const r = decode({ ...base, filter_chains: [{ ...base.filter_chains[0]!, filter_chain_match: { transport_protocol: 'tls' } }], default_filter_chain: other });
+  t.ok(r.ok);
+  if (!r.ok) return;
+  t.strictSame(
+    listenerClusterRefs(r.value, 'listeners[0]').map((x) => `${x.path} ${x.cluster}`),
+    [
+      'listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster backend',
+      'listeners[0].default_filter_chain.filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster fallback-backend',
+    ],
+  );
 });

@@ -6,6 +6,7 @@ import { resolveHost } from './hosts.js';
 import { Reader, dnsLabelProblem, dnsSubdomainProblem, type Obj, type Shape } from './schema.js';
 import { RATE_LIMIT_API_VERSION, decodeRateLimitPolicy } from './rate-limit-policy.js';
 import { decodeRequestAuthentication } from './request-authentication.js';
+import { decodePeerAuthentication } from './peer-authentication.js';
 import { decodeServiceEntry } from './service-entry.js';
 import { SECURITY_API_VERSIONS, type MeshResource, type Meta } from './types.js';
 import { decodeVirtualService } from './virtual-service.js';
@@ -26,15 +27,17 @@ const KINDS: Readonly<Record<MeshResource['kind'], SpecDecoder>> = {
   RateLimitPolicy: (r, spec, path) => decodeRateLimitPolicy(r, spec, path),
   RequestAuthentication: (r, spec, path) => decodeRequestAuthentication(r, spec, path),
   AuthorizationPolicy: (r, spec, path) => decodeAuthorizationPolicy(r, spec, path),
+  PeerAuthentication: (r, spec, path) => decodePeerAuthentication(r, spec, path),
 };
 /** Kinds outside networking.istio.io, by API version: Outrigger's own group, and Istio's security.istio.io. */
 const OWN_API_VERSIONS: Readonly<Partial<Record<MeshResource['kind'], readonly string[]>>> = {
   RateLimitPolicy: [RATE_LIMIT_API_VERSION],
   RequestAuthentication: SECURITY_API_VERSIONS,
   AuthorizationPolicy: SECURITY_API_VERSIONS,
+  PeerAuthentication: SECURITY_API_VERSIONS,
 };
 /** Istio kinds a user may well drop into the directory, named so the error says "not yet" rather than "unknown". */
-const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'PeerAuthentication', 'Telemetry', 'WasmPlugin'];
+const OTHER_ISTIO_KINDS = ['Gateway', 'Sidecar', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'Telemetry', 'WasmPlugin'];
 
 /** `status` is what `kubectl get -o yaml` prints back; the API server ignores it on apply, and so do we. */
 const DOCUMENT: Shape = { fields: ['apiVersion', 'kind', 'metadata', 'spec', 'status'] };
@@ -98,8 +101,9 @@ function metadata(r: Reader, doc: Obj, at: { file: string; line: number }): Meta
   const namespace = r.string(m, 'namespace', 'metadata', dnsLabelProblem);
   r.labels(m, 'labels', 'metadata');
   r.map(m, 'annotations', 'metadata', (v, p) => r.stringValue(v, p));
+  const created = r.string(m, 'creationTimestamp', 'metadata', (s) => (Number.isNaN(Date.parse(s)) ? `${JSON.stringify(s)} is not an RFC 3339 time` : undefined));
   // kubectl's default namespace when a manifest names none.
-  return name === undefined ? undefined : { name, namespace: namespace ?? 'default', file: at.file, line: at.line };
+  return name === undefined ? undefined : { name, namespace: namespace ?? 'default', file: at.file, line: at.line, ...(created !== undefined && { creationTimestampMs: Date.parse(created) }) };
 }
 
 function claims(doc: Obj, kind: string | undefined, ns: string, domainSuffix: string): DecodedDocument['claims'] {

@@ -86,6 +86,7 @@ export function parseMeshDocuments(files: readonly MeshFile[], opts: MeshOptions
       rateLimitPolicies: of('RateLimitPolicy'),
       requestAuthentications: of('RequestAuthentication'),
       authorizationPolicies: of('AuthorizationPolicy'),
+      peerAuthentications: of('PeerAuthentication'),
       domainSuffix,
     }),
   };

@@ -12,6 +12,8 @@ export interface Meta {
   /** File path as given (relative to the config dir), and the 1-based line of the document's start. */
   readonly file: string;
   readonly line: number;
+  /** metadata.creationTimestamp (RFC 3339) in ms since the epoch, when the document has one (PeerAuthentication: the oldest wins). */
+  readonly creationTimestampMs?: number;
 }
 
 /** Istio's port protocols; HTTP, HTTP2 and GRPC get HTTP routing, TCP/TLS are accepted but not routed (yet). */
@@ -398,7 +400,22 @@ export interface AuthorizationPolicy {
   readonly rules: readonly AuthzRule[];
 }
 
-export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule | RateLimitPolicy | RequestAuthentication | AuthorizationPolicy;
+/** security.istio.io/v1 PeerAuthentication mutual TLS modes (UNSET inherits from the parent level). */
+export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+/** security.istio.io/v1 PeerAuthentication (see peer-authentication.ts and the README's "PeerAuthentication (mTLS modes)"). */
+export interface PeerAuthentication {
+  readonly kind: 'PeerAuthentication';
+  readonly meta: Meta;
+  /** selector.matchLabels; absent (or empty) = the whole namespace, or the mesh in the root namespace. */
+  readonly selector?: { readonly matchLabels: Readonly<Record<string, string>> };
+  readonly mtls: MtlsMode;
+  /** Workload port -> mode; only with a selector (Istio). */
+  readonly portLevelMtls?: Readonly<Record<number, MtlsMode>>;
+}
+
+
+export type MeshResource = ServiceEntry | WorkloadEntry | VirtualService | DestinationRule | RateLimitPolicy | RequestAuthentication | AuthorizationPolicy | PeerAuthentication;
 
 /** One consistent, validated view of the config directory. */
 export interface MeshConfig {
@@ -411,6 +428,7 @@ export interface MeshConfig {
   readonly requestAuthentications?: readonly RequestAuthentication[];
   /** security.istio.io AuthorizationPolicies; absent = none. */
   readonly authorizationPolicies?: readonly AuthorizationPolicy[];
+  readonly peerAuthentications: readonly PeerAuthentication[];
   /** The DNS suffix short names resolve against (Istio's cluster.local). */
   readonly domainSuffix: string;
 }

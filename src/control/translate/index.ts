@@ -13,6 +13,7 @@ import { policyVersionOf } from './policy-version.js';
 import { proxylessListenersAndRoutes } from './proxyless.js';
 import { inboundRoutes, outboundRouteConfig } from './routes.js';
 import { sidecarListeners } from './sidecar-listeners.js';
+import { inboundMtls, plaintextInboundRoutes } from './peer-authn.js';
 
 export { checkConsistent } from './consistency.js';
 export { proxyNodeFrom } from './node.js';
@@ -24,6 +25,8 @@ export interface TranslateOptions {
   readonly domainSuffix: string;
   /** The control server's fetched JWKS by jwksUri (RequestAuthentication); see Ctx.jwks. */
   readonly jwks?: JwksLookup;
+  /** Istio's meshConfig.rootNamespace (default istio-system): where mesh-wide security policies live. */
+  readonly rootNamespace?: string;
 }
 
 type Resources = Record<ServedType, Built[]>;
@@ -67,9 +70,10 @@ function callerEndpoints(ctx: Ctx, caller: EdsCaller): Resources {
 /** A sidecar's own part: its two listeners, the `inbound` route table and the STATIC clusters to its app. */
 function sidecarOwn(ctx: NodeCtx): Resources {
   const inbound = inboundRoutes(ctx);
+  const mtls = inboundMtls(ctx);
   return {
-    [LISTENER_TYPE_URL]: sidecarListeners(ctx),
-    [ROUTE_CONFIGURATION_TYPE_URL]: [inbound.routeConfig],
+    [LISTENER_TYPE_URL]: sidecarListeners(ctx, mtls),
+    [ROUTE_CONFIGURATION_TYPE_URL]: [inbound.routeConfig, ...plaintextInboundRoutes(inbound.routeConfig, mtls)],
     [CLUSTER_TYPE_URL]: [...inbound.appPorts].map(([port, h2]) => inboundCluster(ctx, port, h2)),
     [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: [],
   };
@@ -204,7 +208,7 @@ function assemble(parts: readonly Encoded[], policyVersion: string | undefined):
 export function translate(mesh: MeshConfig, node: ProxyNode, opts: TranslateOptions): NodeSnapshot {
   const index = meshIndex(mesh);
   encodings.use(index);
-  const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix, ...(opts.jwks && { jwks: opts.jwks }) };
+  const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix, ...(opts.jwks && { jwks: opts.jwks }), ...(opts.rootNamespace && { rootNamespace: opts.rootNamespace }) };
   const parts = [sharedEncoded(ctx), endpointsEncoded(ctx, node)];
   const own = node.kind === 'sidecar' ? sidecarOwn(ctx) : undefined;
   if (own) parts.push(encodeAll(own));

@@ -1,6 +1,6 @@
 // The mesh config indexed once per version for translation: services by host with their endpoints, and the
 // VirtualService / DestinationRule that applies to a host for a caller's namespace.
-import type { AuthorizationPolicy, DestinationRule, MeshConfig, PolicySettings, RateLimitPolicy, RequestAuthentication, TrafficPolicy, PortProtocol, ServiceEntry, ServicePort, VirtualService, WorkloadEntrySpec } from '../mesh/types.js';
+import type { AuthorizationPolicy, DestinationRule, MeshConfig, PeerAuthentication, PolicySettings, RateLimitPolicy, RequestAuthentication, TrafficPolicy, PortProtocol, ServiceEntry, ServicePort, VirtualService, WorkloadEntrySpec } from '../mesh/types.js';
 
 /** A workload behind a service: a selected WorkloadEntry or an inline ServiceEntry endpoint. */
 export interface Endpoint {
@@ -62,6 +62,8 @@ export class MeshIndex {
   readonly requestAuthentications: readonly RequestAuthentication[];
   /** By namespace and name: istiod's order, so a workload's RBAC filters do not depend on file order. */
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** PeerAuthentications (composed per workload in peer-authn.ts; the order never decides, creation time does). */
+  readonly peerAuthentications: readonly PeerAuthentication[];
 
   constructor(mesh: MeshConfig) {
     const services: Service[] = [];
@@ -82,6 +84,7 @@ export class MeshIndex {
     this.rateLimitPolicies = [...mesh.rateLimitPolicies].sort(byMeta);
     this.requestAuthentications = [...(mesh.requestAuthentications ?? [])].sort(byMeta);
     this.authorizationPolicies = [...(mesh.authorizationPolicies ?? [])].sort(byMeta);
+    this.peerAuthentications = mesh.peerAuthentications;
     this.failoverLabels = [...new Set(this.dr.flatMap(failoverLabelsOf))].sort();
   }
 

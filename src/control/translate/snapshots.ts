@@ -10,6 +10,8 @@ export interface MeshSnapshotsOptions {
   readonly domainSuffix?: string;
   /** The JWKS resolver's keys (RequestAuthentication jwksUri); call keysChanged() when they change. */
   readonly jwks?: JwksLookup;
+  /** Istio's meshConfig.rootNamespace (default istio-system). */
+  readonly rootNamespace?: string;
 }
 
 /**
@@ -51,7 +53,7 @@ export class MeshSnapshots implements SnapshotSource {
   snapshotFor(node: ProxyNode): NodeSnapshot {
     let s = this.cache.get(node.cacheKey);
     if (!s) {
-      s = translate(this.mesh, node, { trustDomain: this.opts.trustDomain, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix, ...(this.opts.jwks && { jwks: this.opts.jwks }) });
+      s = translate(this.mesh, node, { trustDomain: this.opts.trustDomain, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix, ...(this.opts.jwks && { jwks: this.opts.jwks }), ...(this.opts.rootNamespace && { rootNamespace: this.opts.rootNamespace }) });
       this.translations++;
       this.cache.set(node.cacheKey, s);
     }

@@ -2,7 +2,7 @@
 import type { FieldIssue } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import { parseDurationMs } from '../../core/duration.js';
-import type { AdminConfig, AdsConfig, Bootstrap, CaConfig, Cluster, CommonTls, Listener, NodeInfo } from '../../model/types.js';
+import { chainField, listenerChains, type AdminConfig, type AdsConfig, type Bootstrap, type CaConfig, type Cluster, type CommonTls, type Listener, type NodeInfo } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
 import { DEFAULT_INITIAL_FETCH_TIMEOUT_MS, Issues, adsConfigSource, enumOf, joinPath, list, locality, msg, num, onlyFields, requireOne, required, socketAddress, str, structToPlain } from './common.js';
 import { SDS_BUNDLE, SDS_CERTIFICATE } from './tls.js';
@@ -41,7 +41,7 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string, opts: Bootstra
   if (!dr && !opts.xds) staticOnlyRules(listeners, clusters, list(sr, 'clusters'), srPath, issues);
   const a = msg(o, 'admin');
   const admin = a && decodeAdmin(a, joinPath(path, 'admin'), issues);
-  const usesSds = [...listeners.map((l) => l?.filterChain.tls?.common), ...clusters.map((c) => c?.tls?.common), ads?.tls?.common].some((c) => c && usesSdsSecrets(c));
+  const usesSds = [...listeners.flatMap((l) => (l ? listenerChains(l).map((c) => c.tls?.common) : [])), ...clusters.map((c) => c?.tls?.common), ads?.tls?.common].some((c) => c && usesSdsSecrets(c));
   // Dynamic resources may name the SDS secrets at any time (Istio's always do), so with ADS the CA is
   // configured whenever node metadata names one, even if nothing static needs it yet.
   const wantsCa = usesSds || (ads !== undefined && node.metadata.CA_ADDR !== undefined);
@@ -67,9 +67,10 @@ export function decodeBootstrapMessage(o: ProtoObj, path: string, opts: Bootstra
 function staticOnlyRules(listeners: readonly (Listener | undefined)[], clusters: readonly (Cluster | undefined)[], raw: readonly ProtoObj[], srPath: string, issues: Issues): void {
   const clusterNames = new Set(raw.map((c) => str(c, 'name')));
   listeners.forEach((l, i) => {
-    if (l?.filterChain.hcm.route.kind === 'rds') {
-      issues.add(`${srPath}.listeners[${i}].filter_chains[0].filters[0].typed_config.rds`, 'RDS needs dynamic_resources (ADS); use an inline route_config in a static bootstrap');
-    }
+    (l ? listenerChains(l) : []).forEach((c, j) => {
+      if (c.hcm.route.kind !== 'rds') return;
+      issues.add(`${srPath}.listeners[${i}].${chainField(l!, j)}.filters[0].typed_config.rds`, 'RDS needs dynamic_resources (ADS); use an inline route_config in a static bootstrap');
+    });
     for (const ref of l ? listenerClusterRefs(l, `${srPath}.listeners[${i}]`) : []) {
       if (!clusterNames.has(ref.cluster)) issues.add(ref.path, `unknown cluster ${JSON.stringify(ref.cluster)} (not in static_resources.clusters)`);
     }

@@ -17,8 +17,8 @@ t.test('malformed YAML: the line of the syntax error, in a file of several docum
 
 t.test('not a resource, unknown kinds and apiVersions', async (t) => {
   t.strictSame(check({ 'x.yaml': '- a\n- b\n' }), ['x.yaml:1: expected a Kubernetes resource (an object with apiVersion, kind, metadata and spec)']);
-  t.strictSame(check({ 'x.yaml': doc('Frobnicator', 'f', '  x: 1\n') }), ['x.yaml:2 Frobnicator f: kind: unknown kind "Frobnicator" (Outrigger reads ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, RateLimitPolicy, RequestAuthentication, AuthorizationPolicy)']);
-  t.strictSame(check({ 'x.yaml': doc('Gateway', 'g', '  servers: []\n') }), ['x.yaml:2 Gateway g: kind: Gateway is not supported yet (Outrigger reads ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, RateLimitPolicy, RequestAuthentication, AuthorizationPolicy)']);
+  t.strictSame(check({ 'x.yaml': doc('Frobnicator', 'f', '  x: 1\n') }), ['x.yaml:2 Frobnicator f: kind: unknown kind "Frobnicator" (Outrigger reads ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, RateLimitPolicy, RequestAuthentication, AuthorizationPolicy, PeerAuthentication)']);
+  t.strictSame(check({ 'x.yaml': doc('Gateway', 'g', '  servers: []\n') }), ['x.yaml:2 Gateway g: kind: Gateway is not supported yet (Outrigger reads ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, RateLimitPolicy, RequestAuthentication, AuthorizationPolicy, PeerAuthentication)']);
   const expected = '(expected networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3)';
   t.strictSame(check({ 'x.yaml': doc('WorkloadEntry', 'w', '  address: 127.0.0.1\n', 'networking.istio.io/v2') }), [`x.yaml:1 WorkloadEntry w: apiVersion: unknown apiVersion "networking.istio.io/v2" ${expected}`]);
   t.strictSame(check({ 'x.yaml': doc('WorkloadEntry', 'w', '  address: 127.0.0.1\n', 'v1') }), [`x.yaml:1 WorkloadEntry w: apiVersion: unknown apiVersion "v1" ${expected}`]);

@@ -214,7 +214,7 @@ t.test('loadMeshDir: a missing, empty or unreadable directory, a file instead of
   const a = path.join(dir, 'a.yaml');
   t.strictSame(await problems(dir), [
     `${path.join(dir, 'b.yaml')}: cannot read: ENOENT: no such file or directory, stat '${path.join(dir, 'b.yaml')}'`,
-    `${a}:1 Nope: kind: unknown kind "Nope" (Outrigger reads ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, RateLimitPolicy, RequestAuthentication, AuthorizationPolicy)`,
+    `${a}:1 Nope: kind: unknown kind "Nope" (Outrigger reads ServiceEntry, WorkloadEntry, VirtualService, DestinationRule, RateLimitPolicy, RequestAuthentication, AuthorizationPolicy, PeerAuthentication)`,
     `${a}:1 Nope: apiVersion: is required`,
     `${a}:1 Nope: metadata: is required`,
     `${a}:1 Nope: spec: is required`,

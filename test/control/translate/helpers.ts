@@ -142,6 +142,7 @@ export function bookinfo(over: Partial<MeshConfig> = {}): MeshConfig {
       dr('ratings', RATINGS, { trafficPolicy: policy({ tls: { mode: 'ISTIO_MUTUAL' }, portLevelSettings: [{ port: 9080, tls: { mode: 'DISABLE' } }] }) }),
     ],
     rateLimitPolicies: [],
+    peerAuthentications: [],
     ...over,
   };
 }
