@@ -241,7 +241,7 @@ export async function startOutriggerSecurePath(ctx) {
   const idp = benchIdp();
   const a = sidecarAConfig(ctx);
   const vhA = a.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0];
-  vhA.request_headers_to_add = [{ header: { key: 'authorization', value: `Bearer ${idp.token}` }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }];
+  for (const r of vhA.routes) r.request_headers_to_add = [{ header: { key: 'authorization', value: `Bearer ${idp.token}` }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }];
   const b = sidecarBConfig(ctx);
   const hcmB = b.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
   const jwt = {

@@ -79,9 +79,17 @@ export const Replies = {
   filterFailed: (filter: string): LocalReply => ({ status: 500, code: 'filter_failed', message: `HTTP filter ${filter} failed`, flag: '-', details: 'filter_failed' }),
   /**
    * The RBAC filter's denial: Envoy's text and response_code_details naming the effective policy ("none" when an
-   * ALLOW set matched nothing). 403 maps to PERMISSION_DENIED for gRPC callers.
+   * ALLOW set matched nothing). A DENY policy that matched is named in the message too (`shownAs`): the caller
+   * learns which rule refused it, which is what an operator debugging a 403 needs; an ALLOW set that matched
+   * nothing has no policy to name, and names none. 403 maps to PERMISSION_DENIED for gRPC callers.
    */
-  rbacDenied: (policy: string | undefined): LocalReply => ({ status: 403, code: 'rbac_denied', message: 'RBAC: access denied', flag: '-', details: `rbac_access_denied_matched_policy[${policy ?? 'none'}]` }),
+  rbacDenied: (policy: string | undefined, shownAs?: string): LocalReply => ({
+    status: 403,
+    code: 'rbac_denied',
+    message: shownAs ? `RBAC: access denied by ${shownAs}` : 'RBAC: access denied',
+    flag: '-',
+    details: `rbac_access_denied_matched_policy[${policy ?? 'none'}]`,
+  }),
   /**
    * jwt_authn refused the token (Envoy: 401, or 403 for audiences not allowed; response_code_details
    * jwt_authn_access_denied{...}); gRPC callers get UNAUTHENTICATED / PERMISSION_DENIED by the usual mapping.

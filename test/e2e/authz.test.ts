@@ -63,7 +63,7 @@ t.test('an AuthorizationPolicy from YAML: one SPIFFE identity allowed, a path de
   t.match(JSON.parse(refused.body), { code: 'rbac_denied', request_id: String });
   const admin = await get(FRONTEND, '/admin/users');
   t.equal(admin.status, 403, 'the DENY policy wins over the ALLOW one on /admin');
-  t.match(JSON.parse(admin.body), { code: 'rbac_denied' });
+  t.match(JSON.parse(admin.body), { code: 'rbac_denied', message: 'RBAC: access denied by policy default/no-admin rule 0' });
   t.equal(served, 1, 'the app saw only the allowed request');
 
   // The edit: batch instead of frontend. One LDS update carries both filters, so the change lands whole.

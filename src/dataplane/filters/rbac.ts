@@ -127,8 +127,15 @@ class RbacFilter implements HttpFilter {
     }
     rules.count('denied', d);
     this.log(req, input, d, 'denied');
-    return Replies.rbacDenied(d.matchedPolicy);
+    return Replies.rbacDenied(d.matchedPolicy, shownAs(d.matchedPolicy));
   }
+}
+
+/** How a denial's message names the DENY policy that matched: Istio's `ns/name rule i`, else the policy's own name. */
+function shownAs(id: string | undefined): string | undefined {
+  if (id === undefined) return undefined;
+  const istio = parseIstioPolicyName(id);
+  return istio ? `policy ${istio.namespace}/${istio.policy} rule ${istio.rule}` : `policy ${id}`;
 }
 
 export const rbacFactory: HttpFilterFactory = {

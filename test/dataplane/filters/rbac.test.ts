@@ -59,6 +59,7 @@ t.test("DENY: the matched policy is named in the details and the log (Istio's na
   const { chain, lines, counts } = setup(cfg({ rules: { action: 'DENY', policies: [byPath('ns[foo]-policy[no-admin]-rule[3]', '/admin')] } }));
   const r = chain.run(request({ path: '/admin' })) as LocalReply;
   t.equal(r.details, 'rbac_access_denied_matched_policy[ns[foo]-policy[no-admin]-rule[3]]');
+  t.equal(r.message, 'RBAC: access denied by policy foo/no-admin rule 3', 'a matching DENY policy is named to the caller');
   t.match(lines, [{ policy: 'foo/no-admin', rule: 3, principal: null, path: '/admin', decision: 'denied' }]);
   t.equal(chain.run(request({ path: '/ok' })), undefined);
   t.strictSame(await counts(), { 'denied ns[foo]-policy[no-admin]-rule[3]': 1, 'allowed none': 1 });
@@ -69,9 +70,9 @@ t.test('DENY before ALLOW with two filters in the chain; the first refusal ends 
   const deny = cfg({ rules: { action: 'DENY', policies: [byPath('deny-admin', '/admin')] } });
   const allow = cfg({ rules: { action: 'ALLOW', policies: [{ name: 'all-from-client', permissions: [{ kind: 'any' }], principals: [{ kind: 'authenticated', principalName: exact(CLIENT) }] }] } });
   const { chain } = setup(deny, allow);
-  t.match(chain.run(request({ path: '/admin', peer: CLIENT })), { details: 'rbac_access_denied_matched_policy[deny-admin]' });
+  t.match(chain.run(request({ path: '/admin', peer: CLIENT })), { details: 'rbac_access_denied_matched_policy[deny-admin]', message: 'RBAC: access denied by policy deny-admin' });
   t.equal(chain.run(request({ path: '/x', peer: CLIENT })), undefined);
-  t.match(chain.run(request({ path: '/x', peer: 'spiffe://cluster.local/ns/default/sa/other' })), { details: 'rbac_access_denied_matched_policy[none]' });
+  t.match(chain.run(request({ path: '/x', peer: 'spiffe://cluster.local/ns/default/sa/other' })), { details: 'rbac_access_denied_matched_policy[none]', message: 'RBAC: access denied' }, 'no ALLOW policy matched: none to name');
   t.end();
 });
 
