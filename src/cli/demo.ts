@@ -115,7 +115,10 @@ export interface FailoverReport {
   readonly switchMs?: number;
   /** From the kill until the send time of the last of the region's frontends' requests that failed while it was down. */
   readonly lastFailureMs?: number;
+  /** When the last of the killed pods was running again. */
   readonly restartedAtMs?: number;
+  /** When the first of the killed pods was running again: the earliest traffic can come home. */
+  readonly firstBackAtMs?: number;
   /** When a run of the region's frontends' requests was answered in the region again (outlier ejection over). */
   readonly returnedAtMs?: number;
 }
@@ -765,9 +768,12 @@ export function failoverStep(o: FailoverStepOptions): DemoStep {
         );
         if (ctx.signal.aborted) return;
         ctx.stats.period = 'recovering';
-        await Promise.all(victims.map((p) => p.restart()));
+        // Restarts run side by side and traffic may come home as soon as the first restarted pod serves, before
+        // the slowest is back: both moments are reported.
+        let firstBackAtMs: number | undefined;
+        await Promise.all(victims.map((p) => p.restart().then(() => (firstBackAtMs ??= ctx.elapsedMs()))));
         const restartedAtMs = ctx.elapsedMs();
-        report = { ...report, restartedAtMs };
+        report = { ...report, restartedAtMs, ...(firstBackAtMs !== undefined && { firstBackAtMs }) };
         ctx.event(`${at(ctx.now())} restarted them on the same addresses (new keys, SVIDs from the CA, config over ADS) in ${seconds(ctx.now() - restartAt)}; traffic returns when outlier detection lets the hosts back in (baseEjectionTime)`);
         await pause(o.returnTimeoutMs ?? 120_000, AbortSignal.any([ctx.signal, homeAgain.signal]));
         if (returnedAt === undefined) {
