@@ -1,5 +1,6 @@
 // Interop: a proxyless gRPC client (grpc-js-xds XdsChannelCredentials, file_watcher certificates from `outrigger certs renew`) calls a workload behind an Outrigger sidecar over mTLS.
 import t from 'tap';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { XdsChannelCredentials } from '@grpc/grpc-js-xds';
@@ -30,6 +31,12 @@ t.test('a proxyless client reaches a sidecar-fronted workload over mTLS; the app
     workloads: [{ name: 'reviews-v1', address: POD_IP, port: app.port, version: 'v1', locality: 'gcp-us-east4/us-east4-a', serviceAccount: 'bookinfo-reviews' }],
     trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } },
   });
+  // Mesh-wide STRICT (Istio's root namespace): without it the default is PERMISSIVE, which would serve the
+  // plaintext client below (with no identity) instead of refusing it.
+  writeFileSync(
+    path.join(mesh.dir, 'strict.yaml'),
+    'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec:\n  mtls: { mode: STRICT }\n',
+  );
   const ca = await startControl({ configDir: mesh.dir });
   t.teardown(() => ca.close());
 
@@ -75,10 +82,10 @@ t.test('a proxyless client reaches a sidecar-fronted workload over mTLS; the app
   t.equal(r.peer, CLIENT_ID, 'the sidecar verified the client certificate and passed its SPIFFE ID on in XFCC');
 
   // The same cluster through plain insecure credentials: gRPC ignores the xDS security config, and the
-  // sidecar, which takes mesh traffic only over mTLS, refuses the plaintext connection.
+  // sidecar, STRICT, refuses the plaintext connection (no filter chain matches raw_buffer).
   const plain = echoClient(TARGET);
   t.teardown(() => plain.close());
   const refused = await plain.unary().catch((e: grpc.ServiceError) => e);
   t.equal((refused as grpc.ServiceError).code, grpc.status.UNAVAILABLE, String((refused as Error).message));
-  t.ok((await metricValue(sidecar, 'outrigger_tls_handshake_failures_total', { listener: 'virtualInbound' })) > 0, 'the sidecar refused the plaintext handshake');
+  t.ok((await metricValue(sidecar, 'outrigger_listener_no_filter_chain_match_total', { listener: 'virtualInbound' })) > 0, 'the sidecar refused the plaintext connection');
 });

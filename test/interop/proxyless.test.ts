@@ -200,7 +200,7 @@ t.test('a resource gRPC rejects is NACKed, shown by outrigger status, and the cl
   // grpc-js-xds keeps the response's valid resources and reports its version with the NACK (gRFC A46).
   t.equal(eds?.nack?.version, eds?.sent_version, 'the latest response is the one rejected');
   const text = renderStatus(W.ca.server.status());
-  t.match(text, new RegExp(`${escape(NODE_ID)}\\s+SYNCED\\s+SYNCED\\s+NACKED\\s+SYNCED\\n`), 'outrigger status: the row');
+  t.match(text, new RegExp(`${escape(NODE_ID)}\\s+SYNCED\\s+SYNCED\\s+NACKED\\s+SYNCED\\s+-\\n`), 'outrigger status: the row (POLICY is - for a proxyless client: no inbound listener)');
   t.match(text, /\n {4}EDS rejected version [0-9a-f]{16}: .*address is a duplicate of another address in the same endpoint/, 'and why');
 
   // The rejected assignment would send v1 to v1-aws alone; the kept one has v1-aws and v1-azure, not v1-gcp.
@@ -211,7 +211,7 @@ t.test('a resource gRPC rejects is NACKed, shown by outrigger status, and the cl
   fault = undefined;
   await W.apply({ workloads: [w['v1-aws']!, w['v1-gcp']!, w['v1-azure']!, w['v2-azure']!, w['v3-aws']!], http });
   await W.synced();
-  t.match(renderStatus(W.ca.server.status()), new RegExp(`${escape(NODE_ID)}\\s+SYNCED\\s+SYNCED\\s+SYNCED\\s+SYNCED\\n`));
+  t.match(renderStatus(W.ca.server.status()), new RegExp(`${escape(NODE_ID)}\\s+SYNCED\\s+SYNCED\\s+SYNCED\\s+SYNCED\\s+-\\n`));
   c = await tally(W.client, 200);
   t.same(Object.keys(c).sort(), ['v1-aws', 'v1-azure', 'v1-gcp'], `healed: ${JSON.stringify(c)}`);
 });
