@@ -3,18 +3,10 @@
 // limiter alone with one exact descriptor; the limiter with a per-principal (wildcard) descriptor over 20 callers;
 // and the whole filter (descriptors from the route's rate_limits actions, then the limiter, then the metric).
 // Settings: BENCH_RL_CHECKS (checks per timed run, default 1,000,000), BENCH_RL_RUNS (runs, median kept, default 5).
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { distLoader } from './lib/dist.mjs';
 import { Registry } from 'prom-client';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DIST = path.join(ROOT, 'dist');
-if (!existsSync(path.join(DIST, 'policy', 'rate-limit.js'))) {
-  console.error('dist/ is missing: run `npm run build` first');
-  process.exit(2);
-}
-const load = (p) => import(pathToFileURL(path.join(DIST, p)).href);
+const load = distLoader('policy/rate-limit.js');
 const { LocalRateLimiter } = await load('policy/rate-limit.js');
 const { localRateLimitFactory } = await load('dataplane/filters/local-ratelimit.js');
 const { RequestRecord } = await load('dataplane/exchange.js');

@@ -5,17 +5,8 @@
 // (hrtime around one evaluate; the first row is the timer by itself); p50 / p99 / max per decision, and the CPU
 // time per decision over a tight loop (what a loaded machine cannot inflate).
 // Target: < 5 µs per decision at p99. Settings: BENCH_RBAC_REQUESTS (decisions per case, default 200,000).
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DIST = path.join(ROOT, 'dist');
-if (!existsSync(path.join(DIST, 'policy', 'rbac.js'))) {
-  console.error('dist/ is missing: run `npm run build` first');
-  process.exit(2);
-}
-const load = (p) => import(pathToFileURL(path.join(DIST, p)).href);
+import { distLoader } from './lib/dist.mjs';
+const load = distLoader('policy/rbac.js');
 const { compileRbac } = await load('policy/rbac.js');
 const { decodeRbacRules } = await load('xds/http-filters/rbac.js');
 const { Issues } = await load('xds/resources/common.js');

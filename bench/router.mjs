@@ -4,17 +4,8 @@
 // regexes on V8 where equivalent). Each request is timed on its own (hrtime around one match; the first row
 // shows what the timer itself adds); p50 / p99 / max are per match.
 // Run `npm run bench:router`. Settings: BENCH_ROUTER_REQUESTS (timed matches per scenario, default 200,000).
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DIST = path.join(ROOT, 'dist');
-if (!existsSync(path.join(DIST, 'dataplane', 'router.js'))) {
-  console.error('dist/ is missing: run `npm run build` first');
-  process.exit(2);
-}
-const load = (p) => import(pathToFileURL(path.join(DIST, p)).href);
+import { distLoader } from './lib/dist.mjs';
+const load = distLoader('dataplane/router.js');
 const { RouteTable } = await load('dataplane/router.js');
 const { seededRng } = await load('core/rng.js');
 

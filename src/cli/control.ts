@@ -2,6 +2,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock } from '../core/clock.js';
 import { renderXdsStatus } from '../control/ads/status.js';
+import { dnsLabelProblem } from '../control/mesh/schema.js';
 import { ControlServer, type ControlStatus } from '../control/server.js';
 import { createLogger } from '../telemetry/logger.js';
 import { UsageError, commandFlags, durationFlag } from './args.js';
@@ -16,7 +17,8 @@ function hostPort(flag: string, v: string | undefined, dflt: string): { host: st
 
 /** --root-namespace names a Kubernetes namespace (a DNS-1123 label), as meshConfig.rootNamespace does. */
 function rootNamespaceFlag(v: string): string {
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) throw new UsageError(`--root-namespace must be a namespace name (a DNS-1123 label), not ${JSON.stringify(v)}`);
+  // The same rule as a namespace in the mesh YAML (metadata.namespace).
+  if (dnsLabelProblem(v)) throw new UsageError(`--root-namespace must be a namespace name (a DNS-1123 label), not ${JSON.stringify(v)}`);
   return v;
 }
 

@@ -16,7 +16,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { MeshMetrics, RequestRecorder } from '../telemetry/metrics.js';
 import { H1Sink, H2Sink, RequestRecord, type ConnInfo, type DownstreamSink } from './exchange.js';
 import { H1TunnelEnd, H2TunnelEnd, type TunnelEnd } from './tunnel.js';
-import { forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type ForwardingContext } from './headers.js';
+import { firstValue, forwardRequestHeaders, forwardResponseHeaders, forwardTrailers, type ForwardingContext } from './headers.js';
 import { Replies, isGrpcContentType, renderLocalReply, type LocalReply } from './local-reply.js';
 import { hashOf } from './hash-policy.js';
 import { backoffMs, retriableFailure, retriableResponse } from './retry.js';
@@ -54,10 +54,6 @@ export interface RouteHolder {
 }
 
 const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
-
-function firstValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 /** A redirect keeps the request's scheme as the caller saw it: x-forwarded-proto if an earlier hop set it. */
 function redirectRequest(rec: RequestRecord): RedirectRequest {

@@ -130,6 +130,11 @@ export function forwardTrailers(t: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out;
 }
 
+/** A header's first value (node gives repeated request headers as an array). */
+export function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /** One cookie's value from a Cookie header (RFC 6265 §5.4: `name=value` pairs separated by `;`), the first one of that name. */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;

@@ -6,6 +6,16 @@ import type { RouteMatch } from './types.js';
  * The signature algorithms a token may use: asymmetric only. `none` and the HMAC family are never accepted — an
  * HS256 token "signed" with an RSA public key as the HMAC secret is the classic key-confusion attack.
  */
+/** The filter's typed_config type URL: the one key its decoder, runtime factory and translator share. */
+export const JWT_AUTHN_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
+
+/**
+ * The dynamic-metadata namespace a verified token is published under as Istio's istio_authn filter does
+ * (request.auth.principal, .audiences, .presenter, .claims, .raw_claims): the jwt_authn filter writes it, and the
+ * RBAC metadata matchers istiod (and our translator) write read it.
+ */
+export const ISTIO_AUTHN_METADATA = 'istio_authn';
+
 export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 

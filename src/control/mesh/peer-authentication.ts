@@ -1,6 +1,7 @@
 // Decodes a security.istio.io/v1 (and v1beta1) PeerAuthentication spec, and composes the mTLS mode a workload gets.
 import { joinPath } from '../../xds/json.js';
 import { Reader, defined, type Shape } from './schema.js';
+import { labelsMatch } from './selector.js';
 import type { MtlsMode, PeerAuthentication } from './types.js';
 
 /** Istio serves PeerAuthentication under security.istio.io at v1 and v1beta1 with the same schema. */
@@ -89,7 +90,7 @@ export function composePeerAuthentication(
   const unselected = (p: PeerAuthentication) => !p.selector;
   const mesh = oldest(policies.filter((p) => unselected(p) && p.meta.namespace === rootNamespace));
   const ns = workload.namespace === rootNamespace ? undefined : oldest(policies.filter((p) => unselected(p) && p.meta.namespace === workload.namespace));
-  const wl = oldest(policies.filter((p) => p.selector && p.meta.namespace === workload.namespace && Object.entries(p.selector.matchLabels).every(([k, v]) => workload.labels[k] === v)));
+  const wl = oldest(policies.filter((p) => p.selector && p.meta.namespace === workload.namespace && labelsMatch(p.selector.matchLabels, workload.labels)));
   let out: { mode: EffectiveMtls['mode']; source?: string } = { mode: 'PERMISSIVE' };
   for (const p of [mesh, ns, wl]) if (p && p.mtls !== 'UNSET') out = { mode: p.mtls, source: id(p) };
   const perPort = new Map<number, EffectiveMtls['mode']>();

@@ -4,6 +4,8 @@ import { encodeResourceJson, type ResourceTypeUrl } from '../../xds/resources/in
 import type { JwksLookup } from '../jwks.js';
 import type { ProxyNode, ServedType } from '../snapshot.js';
 import { TranslateError } from './errors.js';
+import type { Meta } from '../mesh/types.js';
+import { labelsMatch } from '../mesh/selector.js';
 import type { MeshIndex } from './mesh-index.js';
 
 export { CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, CLUSTER_TYPE_URL, LISTENER_TYPE_URL, ROUTE_CONFIGURATION_TYPE_URL } from '../../xds/protos.js';
@@ -43,6 +45,21 @@ export interface Ctx {
 
 /** meshConfig.rootNamespace's default in Istio. */
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+
+/**
+ * The security policies (AuthorizationPolicy, RequestAuthentication) that apply to this workload, as istiod's
+ * getConfigsForWorkload selects them: those of its own namespace and of the root namespace (mesh-wide), each only
+ * if its selector's labels are all on the workload (no selector = every workload there). A root-namespace policy
+ * with a selector thus picks workloads in every namespace.
+ */
+export function policiesSelecting<P extends { readonly meta: Meta; readonly selector?: { readonly matchLabels: Readonly<Record<string, string>> } }>(ctx: NodeCtx, policies: readonly P[]): P[] {
+  const root = ctx.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  const { namespace, labels } = ctx.node;
+  return policies.filter((p) => (p.meta.namespace === namespace || p.meta.namespace === root) && (!p.selector || labelsMatch(p.selector.matchLabels, labels)));
+}
+
+/** A literal for a RE2 pattern: every metacharacter escaped. */
+export const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The sidecar's own side (listeners, inbound routes and clusters), which names its addresses, labels and ports. */
 export interface NodeCtx extends Ctx {

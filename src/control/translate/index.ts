@@ -208,7 +208,8 @@ function assemble(parts: readonly Encoded[], policyVersion: string | undefined):
 export function translate(mesh: MeshConfig, node: ProxyNode, opts: TranslateOptions): NodeSnapshot {
   const index = meshIndex(mesh);
   encodings.use(index);
-  const ctx: NodeCtx = { mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node, trustDomain: opts.trustDomain, domainSuffix: opts.domainSuffix, ...(opts.jwks && { jwks: opts.jwks }), ...(opts.rootNamespace && { rootNamespace: opts.rootNamespace }) };
+  // The options are the context's own fields (Ctx): a new one reaches the translators without being copied here.
+  const ctx: NodeCtx = { ...opts, mesh: index, caller: { kind: node.kind, namespace: node.namespace }, node };
   const parts = [sharedEncoded(ctx), endpointsEncoded(ctx, node)];
   const own = node.kind === 'sidecar' ? sidecarOwn(ctx) : undefined;
   if (own) parts.push(encodeAll(own));

@@ -1,22 +1,15 @@
 // RequestAuthentication -> the inbound listener's envoy.filters.http.jwt_authn filter, as istiod's convertToEnvoyJwtConfig builds it.
 import { FAKE_JWKS, type JwksLookup } from '../jwks.js';
+import { JWT_AUTHN_TYPE_URL } from '../../model/jwt.js';
 import type { JwtRule, RequestAuthentication } from '../mesh/types.js';
-import { DEFAULT_ROOT_NAMESPACE, type NodeCtx } from './common.js';
-import { labelsMatch } from './mesh-index.js';
+import { policiesSelecting, type NodeCtx } from './common.js';
 
-export const JWT_AUTHN_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
+export { JWT_AUTHN_TYPE_URL };
 export const JWT_AUTHN_FILTER_NAME = 'envoy.filters.http.jwt_authn';
 
-/**
- * The policies that apply to this workload, as istiod's getConfigsForWorkload selects them: those of its own
- * namespace and of the root namespace (mesh-wide), each only if its selector's labels are all on the workload
- * (no selector = every workload there). A root-namespace policy with a selector thus picks workloads in every
- * namespace.
- */
+/** The RequestAuthentications that apply to this workload (istiod's selection, policiesSelecting). */
 export function requestAuthenticationsFor(ctx: NodeCtx): RequestAuthentication[] {
-  const root = ctx.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
-  const { namespace, labels } = ctx.node;
-  return ctx.mesh.requestAuthentications.filter((p) => (p.meta.namespace === namespace || p.meta.namespace === root) && (!p.selector || labelsMatch(p.selector.matchLabels, labels)));
+  return policiesSelecting(ctx, ctx.mesh.requestAuthentications);
 }
 
 /** One JwtProvider. Keys: the inline jwks, else what the control server fetched from jwksUri, else fail-closed ones. */

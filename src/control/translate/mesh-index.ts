@@ -1,6 +1,7 @@
 // The mesh config indexed once per version for translation: services by host with their endpoints, and the
 // VirtualService / DestinationRule that applies to a host for a caller's namespace.
 import type { AuthorizationPolicy, DestinationRule, MeshConfig, PeerAuthentication, PolicySettings, RateLimitPolicy, RequestAuthentication, TrafficPolicy, PortProtocol, ServiceEntry, ServicePort, VirtualService, WorkloadEntrySpec } from '../mesh/types.js';
+import { labelsMatch } from '../mesh/selector.js';
 
 /** A workload behind a service: a selected WorkloadEntry or an inline ServiceEntry endpoint. */
 export interface Endpoint {
@@ -26,10 +27,7 @@ export const isHttpProtocol = (p: string): boolean => (HTTP_PROTOCOLS as readonl
 /** Ports whose traffic is HTTP/2 end to end (Istio: GRPC and HTTP2 ports get an h2 upstream). */
 export const isH2Protocol = (p: string): boolean => p === 'GRPC' || p === 'HTTP2';
 
-/** Istio's selector rule: every selector label is present on the workload with the same value. */
-export function labelsMatch(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
-}
+export { labelsMatch };
 
 /**
  * Where "Host: reviews" (no port) goes: a client that omits the port means the scheme's default, so port 80

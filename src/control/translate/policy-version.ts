@@ -1,6 +1,10 @@
 // A sidecar's security-policy version: a short content hash of what in its inbound listeners enforces security policy.
 import { createHash } from 'node:crypto';
+import { JWT_AUTHN_TYPE_URL } from '../../model/jwt.js';
+import { RBAC_TYPE_URL } from '../../model/rbac.js';
 import type { Built } from './common.js';
+import { JWT_AUTHN_FILTER_NAME } from './jwt-authn.js';
+import { RBAC_FILTER_NAME } from './rbac.js';
 
 /**
  * The filters that carry security policy, by name or by typed_config type (Envoy picks the implementation by
@@ -8,11 +12,11 @@ import type { Built } from './common.js';
  * (RequestAuthentication) in the HCM, network RBAC (TCP AuthorizationPolicy) beside it.
  */
 const SECURITY_FILTERS: ReadonlySet<string> = new Set([
-  'envoy.filters.http.rbac',
-  'envoy.filters.http.jwt_authn',
+  RBAC_FILTER_NAME,
+  JWT_AUTHN_FILTER_NAME,
   'envoy.filters.network.rbac',
-  'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
-  'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
+  RBAC_TYPE_URL,
+  JWT_AUTHN_TYPE_URL,
   'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
 ]);
 

@@ -1,6 +1,6 @@
 // RateLimitPolicy -> the inbound listener's local_ratelimit filters and the inbound routes' rate_limits actions.
 import type { RateLimitPolicy, RateLimitRule, StringMatch } from '../mesh/types.js';
-import type { NodeCtx } from './common.js';
+import { escapeRegex, type NodeCtx } from './common.js';
 import { labelsMatch } from './mesh-index.js';
 
 export const LOCAL_RATELIMIT_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
@@ -35,7 +35,7 @@ function headerMatchers(r: RateLimitRule): object[] {
   const m = r.match;
   const out: object[] = [];
   // :path carries the query string; an exact path still matches with one, as a user writing `exact` means.
-  if (m.path && 'exact' in m.path) out.push({ name: ':path', string_match: { safe_regex: { regex: `^${m.path.exact.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\?.*)?$` } } });
+  if (m.path && 'exact' in m.path) out.push({ name: ':path', string_match: { safe_regex: { regex: `^${escapeRegex(m.path.exact)}(\\?.*)?$` } } });
   if (m.path && 'prefix' in m.path) out.push({ name: ':path', string_match: { prefix: m.path.prefix } });
   if (m.method) out.push({ name: ':method', string_match: { exact: m.method } });
   for (const [name, sm] of Object.entries(m.headers)) out.push({ name, string_match: stringMatcher(sm) });

@@ -1,13 +1,12 @@
 // AuthorizationPolicy -> the inbound listener's envoy.filters.http.rbac filters, in the shapes istiod's authz builder writes.
 import { CLAIMS_KEY, HEADER_KEY, SPIFFE_SCHEME, bracketNames, parseCidr } from '../mesh/authorization-policy.js';
+import { ISTIO_AUTHN_METADATA } from '../../model/jwt.js';
+import { RBAC_TYPE_URL } from '../../model/rbac.js';
 import type { AuthorizationPolicy, AuthzCondition, AuthzRule } from '../mesh/types.js';
-import { DEFAULT_ROOT_NAMESPACE, type NodeCtx } from './common.js';
-import { labelsMatch } from './mesh-index.js';
+import { escapeRegex, policiesSelecting, type NodeCtx } from './common.js';
 
-export const RBAC_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+export { RBAC_TYPE_URL };
 export const RBAC_FILTER_NAME = 'envoy.filters.http.rbac';
-/** The dynamic-metadata namespace the jwt_authn filter fills as Istio's istio_authn filter did (see the issue 7 contract). */
-export const AUTHN_METADATA = 'istio_authn';
 
 type Json = Record<string, unknown>;
 /** One generator per attribute, as istiod's `generator`s: a value to an RBAC Permission or Principal. */
@@ -20,7 +19,6 @@ interface Cond {
   readonly notValues: readonly string[];
 }
 
-const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * istiod's StringMatcherWithPrefix: `*` is any non-empty value, `*x` a suffix, `x*` a prefix, else exact; `prefix`
@@ -47,9 +45,9 @@ const principalName = (v: string) => stringMatcher(v.startsWith(SPIFFE_SCHEME) ?
 const namespaceRegex = (v: string) => ({ safe_regex: { regex: `.*/ns/${v.split('*').map(escapeRegex).join('.*')}/.*` } });
 const cidr = (v: string) => parseCidr(v)!;
 /** metadata matcher on the istio_authn namespace: `request.auth.*` keys hold strings, claims hold lists (istiod). */
-const authnString = (key: string) => (v: string) => ({ metadata: { filter: AUTHN_METADATA, path: [{ key }], value: { string_match: stringMatcher(v) } } });
+const authnString = (key: string) => (v: string) => ({ metadata: { filter: ISTIO_AUTHN_METADATA, path: [{ key }], value: { string_match: stringMatcher(v) } } });
 const authnClaim = (claims: readonly string[]) => (v: string) => ({
-  metadata: { filter: AUTHN_METADATA, path: [CLAIMS_KEY, ...claims].map((key) => ({ key })), value: { list_match: { one_of: { string_match: stringMatcher(v) } } } },
+  metadata: { filter: ISTIO_AUTHN_METADATA, path: [CLAIMS_KEY, ...claims].map((key) => ({ key })), value: { list_match: { one_of: { string_match: stringMatcher(v) } } } },
 });
 
 const P = {
@@ -146,16 +144,9 @@ const whenCond = (w: AuthzCondition): Cond => ({ gen: conditionGen(w.key).gen, v
 /** istiod's policy names: what the sidecar reports as the matched policy (access log, 403 message). */
 export const policyName = (p: AuthorizationPolicy, i: number) => `ns[${p.meta.namespace}]-policy[${p.meta.name}]-rule[${i}]`;
 
-/**
- * Istio's selection: a policy in the root namespace applies mesh-wide, one elsewhere to its namespace's workloads;
- * with a selector, only to workloads carrying its labels.
- */
+/** The AuthorizationPolicies that apply to this workload (istiod's selection, policiesSelecting). */
 export function policiesFor(ctx: NodeCtx): AuthorizationPolicy[] {
-  const root = ctx.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
-  const { node } = ctx;
-  return ctx.mesh.authorizationPolicies.filter(
-    (p) => (p.meta.namespace === node.namespace || p.meta.namespace === root) && (!p.selector || labelsMatch(p.selector.matchLabels, node.labels)),
-  );
+  return policiesSelecting(ctx, ctx.mesh.authorizationPolicies);
 }
 
 const ENVOY_ACTION = { AUDIT: 'LOG', DENY: 'DENY', ALLOW: 'ALLOW' } as const;

@@ -1,18 +1,10 @@
 // The SnapshotSource the ADS server reads: the current mesh config version, translated per proxy kind on demand.
-import type { JwksLookup } from '../jwks.js';
 import type { MeshConfig } from '../mesh/types.js';
 import type { NodeSnapshot, ProxyNode, SnapshotSource } from '../snapshot.js';
-import { translate } from './index.js';
+import { translate, type TranslateOptions } from './index.js';
 
-export interface MeshSnapshotsOptions {
-  readonly trustDomain: string;
-  /** Defaults to the config's own domainSuffix (Istio's cluster.local). */
-  readonly domainSuffix?: string;
-  /** The JWKS resolver's keys (RequestAuthentication jwksUri); call keysChanged() when they change. */
-  readonly jwks?: JwksLookup;
-  /** Istio's meshConfig.rootNamespace (default istio-system). */
-  readonly rootNamespace?: string;
-}
+/** TranslateOptions, with domainSuffix defaulting to the config's own (Istio's cluster.local); call keysChanged() when jwks' keys change. */
+export type MeshSnapshotsOptions = Omit<TranslateOptions, 'domainSuffix'> & { readonly domainSuffix?: string };
 
 /**
  * Snapshots per config version, cached by ProxyNode.cacheKey: proxies that would get the same resources share
@@ -53,7 +45,7 @@ export class MeshSnapshots implements SnapshotSource {
   snapshotFor(node: ProxyNode): NodeSnapshot {
     let s = this.cache.get(node.cacheKey);
     if (!s) {
-      s = translate(this.mesh, node, { trustDomain: this.opts.trustDomain, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix, ...(this.opts.jwks && { jwks: this.opts.jwks }), ...(this.opts.rootNamespace && { rootNamespace: this.opts.rootNamespace }) });
+      s = translate(this.mesh, node, { ...this.opts, domainSuffix: this.opts.domainSuffix ?? this.mesh.domainSuffix });
       this.translations++;
       this.cache.set(node.cacheKey, s);
     }

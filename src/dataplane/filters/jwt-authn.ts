@@ -1,20 +1,19 @@
 // envoy.filters.http.jwt_authn at run time: strip spoofable headers, find the tokens, check the rule's requirement, publish the claims.
 import { queryGetter, requestHeaderGetter } from '../../model/matchers.js';
-import type { JwtAuthnConfig, JwtProvider, JwtRequirement } from '../../model/jwt.js';
+import { ISTIO_AUTHN_METADATA, JWT_AUTHN_TYPE_URL, type JwtAuthnConfig, type JwtProvider, type JwtRequirement } from '../../model/jwt.js';
 import { JWT_FAILURE_MESSAGES, JwtVerifier, freezeJson, unverifiedIssuer, type JwtFailure, type VerifiedJwt } from '../../policy/jwt.js';
 import type { Tally } from '../../telemetry/metrics.js';
 import type { RequestRecord } from '../exchange.js';
-import { cookieValue } from '../headers.js';
+import { cookieValue, firstValue } from '../headers.js';
 import { Replies, type LocalReply } from '../local-reply.js';
 import { compileRouteMatch } from '../router.js';
 import type { FilterDeps, FilterRequest, HttpFilter, HttpFilterFactory } from './filter.js';
 
-export const JWT_AUTHN_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
+export { JWT_AUTHN_TYPE_URL };
 
 /** Envoy's dynamic metadata namespace of this filter (payload_in_metadata entries live under it). */
 export const JWT_AUTHN_METADATA = 'envoy.filters.http.jwt_authn';
-/** What Istio's istio_authn filter publishes; istiod's RBAC metadata matchers read request.auth.* from it. */
-export const ISTIO_AUTHN_METADATA = 'istio_authn';
+export { ISTIO_AUTHN_METADATA };
 
 /** A token found in the request, and where: a header token can be removed before forwarding. */
 interface FoundToken {
@@ -32,11 +31,6 @@ interface Verified {
 type Outcome = { readonly ok: true } | { readonly ok: false; readonly reason: JwtFailure; readonly issuer?: string };
 const OK: Outcome = { ok: true };
 const MISSING: Outcome = { ok: false, reason: 'jwt_missing' };
-
-function firstHeader(rec: RequestRecord, name: string): string | undefined {
-  const v = rec.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
 
 /**
  * A claim as istio_authn publishes it under request.auth.claims: strings and scalars as a list of strings (so
@@ -109,7 +103,7 @@ class Evaluation {
     out = [];
     const rec = this.rec;
     for (const h of p.fromHeaders) {
-      const v = firstHeader(rec, h.name);
+      const v = firstValue(rec.headers[h.name]);
       if (v === undefined) continue;
       // The default Authorization location takes the Bearer scheme in any case (RFC 6750 §2.1 / RFC 9110 §11.1).
       const pre = h.valuePrefix;
@@ -125,7 +119,7 @@ class Evaluation {
       }
     }
     for (const name of p.fromCookies) {
-      const v = cookieValue(firstHeader(rec, 'cookie'), name);
+      const v = cookieValue(firstValue(rec.headers.cookie), name);
       if (v) out.push({ token: v });
     }
     this.found.set(p, out);
@@ -314,7 +308,7 @@ class JwtAuthnFilter implements HttpFilter {
     // One line per denial; never the token (a bearer credential), only what it was refused for.
     this.deps.logger.warn({ filter: this.name, reason, issuer, path, request_id: rec.requestId }, 'JWT refused');
     // Envoy: realm is the request URL without its query; a missing token gets no error attribute (RFC 6750 §3.1).
-    const xfp = firstHeader(rec, 'x-forwarded-proto');
+    const xfp = firstValue(rec.headers['x-forwarded-proto']);
     const scheme = xfp === 'http' || xfp === 'https' ? xfp : rec.conn.tls ? 'https' : 'http';
     const www = `Bearer realm="${scheme}://${rec.authority}${path}"${reason === 'jwt_missing' ? '' : ', error="invalid_token"'}`;
     // Envoy answers 403 only for audiences not allowed (the token is valid, just not for this service).

@@ -11,26 +11,37 @@ export { RBAC_TYPE_URL };
 
 type Outcome = 'allowed' | 'denied' | 'shadow_allowed' | 'shadow_denied' | 'logged';
 
+/** A route's workload port (0: not an inbound route), parsed once per route config version: route models are frozen. */
+const workloadPorts = new WeakMap<CompiledRoute['route'], number>();
+
 /**
  * The port the request is for. On an inbound listener every request arrives on the one capture port (15006), so
  * Istio's `ports` mean the workload port, which the route names in its cluster `inbound|<port>||`; anything else
  * (an outbound or hand-written listener) uses the port the connection was accepted on, as Envoy's destination_port.
  */
 export function destinationPort(route: CompiledRoute | undefined, localPort: number): number {
-  const action = route?.route.action;
-  const cluster = action?.kind === 'route' ? action.action.cluster : '';
-  if (cluster.startsWith('inbound|')) {
-    const port = Number(cluster.slice(8, cluster.indexOf('|', 8)));
-    if (Number.isInteger(port) && port > 0) return port;
+  if (!route) return localPort;
+  let port = workloadPorts.get(route.route);
+  if (port === undefined) {
+    const action = route.route.action;
+    const cluster = action.kind === 'route' ? action.action.cluster : '';
+    const n = cluster.startsWith('inbound|') ? Number(cluster.slice(8, cluster.indexOf('|', 8))) : 0;
+    port = Number.isInteger(n) && n > 0 ? n : 0;
+    workloadPorts.set(route.route, port);
   }
-  return localPort;
+  return port || localPort;
 }
+
+/** One RbacInput per request, shared by the chain's RBAC filters (istiod writes a DENY and an ALLOW one). */
+const inputs = new WeakMap<FilterRequest, RbacInput>();
 
 /** What RBAC sees of one request. remote_ip is the direct peer: x-forwarded-for is not consulted (README). */
 export function rbacInput(req: FilterRequest): RbacInput {
+  let input = inputs.get(req);
+  if (input) return input;
   const { rec, route } = req;
   const c = rec.conn;
-  return {
+  input = {
     method: rec.method,
     path: rec.path,
     authority: rec.authority,
@@ -42,9 +53,12 @@ export function rbacInput(req: FilterRequest): RbacInput {
     // Envoy's principal: URI SAN first (the SPIFFE ID), else the subject.
     principal: c.peer?.uri ?? c.peer?.subject,
     sni: c.sni,
+    // jwt_authn runs before every rbac filter (the decoder enforces the order), so this is already its output.
     metadata: rec.dynamicMetadata,
     tls: c.tls,
   };
+  inputs.set(req, input);
+  return input;
 }
 
 /** One engine with its tallies by outcome and policy name, taken once per config version (names come from config). */

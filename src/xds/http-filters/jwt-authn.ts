@@ -2,13 +2,13 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { errorMessage } from '../../core/errors.js';
 import { fail, ok, type Result } from '../../core/result.js';
-import { JWT_ALGORITHMS, type JwtAlgorithm, type JwtAuthnConfig, type JwtKey, type JwtProvider, type JwtRequirement, type JwtRule } from '../../model/jwt.js';
+import { JWT_ALGORITHMS, JWT_AUTHN_TYPE_URL, type JwtAlgorithm, type JwtAuthnConfig, type JwtKey, type JwtProvider, type JwtRequirement, type JwtRule } from '../../model/jwt.js';
 import type { ProtoObj } from '../canonical.js';
 import { Issues, bool, durationMs, joinPath, list, msg, num, onlyFields, requireOne, str, strings } from '../resources/common.js';
 import { decodeRouteMatch } from '../resources/matchers.js';
 import type { HttpFilterDecoder } from './index.js';
 
-export const JWT_AUTHN_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
+export { JWT_AUTHN_TYPE_URL };
 
 /** JwtProvider.clock_skew_seconds: "If not specified, defaults to 60 seconds" (0 is unset in proto3). */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 60;

@@ -5,7 +5,7 @@ import { RBAC_TYPE_URL } from '../../model/rbac.js';
 import type { StringMatcher } from '../../model/types.js';
 import type { ProtoObj } from '../canonical.js';
 import { decodeHeaderMatcher, decodeStringMatcher } from '../resources/matchers.js';
-import { Issues, bool, enumOf, joinPath, list, msg, num, onlyFields, required, str, u32Value } from '../resources/common.js';
+import { Issues, bool, enumOf, joinPath, list, msg, num, onlyFields, required, requireOne, str, u32Value } from '../resources/common.js';
 import type { HttpFilterDecoder } from './index.js';
 
 export { RBAC_TYPE_URL };
@@ -24,22 +24,10 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   shadow_matcher: 'the generic matcher API is not supported; use shadow_rules',
 };
 
-/** onlyFields, with the specific reason for the fields we deliberately refuse. */
-function fieldsOf(o: ProtoObj, path: string, handled: readonly string[], issues: Issues): boolean {
-  let clean = true;
-  for (const k of Object.keys(o)) {
-    if (handled.includes(k)) continue;
-    issues.add(joinPath(path, k), UNSUPPORTED[k] ?? `field '${k}' is not supported`);
-    clean = false;
-  }
-  return clean;
-}
-
-/** Exactly one member of a oneof, reported at the parent when none is set. */
+/** Exactly one member of a oneof (requireOne reports a missing one at the parent), and which. */
 function oneOf(o: ProtoObj, path: string, members: readonly string[], clean: boolean, issues: Issues): string | undefined {
-  const k = members.find((m) => o[m] !== undefined);
-  if (k === undefined && clean) issues.add(path, `one of ${members.join(', ')} is required`);
-  return k;
+  requireOne(o, path, members, clean, issues);
+  return members.find((m) => o[m] !== undefined);
 }
 
 /** envoy.config.core.v3.CidrRange: an IP literal and a prefix length within its family (host bits are ignored, as Envoy masks them). */
@@ -61,7 +49,7 @@ function stringMatcher(o: ProtoObj, k: string, path: string, issues: Issues): St
 /** envoy.type.matcher.v3.ValueMatcher: null, double, string, bool, present and list (one_of) matches. */
 function decodeValueMatcher(o: ProtoObj, path: string, issues: Issues): ValueMatcher {
   const kinds = ['null_match', 'double_match', 'string_match', 'bool_match', 'present_match', 'list_match'];
-  const clean = fieldsOf(o, path, kinds, issues);
+  const clean = onlyFields(o, path, kinds, issues, UNSUPPORTED);
   const k = oneOf(o, path, kinds, clean, issues);
   const p = joinPath(path, k ?? '');
   switch (k) {
@@ -76,7 +64,7 @@ function decodeValueMatcher(o: ProtoObj, path: string, issues: Issues): ValueMat
         if (!(start < end)) issues.add(joinPath(p, 'range'), `start ${start} must be below end ${end}`);
         return { kind: 'double_range', start, end };
       }
-      oneOf(d, p, ['range', 'exact'], dclean, issues);
+      requireOne(d, p, ['range', 'exact'], dclean, issues);
       return { kind: 'double', exact: num(d, 'exact') };
     }
     case 'string_match': {
@@ -89,7 +77,7 @@ function decodeValueMatcher(o: ProtoObj, path: string, issues: Issues): ValueMat
       return { kind: 'present', present: bool(o, k) };
     case 'list_match': {
       const l = msg(o, k)!;
-      const lclean = fieldsOf(l, p, ['one_of'], issues);
+      const lclean = onlyFields(l, p, ['one_of'], issues, UNSUPPORTED);
       const one = msg(l, 'one_of');
       if (!one) {
         if (lclean) issues.add(joinPath(p, 'one_of'), 'is required');
@@ -107,7 +95,7 @@ function decodeValueMatcher(o: ProtoObj, path: string, issues: Issues): ValueMat
 
 /** envoy.type.matcher.v3.MetadataMatcher: filter, path (keys only), value, invert. */
 function decodeMetadataMatcher(o: ProtoObj, path: string, issues: Issues): MetadataMatcher {
-  fieldsOf(o, path, ['filter', 'path', 'value', 'invert'], issues);
+  onlyFields(o, path, ['filter', 'path', 'value', 'invert'], issues, UNSUPPORTED);
   const filter = required(o, 'filter', path, issues);
   const segments = list(o, 'path');
   if (segments.length === 0) issues.add(joinPath(path, 'path'), 'at least one path segment is required');
@@ -136,7 +124,7 @@ function sharedLeaf(o: ProtoObj, k: string, path: string, issues: Issues): Share
   if (k === 'header') return { kind: 'header', matcher: issues.take(decodeHeaderMatcher(msg(o, k)!, p))! };
   if (k === 'url_path') {
     const pm = msg(o, k)!;
-    const clean = fieldsOf(pm, p, ['path'], issues);
+    const clean = onlyFields(pm, p, ['path'], issues, UNSUPPORTED);
     if (pm.path === undefined) {
       if (clean) issues.add(joinPath(p, 'path'), 'is required');
       return { kind: 'url_path', matcher: { kind: 'exact', value: '', ignoreCase: false } };
@@ -159,7 +147,7 @@ interface TreeSpec<L> {
 }
 
 function decodeTree<L>(o: ProtoObj, path: string, issues: Issues, spec: TreeSpec<L>): RuleTree<L> {
-  const clean = fieldsOf(o, path, spec.members, issues);
+  const clean = onlyFields(o, path, spec.members, issues, UNSUPPORTED);
   const k = oneOf(o, path, spec.members, clean, issues);
   const p = joinPath(path, k ?? '');
   if (k === spec.and || k === spec.or) return { kind: k === spec.and ? 'and' : 'or', rules: setOf(msg(o, k)!, spec.setKey, p, issues, (x, xp) => decodeTree(x, xp, issues, spec)) };
@@ -234,7 +222,7 @@ export const decodePermission = (o: ProtoObj, path: string, issues: Issues): Per
 export const decodePrincipal = (o: ProtoObj, path: string, issues: Issues): Principal => decodeTree(o, path, issues, PRINCIPAL);
 
 function decodePolicy(name: string, o: ProtoObj, path: string, issues: Issues): RbacPolicy {
-  fieldsOf(o, path, ['permissions', 'principals'], issues);
+  onlyFields(o, path, ['permissions', 'principals'], issues, UNSUPPORTED);
   const permissions = list(o, 'permissions').map((x, i) => decodePermission(x, joinPath(path, `permissions[${i}]`), issues));
   const principals = list(o, 'principals').map((x, i) => decodePrincipal(x, joinPath(path, `principals[${i}]`), issues));
   // Envoy's validate rules: a policy needs at least one of each (an empty list would match nothing, silently).
@@ -245,7 +233,7 @@ function decodePolicy(name: string, o: ProtoObj, path: string, issues: Issues): 
 
 /** envoy.config.rbac.v3.RBAC: action (default ALLOW) and the policies map, in Envoy's (byte) order of names. */
 export function decodeRbacRules(o: ProtoObj, path: string, issues: Issues): RbacRules {
-  fieldsOf(o, path, ['action', 'policies'], issues);
+  onlyFields(o, path, ['action', 'policies'], issues, UNSUPPORTED);
   const action = enumOf<RbacAction>(o, 'action', path, ['ALLOW', 'DENY', 'LOG'], 'ALLOW', issues);
   const map = (o.policies as Record<string, ProtoObj> | undefined) ?? {};
   // The default sort compares UTF-16 code units: byte order for the ASCII names policies have.
@@ -262,7 +250,7 @@ export const rbac: HttpFilterDecoder = {
   typeUrl: RBAC_TYPE_URL,
   decode(o, path) {
     const issues = new Issues();
-    fieldsOf(o, path, ['rules', 'shadow_rules', 'rules_stat_prefix', 'shadow_rules_stat_prefix', 'track_per_rule_stats'], issues);
+    onlyFields(o, path, ['rules', 'shadow_rules', 'rules_stat_prefix', 'shadow_rules_stat_prefix', 'track_per_rule_stats'], issues, UNSUPPORTED);
     const r = msg(o, 'rules');
     const s = msg(o, 'shadow_rules');
     const rules = r && decodeRbacRules(r, joinPath(path, 'rules'), issues);

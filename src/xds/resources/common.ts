@@ -34,9 +34,10 @@ export class Issues {
  * The supported subset, enforced: any field present in `o` that the decoder does not list is an error, so a
  * setting we would not honour is never silently dropped.
  */
-export function onlyFields(o: ProtoObj, path: string, handled: readonly string[], issues: Issues): boolean {
+export function onlyFields(o: ProtoObj, path: string, handled: readonly string[], issues: Issues, why: Readonly<Record<string, string>> = {}): boolean {
   const extra = Object.keys(o).filter((k) => !handled.includes(k));
-  for (const k of extra) issues.add(joinPath(path, k), `field '${k}' is not supported`);
+  // `why`: a decoder's own reason for a field it knows and refuses (e.g. RBAC's CEL `condition`).
+  for (const k of extra) issues.add(joinPath(path, k), (Object.hasOwn(why, k) ? why[k] : undefined) ?? `field '${k}' is not supported`);
   return extra.length === 0;
 }
 
