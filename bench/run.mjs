@@ -11,7 +11,7 @@ import * as procs from './lib/procs.mjs';
 import { makeCerts } from './lib/certs.mjs';
 import { checkEntry, checkMtls } from './lib/check.mjs';
 import { grpcUnary, h2loadFixedRate, seconds, wrk } from './lib/load.mjs';
-import { buildReport, writeReport } from './lib/report.mjs';
+import { buildReport, median, writeReport } from './lib/report.mjs';
 import { BODY_BYTES, startBackend } from './proxies/backend.mjs';
 import { NGINX, startNginxPath } from './proxies/nginx.mjs';
 import { HAPROXY, startHaproxyPath } from './proxies/haproxy.mjs';
@@ -200,11 +200,6 @@ async function runPath(name, ctx) {
   return res;
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 /**
  * Combine one path's rounds: every number becomes the median over the rounds that measured it, except memory
  * (the maximum: the RSS target is a ceiling). Ranges of the headline numbers are kept for the report.
@@ -233,6 +228,9 @@ function mergeRounds(rounds) {
     const xs = good.map(f).filter((x) => typeof x === 'number');
     return xs.length ? [Math.min(...xs), Math.max(...xs)] : null;
   };
+  // Per-round throughput, in round order (null for a failed round), so the report can pair rounds: path X's
+  // round k ran next to path Y's round k and shared its machine weather.
+  base.perRound = { wrkRps: rounds.map((r) => (r.error ? null : (r.wrk?.rps ?? null))), grpcRps: rounds.map((r) => (r.error || r.grpc?.error ? null : (r.grpc?.rps ?? null))) };
   base.range = { wrkRps: range((r) => r.wrk?.rps), p50: Object.fromEntries(cfg.latencyProtos.map((p) => [p, range((r) => r.latency?.[p]?.p50_ms)])) };
   return base;
 }
