@@ -8,11 +8,13 @@ import { stringify } from 'yaml';
 import { FRONTEND_ID, REVIEWS_ID, inboundBootstrap, tempDir, writeCertFiles } from '../helpers/mesh.js';
 import { makePki } from '../helpers/pki.js';
 import { startEchoApp } from '../helpers/apps.js';
+import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/tools.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.ts');
 
-function runCli(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; kill: (sig: NodeJS.Signals) => void; stderr: () => string } {
+/** A real `outrigger` process: for what only a process shows (its exit code, signals); the rest runs in-process. */
+function spawnCli(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; kill: (sig: NodeJS.Signals) => void; stderr: () => string } {
   const child = spawn(process.execPath, [...process.execArgv, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -23,16 +25,16 @@ function runCli(args: string[]): { done: Promise<{ code: number | null; stdout: 
 }
 
 t.test('usage errors exit 2; --help exits 0', async (t) => {
-  const none = await runCli(['sidecar']).done;
+  const none = await spawnCli(['sidecar']).done;
   t.equal(none.code, 2);
   t.match(none.stderr, /--config FILE is required/);
-  const help = await runCli(['sidecar', '--help']).done;
+  const help = await runCli(['sidecar', '--help']);
   t.equal(help.code, 0);
   t.match(help.stdout, /Usage: outrigger sidecar --config FILE/);
-  const unknown = await runCli(['frobnicate']).done;
+  const unknown = await runCli(['frobnicate']);
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /unknown command "frobnicate"/);
-  const badFlag = await runCli(['sidecar', '--config', 'x', '--drain-time', 'soon']).done;
+  const badFlag = await runCli(['sidecar', '--config', 'x', '--drain-time', 'soon']);
   t.equal(badFlag.code, 2);
   t.match(badFlag.stderr, /--drain-time: invalid duration/);
 });
@@ -52,13 +54,13 @@ t.test('bootstraps with unsupported or unknown fields, wrong types, missing file
     mutate(b);
     const file = path.join(tmp.dir, 'bootstrap.yaml');
     writeFileSync(file, stringify(b));
-    const r = await runCli(['sidecar', '--config', file]).done;
+    const r = await runCli(['sidecar', '--config', file]);
     t.equal(r.code, 2, `${name}: exit 2`);
     t.match(r.stderr, expect, `${name}: names the field`);
   }
   const garbled = path.join(tmp.dir, 'garbled.yaml');
   writeFileSync(garbled, 'static_resources:\n  listeners: [\n');
-  const g = await runCli(['sidecar', '--config', garbled]).done;
+  const g = await spawnCli(['sidecar', '--config', garbled]).done;
   t.equal(g.code, 2);
   t.match(g.stderr, /garbled\.yaml:\d+/);
 });
@@ -81,7 +83,7 @@ t.test('a real sidecar process: ready, serves, SIGTERM drains and exits 0', asyn
   b.admin.address.socket_address.port_value = adminPort;
   const file = path.join(tmp.dir, 'b.yaml');
   writeFileSync(file, stringify(b));
-  const proc = runCli(['sidecar', '--config', file, '--access-log', 'off', '--drain-time', '1s']);
+  const proc = spawnCli(['sidecar', '--config', file, '--access-log', 'off', '--drain-time', '1s']);
   await waitFor(async () => {
     try {
       return (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200;

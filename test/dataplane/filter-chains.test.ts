@@ -146,8 +146,13 @@ t.test('tls_inspector picks chains by transport and ALPN; timeouts; default chai
   t.not(tlsToPlain, 'answered', 'TLS to a listener with only a raw_buffer chain matches nothing');
   t.ok(sidecar.logs.some((l) => l.includes('plaintext connection refused: mTLS is required (PeerAuthentication STRICT)') && l.includes('"listener":"strict"')));
   t.ok(sidecar.logs.some((l) => l.includes('connection refused: it matches no filter chain') && l.includes('"listener":"plainonly"')));
+  // A scanner sending plaintext to a STRICT port: every refusal is counted, but the warning is rate-limited
+  // (5 lines per listener and kind per minute), so it cannot flood the log.
+  for (let i = 0; i < 20; i++) await silent(port('strict'), { send: 'GET / HTTP/1.1\r\nhost: x\r\n\r\n' });
+  const warned = sidecar.logs.filter((l) => l.includes('plaintext connection refused') && l.includes('"listener":"strict"')).length;
+  t.equal(warned, 5, `22 plaintext connections refused, ${warned} warning lines`);
   const stats = await (await fetch(`${sidecar.adminUrl}/stats/prometheus`)).text();
-  t.match(stats, /outrigger_listener_no_filter_chain_match_total\{listener="strict"\} 2/);
+  t.match(stats, /outrigger_listener_no_filter_chain_match_total\{listener="strict"\} 22/);
   t.match(stats, /outrigger_inbound_connections_total\{listener="sniff",connection_security_policy="mutual_tls"\} 2/);
 });
 

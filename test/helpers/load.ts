@@ -8,7 +8,12 @@ export interface SteadyLoad {
   stop(): Promise<void>;
 }
 
-export function steadyLoad(port: number, workers = 8): SteadyLoad {
+/**
+ * `workers` keep-alive loops, each sending its next request as soon as the last one answered, or `gapMs` later:
+ * a long test paces its load so it does not take the cores its neighbours in the parallel test run need (the
+ * check is that no request fails across a rotation, not how many requests fit in).
+ */
+export function steadyLoad(port: number, workers = 8, gapMs = 0): SteadyLoad {
   let ok = 0;
   const failures: string[] = [];
   let running = true;
@@ -22,6 +27,7 @@ export function steadyLoad(port: number, workers = 8): SteadyLoad {
       } catch (e) {
         failures.push(String(e));
       }
+      if (gapMs > 0 && running) await new Promise((r) => setTimeout(r, gapMs));
     }
   };
   const all = Array.from({ length: workers }, worker);

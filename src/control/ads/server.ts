@@ -8,7 +8,7 @@ import type { NodeInfo } from '../../model/types.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { XdsMetrics } from '../../telemetry/metrics.js';
 import type { ProxyNode, SnapshotSource } from '../snapshot.js';
-import { LogLimiter } from './log-limit.js';
+import { LogLimiter } from '../../telemetry/log-limit.js';
 import { adsServiceDefinition, DELTA_METHOD, SOTW_METHOD, type DiscoveryRequest, type MalformedRequest } from './protocol.js';
 import { ResponseCache } from './response-cache.js';
 import type { XdsStatus } from './status.js';

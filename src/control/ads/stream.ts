@@ -12,7 +12,7 @@ import { decodeNode } from '../../xds/resources/bootstrap.js';
 import { Issues } from '../../xds/resources/common.js';
 import { SERVED_TYPES, type NodeSnapshot, type ProxyNode, type ServedType, type SnapshotSource } from '../snapshot.js';
 import { AdsRefusal } from './errors.js';
-import type { LogLimiter } from './log-limit.js';
+import type { LogLimiter } from '../../telemetry/log-limit.js';
 import { isMalformed, withNonce, type DiscoveryRequest, type MalformedRequest } from './protocol.js';
 import type { ResponseCache, Selection } from './response-cache.js';
 import type { XdsNodeStatus, XdsPolicyStatus, XdsSyncState, XdsTypeStatus } from './status.js';

@@ -1,7 +1,5 @@
-// The proxy-status table, the NACK log limiter and the shared response bodies, without a network.
+// The proxy-status table and the shared response bodies, without a network.
 import t from 'tap';
-import { FakeClock } from '../../../src/core/clock.js';
-import { LogLimiter } from '../../../src/control/ads/log-limit.js';
 import { decodeResponse, withNonce } from '../../../src/control/ads/protocol.js';
 import { ResponseCache } from '../../../src/control/ads/response-cache.js';
 import { renderXdsStatus, type XdsNodeStatus, type XdsTypeStatus } from '../../../src/control/ads/status.js';
@@ -43,23 +41,6 @@ t.test('renderXdsStatus: istioctl proxy-status columns, NACKED rows followed by 
     ].join('\n'),
   );
   t.equal(renderXdsStatus({ connected: 0, nodes: [] }), 'NAME   CDS   LDS   EDS   RDS   POLICY\n(no proxies connected)\n');
-});
-
-t.test('LogLimiter: a burst per key per window, then the count of what was dropped', async (t) => {
-  const clock = new FakeClock();
-  const l = new LogLimiter(clock, 2, 1000, 3);
-  t.strictSame(l.allow('a'), { suppressed: 0 });
-  t.strictSame(l.allow('a'), { suppressed: 0 });
-  t.equal(l.allow('a'), undefined);
-  t.equal(l.allow('a'), undefined);
-  t.strictSame(l.allow('b'), { suppressed: 0 }, 'keys are independent');
-  clock.advance(1000);
-  t.strictSame(l.allow('a'), { suppressed: 2 }, 'the next window reports the dropped lines');
-  t.strictSame(l.allow('a'), { suppressed: 0 });
-  // Past maxKeys the table starts over instead of growing.
-  l.allow('c');
-  t.strictSame(l.allow('d'), { suppressed: 0 });
-  t.strictSame(l.allow('a'), { suppressed: 0 }, 'a was forgotten with the reset');
 });
 
 t.test('ResponseCache: one body per (resources, version, selection), shared; missing names do not split it', async (t) => {

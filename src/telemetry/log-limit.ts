@@ -1,5 +1,6 @@
-// Per-key log rate limiting, so one proxy NACKing in a loop cannot flood the control server's log.
-import type { Clock } from '../../core/clock.js';
+// Per-key log rate limiting, so one proxy NACKing in a loop cannot flood the control server's log, and a
+// plaintext scanner hitting a STRICT listener cannot flood a sidecar's.
+import type { Clock } from '../core/clock.js';
 
 interface Window {
   start: number;
