@@ -4,14 +4,12 @@
 // the key is always "cached"), the same token again (the verified-token cache), ES256 and RS256; jose's jwtVerify
 // for comparison (the reason the request path uses node:crypto); and the whole filter in istiod's shape.
 // Settings: BENCH_JWT_CHECKS (checks per timed run, default 2,000), BENCH_JWT_RUNS (runs, median kept, default 5).
-import { Registry } from 'prom-client';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify } from 'jose';
-import { distLoader } from './lib/dist.mjs';
+import { distLoader, filterKit } from './lib/dist.mjs';
 
 const load = distLoader('policy/jwt.js');
-const [{ JwtVerifier }, { jwtAuthn }, { jwtAuthnFactory }, { RequestRecord }, { createMetrics }, { silentLogger }, { seededRng }] = await Promise.all(
-  ['policy/jwt.js', 'xds/http-filters/jwt-authn.js', 'dataplane/filters/jwt-authn.js', 'dataplane/exchange.js', 'telemetry/metrics.js', 'telemetry/logger.js', 'core/rng.js'].map(load),
-);
+const [{ JwtVerifier }, { jwtAuthn }, { jwtAuthnFactory }] = await Promise.all(['policy/jwt.js', 'xds/http-filters/jwt-authn.js', 'dataplane/filters/jwt-authn.js'].map(load));
+const kit = await filterKit(load);
 
 const CHECKS = Number(process.env.BENCH_JWT_CHECKS ?? 2_000);
 const RUNS = Number(process.env.BENCH_JWT_RUNS ?? 5);
@@ -59,14 +57,11 @@ for (const alg of ['ES256', 'RS256']) {
   rows.push([`${alg}: a token seen for the first time (signature verified, key imported at config time)`, await time((i) => fresh.verify(tokens[i % 64], NOW))]);
   rows.push([`${alg}: the same token again (verified-token cache: claims re-checked)`, await time(() => cached.verify(tokens[0], NOW))]);
   rows.push([`${alg}: jose jwtVerify, for comparison (async WebCrypto)`, await time((i) => jwtVerify(tokens[i % 64], publicKey, { issuer: ISS, audience: 'api', algorithms: [alg], currentDate: new Date(NOW) }))]);
-  const filter = jwtAuthnFactory.create(
-    { name: 'envoy.filters.http.jwt_authn', typeUrl: jwtAuthnFactory.typeUrl, optional: false, config: cfg },
-    { listenerName: 'virtualInbound', clock: { now: () => NOW, monotonic: () => 0 }, rng: seededRng(1), metrics: createMetrics(new Registry()), logger: silentLogger() },
-  );
+  const filter = kit.create(jwtAuthnFactory, 'envoy.filters.http.jwt_authn', cfg, { now: () => NOW, monotonic: () => 0 });
   const conn = { remoteIp: '10.0.0.1', remotePort: 1, tls: true, peer: { uri: 'spiffe://cluster.local/ns/default/sa/frontend' } };
   rows.push([
     `${alg}: whole filter, istiod's shape, a client reusing its token (extract, verify, metadata, headers)`,
-    await time(() => filter.decodeHeaders({ rec: new RequestRecord(0, 0, 'id', 'GET', 'reviews', '/api/items', 'HTTP/2', { authorization: `Bearer ${tokens[0]}` }, false, conn), route: undefined })),
+    await time(() => filter.decodeHeaders({ rec: kit.get('reviews', '/api/items', { authorization: `Bearer ${tokens[0]}` }, conn), route: undefined })),
   ]);
 }
 console.log(`node ${process.version}, ${CHECKS.toLocaleString('en')} checks per run, median of ${RUNS} runs\n`);

@@ -3,16 +3,12 @@
 // limiter alone with one exact descriptor; the limiter with a per-principal (wildcard) descriptor over 20 callers;
 // and the whole filter (descriptors from the route's rate_limits actions, then the limiter, then the metric).
 // Settings: BENCH_RL_CHECKS (checks per timed run, default 1,000,000), BENCH_RL_RUNS (runs, median kept, default 5).
-import { distLoader } from './lib/dist.mjs';
-import { Registry } from 'prom-client';
+import { distLoader, filterKit } from './lib/dist.mjs';
 
 const load = distLoader('policy/rate-limit.js');
 const { LocalRateLimiter } = await load('policy/rate-limit.js');
 const { localRateLimitFactory } = await load('dataplane/filters/local-ratelimit.js');
-const { RequestRecord } = await load('dataplane/exchange.js');
-const { createMetrics } = await load('telemetry/metrics.js');
-const { silentLogger } = await load('telemetry/logger.js');
-const { seededRng } = await load('core/rng.js');
+const kit = await filterKit(load);
 
 const CHECKS = Number(process.env.BENCH_RL_CHECKS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RL_RUNS ?? 5);
@@ -39,14 +35,11 @@ const perPrincipal = new LocalRateLimiter({ tokenBucket: BIG, descriptors: [{ en
 const principalDescs = callers.map((c) => [[{ key: 'rule', value: 'api' }, { key: 'source_principal', value: c }]]);
 
 const clock = { monotonic: () => now, now: () => now };
-const filter = localRateLimitFactory.create(
-  {
-    name: 'envoy.filters.http.local_ratelimit',
-    typeUrl: localRateLimitFactory.typeUrl,
-    optional: false,
-    config: { statPrefix: 'bench', status: 429, tokenBucket: BIG, enabled: 1, enforced: 1, responseHeadersToAdd: [], descriptors: [{ entries: [{ key: 'rule', value: 'api' }, { key: 'source_principal', value: '' }], tokenBucket: BIG }], stage: 0, alwaysConsumeDefaultTokenBucket: false, rateLimitedAsResourceExhausted: true },
-  },
-  { listenerName: 'virtualInbound', clock, rng: seededRng(1), metrics: createMetrics(new Registry()), logger: silentLogger() },
+const filter = kit.create(
+  localRateLimitFactory,
+  'envoy.filters.http.local_ratelimit',
+  { statPrefix: 'bench', status: 429, tokenBucket: BIG, enabled: 1, enforced: 1, responseHeadersToAdd: [], descriptors: [{ entries: [{ key: 'rule', value: 'api' }, { key: 'source_principal', value: '' }], tokenBucket: BIG }], stage: 0, alwaysConsumeDefaultTokenBucket: false, rateLimitedAsResourceExhausted: true },
+  clock,
 );
 const rateLimits = [
   {
@@ -58,7 +51,7 @@ const rateLimits = [
   },
 ];
 const route = { route: { name: '', match: {}, action: { kind: 'route', action: { cluster: 'c', timeoutMs: 0, hashPolicy: [], rateLimits } } }, virtualHost: 'v' };
-const reqs = callers.map((uri) => ({ rec: new RequestRecord(0, 0, 'id', 'GET', 'reviews', '/api/items', 'HTTP/2', {}, false, { remoteIp: '10.0.0.1', remotePort: 1, tls: true, peer: { uri } }), route }));
+const reqs = callers.map((uri) => ({ rec: kit.get('reviews', '/api/items', {}, { remoteIp: '10.0.0.1', remotePort: 1, tls: true, peer: { uri } }), route }));
 
 const rows = [
   ['limiter, one exact descriptor', time((i) => exact.check(apiDesc, (now = i)))],

@@ -5,17 +5,13 @@
 // (hrtime around one evaluate; the first row is the timer by itself); p50 / p99 / max per decision, and the CPU
 // time per decision over a tight loop (what a loaded machine cannot inflate).
 // Target: < 5 µs per decision at p99. Settings: BENCH_RBAC_REQUESTS (decisions per case, default 200,000).
-import { distLoader } from './lib/dist.mjs';
+import { distLoader, filterKit } from './lib/dist.mjs';
 const load = distLoader('policy/rbac.js');
 const { compileRbac } = await load('policy/rbac.js');
 const { decodeRbacRules } = await load('xds/http-filters/rbac.js');
 const { Issues } = await load('xds/resources/common.js');
 const { rbacFactory } = await load('dataplane/filters/rbac.js');
-const { RequestRecord } = await load('dataplane/exchange.js');
-const { createMetrics } = await load('telemetry/metrics.js');
-const { silentLogger } = await load('telemetry/logger.js');
-const { seededRng } = await load('core/rng.js');
-const { Registry } = await import('prom-client');
+const kit = await filterKit(load);
 
 const REQUESTS = Number(process.env.BENCH_RBAC_REQUESTS ?? 200_000);
 const POLICIES = 50;
@@ -117,13 +113,10 @@ function cpuNs(input, e = engine) {
 }
 
 // The whole filter: the request's RbacInput from the record and its route, the engine, the decision tally.
-const filter = rbacFactory.create(
-  { name: 'envoy.filters.http.rbac', typeUrl: rbacFactory.typeUrl, optional: false, config: { rules, shadowRules: undefined, rulesStatPrefix: '', shadowRulesStatPrefix: '' } },
-  { listenerName: 'virtualInbound', clock: { monotonic: () => 0, now: () => 0 }, rng: seededRng(1), metrics: createMetrics(new Registry()), logger: silentLogger() },
-);
+const filter = kit.create(rbacFactory, 'envoy.filters.http.rbac', { rules, shadowRules: undefined, rulesStatPrefix: '', shadowRulesStatPrefix: '' }, { monotonic: () => 0, now: () => 0 });
 const allowedIn = cases[1][1];
 const filterReq = {
-  rec: new RequestRecord(0, 0, 'id', 'GET', allowedIn.authority, allowedIn.path, 'HTTP/2', allowedIn.headers, false, { remoteIp: '10.1.2.3', remotePort: 1, tls: true, peer: { uri: allowedIn.principal }, localIp: '10.1.2.4', localPort: 15006 }),
+  rec: kit.get(allowedIn.authority, allowedIn.path, allowedIn.headers, { remoteIp: '10.1.2.3', remotePort: 1, tls: true, peer: { uri: allowedIn.principal }, localIp: '10.1.2.4', localPort: 15006 }),
   route: { route: { action: { kind: 'route', action: { cluster: 'inbound|8080||' } } }, virtualHost: 'inbound' },
 };
 if (filter.decodeHeaders(filterReq) !== undefined) throw new Error('the filter refused the allowed request');

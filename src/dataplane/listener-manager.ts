@@ -3,11 +3,12 @@
 import type { Clock } from '../core/clock.js';
 import { errorMessage, type FieldIssue } from '../core/errors.js';
 import { chainField, listenerChains, type CommonTls, type FilterChain, type Listener, type SocketAddress } from '../model/types.js';
+import { LogLimiter } from '../telemetry/log-limit.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import type { MaterialSource } from '../upstream/tls.js';
 import type { HcmRuntime } from './hcm.js';
-import { ListenerRuntime, type ChainBinding } from './listener.js';
+import { ListenerRuntime, type ChainBinding, type ListenerDeps } from './listener.js';
 import type { RouteStore } from './route-store.js';
 
 export interface ListenerManagerDeps {
@@ -63,12 +64,16 @@ function clash(a: SocketAddress, b: SocketAddress): boolean {
 export class ListenerManager {
   private readonly slots = new Map<string, Slot>();
   private readonly statics: readonly ListenerRuntime[];
+  private readonly listenerDeps: ListenerDeps;
   private closed = false;
 
   constructor(
     private readonly staticListeners: readonly Listener[],
     private readonly d: ListenerManagerDeps,
   ) {
+    // One limiter for every listener of this sidecar (its keys name the listener): a replaced listener keeps the
+    // count of what it dropped. 5 refusal lines per listener and kind per minute; the key table is bounded.
+    this.listenerDeps = { metrics: d.metrics, logger: d.logger, clock: d.clock, drainMs: d.drainMs, refusals: new LogLimiter(d.clock, 5, 60_000, 1000) };
     this.statics = staticListeners.map((l) => this.runtime(l));
   }
 
@@ -84,7 +89,7 @@ export class ListenerManager {
   }
 
   private runtime(l: Listener): ListenerRuntime {
-    return new ListenerRuntime(l, this.bindings(l), { metrics: this.d.metrics, logger: this.d.logger, clock: this.d.clock, drainMs: this.d.drainMs });
+    return new ListenerRuntime(l, this.bindings(l), this.listenerDeps);
   }
 
   /** Binds the bootstrap's listeners (all or nothing: startup fails on the first that cannot bind). */

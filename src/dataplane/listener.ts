@@ -8,7 +8,7 @@ import { compileStringMatcher, type Predicate } from '../model/matchers.js';
 import type { Clock } from '../core/clock.js';
 import { filterChainMatchKey, listenerChains, type FilterChain, type Listener, type SocketAddress } from '../model/types.js';
 import { checkX509Svid, reasonFromTlsError } from '../identity/svid.js';
-import { LogLimiter } from '../telemetry/log-limit.js';
+import type { LogLimiter } from '../telemetry/log-limit.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { MeshMetrics } from '../telemetry/metrics.js';
 import { trustDomainOf, type MaterialSource, type TlsMaterialView } from '../upstream/tls.js';
@@ -33,19 +33,13 @@ export interface ListenerDeps {
   readonly clock: Clock;
   /** How long connections of a replaced filter chain get to finish before they are closed. */
   readonly drainMs: number;
-}
-
-/**
- * A listener's deps as its chains see them, plus the limiter for the warnings any network client can provoke
- * (plaintext to a STRICT port, a failed mTLS handshake): a scanner must not flood the log. Every refusal is still
- * counted in the metrics; a line after a dropped run says how many were dropped.
- */
-interface ChainDeps extends ListenerDeps {
+  /**
+   * Limits the warnings any network client can provoke (plaintext to a STRICT port, a failed mTLS handshake), keyed
+   * by listener and kind: a scanner must not flood the log. Every refusal is still counted in the metrics, and the
+   * line after a dropped run says how many were dropped.
+   */
   readonly refusals: LogLimiter;
 }
-
-/** Refusal lines per listener and kind of refusal per minute, before they are only counted. */
-const REFUSAL_LOG_BURST = 5;
 
 /** One filter chain of a listener version, with what serves it: its HCM and, with a DownstreamTlsContext, its TLS material. */
 export interface ChainBinding {
@@ -88,7 +82,6 @@ export class ListenerRuntime {
   private readonly connTotal;
   private readonly raw = new Set<net.Socket>();
   private draining = false;
-  private readonly cd: ChainDeps;
 
   constructor(
     public listener: Listener,
@@ -98,13 +91,12 @@ export class ListenerRuntime {
     this.connGauge = d.metrics.downstreamConnectionsActive.labels({ listener: listener.name });
     this.connTotal = d.metrics.downstreamConnectionsTotal.labels({ listener: listener.name });
     this.inspect = needsInspection(listenerChains(listener));
-    this.cd = { ...d, refusals: new LogLimiter(d.clock, REFUSAL_LOG_BURST, 60_000, 1000) };
     this.chains = bindings.map((b) => this.chainRuntime(listener, b));
   }
 
   private chainRuntime(l: Listener, b: ChainBinding): FilterChainRuntime {
     this.hcms.add(b.hcm);
-    return new FilterChainRuntime(l.name, chainKey(l, b.chain), b, l.trafficDirection === 'INBOUND', this.cd);
+    return new FilterChainRuntime(l.name, chainKey(l, b.chain), b, l.trafficDirection === 'INBOUND', this.d);
   }
 
   get name(): string {
@@ -178,7 +170,7 @@ export class ListenerRuntime {
     this.d.metrics.noFilterChainMatch.inc({ listener: this.name });
     const mtlsRequired = transportProtocol === 'raw_buffer' && this.listener.filterChains.some((c) => c.match?.transportProtocol === 'tls');
     const message = mtlsRequired ? 'plaintext connection refused: mTLS is required (PeerAuthentication STRICT)' : 'connection refused: it matches no filter chain';
-    const logged = this.cd.refusals.allow(mtlsRequired ? 'plaintext' : 'no_filter_chain_match');
+    const logged = this.d.refusals.allow(`${this.name}:${mtlsRequired ? 'plaintext' : 'no_filter_chain_match'}`);
     if (logged) this.d.logger.warn({ listener: this.name, remote: `${s.remoteAddress}:${s.remotePort}`, transport: transportProtocol, suppressed: logged.suppressed || undefined }, message);
     if (!mtlsRequired || !head || !looksLikeHttp1(head)) return void s.destroy();
     const body = JSON.stringify({ code: 'mtls_required', message: `${message}; call this workload through a mesh sidecar`, request_id: null });
@@ -275,7 +267,7 @@ class FilterChainRuntime {
     readonly key: string,
     b: ChainBinding,
     inbound: boolean,
-    private readonly d: ChainDeps,
+    private readonly d: ListenerDeps,
   ) {
     this.hcm = b.hcm;
     this.chain = b.chain;
@@ -381,7 +373,7 @@ class FilterChainRuntime {
 
   private refuse(s: tls.TLSSocket, reason: string, detail: string): void {
     this.d.metrics.tlsHandshakeFailures.inc({ listener: this.name, reason });
-    const logged = this.d.refusals.allow(`tls:${reason}`);
+    const logged = this.d.refusals.allow(`${this.name}:tls:${reason}`);
     if (logged) this.d.logger.warn({ listener: this.name, remote: `${s.remoteAddress}:${s.remotePort}`, reason, detail, suppressed: logged.suppressed || undefined }, 'downstream peer refused');
     s.destroy();
   }

@@ -66,6 +66,15 @@ function resolver(t: Test, extra: Partial<JwksResolverOptions> = {}) {
   };
 }
 
+/** An IdP and a resolver that has synced its one issuer and finished the first fetch. */
+async function fetchedOnce(t: Test) {
+  const s = await idp(t);
+  const x = resolver(t);
+  x.r.sync([{ issuer: ISSUER, jwksUri: s.uri }]);
+  await x.r.settled();
+  return { s, x };
+}
+
 t.test('parseJwks accepts what jose and the sidecar can use, and says what is wrong with the rest', (t) => {
   const fake = parseJwks(FAKE_JWKS);
   t.ok(fake.ok);
@@ -102,10 +111,7 @@ t.test('the first fetch runs in the background; until it lands the translator se
 });
 
 t.test('keys refresh every 20 minutes on the injected clock; an unchanged set pushes nothing', async (t) => {
-  const s = await idp(t);
-  const x = resolver(t);
-  x.r.sync([{ issuer: ISSUER, jwksUri: s.uri }]);
-  await x.r.settled();
+  const { s, x } = await fetchedOnce(t);
   const first = x.r.lookup(s.uri);
   x.clock.advance(20 * MIN - 1);
   await x.r.settled();
@@ -124,10 +130,7 @@ t.test('keys refresh every 20 minutes on the injected clock; an unchanged set pu
 });
 
 t.test('an unknown kid refreshes at once, then at most once per cooldown per URI; a known kid or issuer fetches nothing', async (t) => {
-  const s = await idp(t);
-  const x = resolver(t);
-  x.r.sync([{ issuer: ISSUER, jwksUri: s.uri }]);
-  await x.r.settled();
+  const { s, x } = await fetchedOnce(t);
   t.strictSame(x.r.requestRefresh(ISSUER, 'k1'), [{ uri: s.uri, outcome: 'known_kid' }], 'the sidecar is only behind on config');
   t.strictSame(x.r.requestRefresh('https://stranger', 'k9'), []);
   s.set({ body: jwks('k1', 'k2') });
@@ -153,10 +156,7 @@ t.test('an unknown kid refreshes at once, then at most once per cooldown per URI
 });
 
 t.test('a failed fetch keeps the last good keys, is reported in status, and is retried after a minute', async (t) => {
-  const s = await idp(t);
-  const x = resolver(t);
-  x.r.sync([{ issuer: ISSUER, jwksUri: s.uri }]);
-  await x.r.settled();
+  const { s, x } = await fetchedOnce(t);
   const good = x.r.lookup(s.uri);
   s.set({ body: 'upstream broke', status: 503 });
   x.clock.advance(20 * MIN);

@@ -3,8 +3,7 @@
 import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
-import { startControl } from '../helpers/mesh-ca.js';
-import { meshDir, meshPod, serviceEntryYaml } from '../helpers/mesh-pods.js';
+import { meshControl, meshPod, serviceEntryYaml } from '../helpers/mesh-pods.js';
 import { REVIEWS_ID, TD } from '../helpers/mesh.js';
 import { Prober } from '../helpers/propagation.js';
 import { waitFor } from '../helpers/tools.js';
@@ -84,11 +83,7 @@ function viaOutboundH2(host: string): Promise<string[]> {
 const setBy = (peer: string) => new RegExp(`^By=${REVIEWS_ID};Hash=[0-9a-f]{64};URI=${peer}$`);
 
 t.test('forged x-forwarded-client-cert: stripped on the way out, replaced by the verified peer on the way in', async (t) => {
-  const mesh = meshDir('outrigger-xfcc-');
-  t.teardown(() => mesh.cleanup());
-  mesh.write(MESH);
-  const ca = await startControl({ configDir: mesh.dir });
-  t.teardown(() => ca.close());
+  const { ca } = await meshControl(t, 'outrigger-xfcc-', MESH);
   const apps = [await xfccEcho(REVIEWS, 9080), await xfccEcho(EXTERNAL, 9090)];
   t.teardown(() => Promise.all(apps.map((a) => new Promise((r) => a.close(r)))));
   const sidecars = [await meshPod(ca, FRONTEND, 'frontend', { app: 'frontend' }, { drainMs: 500 }), await meshPod(ca, REVIEWS, 'reviews', { app: 'reviews' }, { drainMs: 500 })];

@@ -3,8 +3,7 @@
 import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
-import { startControl } from '../helpers/mesh-ca.js';
-import { meshDir, meshPod, serviceEntryYaml } from '../helpers/mesh-pods.js';
+import { meshControl, meshPod, serviceEntryYaml } from '../helpers/mesh-pods.js';
 import type { StartedSidecar } from '../helpers/mesh.js';
 import { waitFor } from '../helpers/tools.js';
 
@@ -78,11 +77,7 @@ async function metric(s: StartedSidecar, name: string, labels: Record<string, st
 }
 
 t.test('PERMISSIVE, then STRICT over ADS, then a port-level STRICT', async (t) => {
-  const mesh = meshDir('outrigger-peer-authn-e2e-');
-  t.teardown(() => mesh.cleanup());
-  mesh.write(BASE);
-  const ca = await startControl({ configDir: mesh.dir });
-  t.teardown(() => ca.close());
+  const { mesh, ca } = await meshControl(t, 'outrigger-peer-authn-e2e-', BASE);
   // The app on 9080 and 9081: says who called (x-forwarded-client-cert) and holds /hold until released.
   const held: (() => void)[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {

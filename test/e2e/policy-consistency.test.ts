@@ -5,8 +5,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { renderStatus } from '../../src/cli/control.js';
-import { startControl } from '../helpers/mesh-ca.js';
-import { meshDir, serviceEntryYaml } from '../helpers/mesh-pods.js';
+import { meshControl, serviceEntryYaml } from '../helpers/mesh-pods.js';
 import { AckLog, CLOUDS, Prober, atomicityViolations, fmt, measureFlips, spread, startFleet, stopFleet, waitForAnswers, type Probe } from '../helpers/propagation.js';
 import { waitFor } from '../helpers/tools.js';
 
@@ -55,12 +54,8 @@ t.test('the atomicity check: old then new passes; new on one path then old on th
 
 t.test(`a policy change reaches ${SIDECARS} sidecars in three clouds atomically, p99 < ${TARGET_P99_MS} ms from the file write`, async (t) => {
   t.setTimeout(Math.max(120_000, SIDECARS * 4000));
-  const mesh = meshDir('outrigger-propagation-');
-  t.teardown(() => mesh.cleanup());
-  mesh.write(SCENARIO.before);
   // The production debounce (istiod's 100 ms quiet): the measured time is what a user's edit would see.
-  const ca = await startControl({ configDir: mesh.dir, debounceMs: 100 });
-  t.teardown(() => ca.close());
+  const { mesh, ca } = await meshControl(t, 'outrigger-propagation-', SCENARIO.before, { debounceMs: 100 });
   const started = performance.now();
   const pods = await startFleet(ca, SIDECARS, NET);
   t.teardown(() => stopFleet(pods));

@@ -2,9 +2,19 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Rng } from '../../src/core/rng.js';
-import type { ControlForTest } from './mesh-ca.js';
+import { startControl, type ControlForTest } from './mesh-ca.js';
 import { runSidecar, tempDir, type StartedSidecar } from './mesh.js';
 import { adsBootstrap } from './xds-resources.js';
+
+/** A mesh directory holding `yaml` and a control server watching it (xDS on), both gone with the test. */
+export async function meshControl(t: { teardown(fn: () => unknown): void }, prefix: string, yaml: string, o: { debounceMs?: number } = {}): Promise<{ mesh: ReturnType<typeof meshDir>; ca: ControlForTest }> {
+  const mesh = meshDir(prefix);
+  t.teardown(() => mesh.cleanup());
+  mesh.write(yaml);
+  const ca = await startControl({ configDir: mesh.dir, ...o });
+  t.teardown(() => ca.close());
+  return { mesh, ca };
+}
 
 /** A temp dir holding mesh/mesh.yaml; `write` replaces it atomically, as `kubectl apply`-like tooling would. */
 export function meshDir(prefix: string): { dir: string; file: string; write(text: string): void; cleanup(): void } {
